@@ -1,0 +1,80 @@
+//===- LoraDialect.cpp - the lora dialect ---------------------------------===//
+//
+// Registers ops and attributes and verifies the parameter argument
+// attributes (`lora.role`, `lora.name`).
+//
+//===----------------------------------------------------------------------===//
+
+#include "lora/Dialect/Lora/IR/LoraDialect.h"
+#include "lora/Dialect/Lora/IR/LoraOps.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+using namespace mlir;
+using namespace mlir::lora;
+
+#include "lora/Dialect/Lora/IR/LoraDialect.cpp.inc"
+#include "lora/Dialect/Lora/IR/LoraEnums.cpp.inc"
+
+#define GET_ATTRDEF_CLASSES
+#include "lora/Dialect/Lora/IR/LoraAttrs.cpp.inc"
+
+void LoraDialect::initialize() {
+  addOperations<
+#define GET_OP_LIST
+#include "lora/Dialect/Lora/IR/LoraOps.cpp.inc"
+      >();
+  addAttributes<
+#define GET_ATTRDEF_LIST
+#include "lora/Dialect/Lora/IR/LoraAttrs.cpp.inc"
+      >();
+}
+
+LogicalResult LoraDialect::verifyRegionArgAttribute(Operation *op,
+                                                    unsigned regionIndex,
+                                                    unsigned argIndex,
+                                                    NamedAttribute attribute) {
+  StringRef name = attribute.getName().getValue();
+  auto fail = [&]() {
+    return op->emitOpError() << "argument #" << argIndex << ": ";
+  };
+  if (name == getRoleAttrName()) {
+    if (!isa<RoleAttr>(attribute.getValue()))
+      return fail() << "'" << name
+                    << "' must be a #lora.role<frozen|lora|full>, got "
+                    << attribute.getValue();
+    Region &region = op->getRegion(regionIndex);
+    if (region.empty())
+      return success();
+    Type type = region.getArgument(argIndex).getType();
+    auto tensor = dyn_cast<RankedTensorType>(type);
+    if (!tensor || !isa<FloatType>(tensor.getElementType()))
+      return fail() << "a parameter must be a ranked tensor of floats, got "
+                    << type;
+    return success();
+  }
+  if (name == getParamNameAttrName()) {
+    auto str = dyn_cast<StringAttr>(attribute.getValue());
+    if (!str || str.getValue().empty())
+      return fail() << "'" << name
+                    << "' must be a non-empty string (the tensor's name)";
+    return success();
+  }
+  return fail() << "unknown lora argument attribute '" << name
+                << "' (expected '" << getRoleAttrName() << "' or '"
+                << getParamNameAttrName() << "')";
+}
+
+std::optional<Role> mlir::lora::getParameterRole(Operation *funcOp,
+                                                 unsigned index) {
+  auto function = dyn_cast<FunctionOpInterface>(funcOp);
+  if (!function)
+    return std::nullopt;
+  auto role = function.getArgAttrOfType<RoleAttr>(
+      index, LoraDialect::getRoleAttrName());
+  if (!role)
+    return std::nullopt;
+  return role.getValue();
+}

@@ -1,0 +1,39 @@
+# lit configuration of the lora-mlir regression tests.
+import os
+import shutil
+import subprocess
+
+import lit.formats
+
+config.name = "lora-mlir"
+config.test_format = lit.formats.ShTest(execute_external=False)
+config.suffixes = [".mlir", ".test"]
+config.excludes = ["Inputs", "unittests", "CMakeLists.txt", "lit.cfg.py",
+                   "lit.site.cfg.py"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.lora_obj_root, "test")
+
+# Our tools first, then FileCheck, not, count and split-file from LLVM.
+config.environment["PATH"] = os.pathsep.join(
+    [config.lora_tools_dir, config.llvm_tools_dir,
+     config.environment.get("PATH", os.environ.get("PATH", ""))])
+config.substitutions.append(("%lora_src_root", config.lora_src_root))
+config.substitutions.append(("%lora_obj_root", config.lora_obj_root))
+
+
+def _gpu_present():
+    """A GPU test runs only where a driver answers for at least one GPU;
+    elsewhere lit reports it UNSUPPORTED, never passed."""
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return False
+    try:
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True,
+                             timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and "GPU" in out.stdout
+
+
+if _gpu_present():
+    config.available_features.add("gpu")

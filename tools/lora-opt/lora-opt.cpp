@@ -1,0 +1,24 @@
+//===- lora-opt.cpp - the lora-mlir optimizer driver ----------------------===//
+//
+// mlir-opt with the lora dialect and the upstream dialects and passes that
+// lora-mlir's pipelines lower through.
+//
+//===----------------------------------------------------------------------===//
+
+#include "lora/Dialect/Lora/IR/LoraDialect.h"
+
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
+#include "mlir/Tools/mlir-opt/MlirOptMain.h"
+
+int main(int argc, char **argv) {
+  mlir::registerAllPasses();
+  mlir::DialectRegistry registry;
+  mlir::registerAllDialects(registry);
+  mlir::registerAllExtensions(registry);
+  registry.insert<mlir::lora::LoraDialect>();
+  return mlir::asMainReturnCode(mlir::MlirOptMain(
+      argc, argv, "lora-mlir optimizer driver\n", registry));
+}
