@@ -37,3 +37,6 @@ def _gpu_present():
 
 if _gpu_present():
     config.available_features.add("gpu")
+
+import sys
+config.substitutions.append(("%python", sys.executable))

@@ -121,6 +121,12 @@ public:
     return op->emitOpError() << name << " must be positive, got " << value;
   }
 
+  LogicalResult nonNegative(StringRef name, double value) {
+    if (value >= 0 && std::isfinite(value))
+      return success();
+    return op->emitOpError() << name << " must be >= 0, got " << value;
+  }
+
   LogicalResult finite(StringRef name, double value) {
     if (std::isfinite(value))
       return success();
@@ -509,8 +515,8 @@ LogicalResult AdamWOp::verify() {
       failed(c.inRange("beta2", getBeta2().convertToDouble(), 0.0, 1.0,
                        /*openHigh=*/true)) ||
       failed(c.positive("epsilon", getEpsilon().convertToDouble())) ||
-      failed(c.inRange("weight_decay", getWeightDecay().convertToDouble(), 0.0,
-                       INFINITY, /*openHigh=*/true)))
+      failed(c.nonNegative("weight_decay",
+                           getWeightDecay().convertToDouble())))
     return failure();
   if (getGradNorm() && !getMaxGradNorm())
     return emitOpError("grad_norm given without max_grad_norm");

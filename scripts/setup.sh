@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what lora-mlir needs on Debian 12 (idempotent: only missing
+# packages are installed), then configures and builds into build/.
+#
+#   scripts/setup.sh              install, configure, build
+#   LORA_BUILD_DIR=out scripts/setup.sh
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${LORA_BUILD_DIR:-$root/build}
+
+# Debian packages, one reason each.
+packages=(
+  llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools # MLIR, lit, FileCheck
+  lld-22 ninja-build ccache cmake g++ pkg-config           # fast builds
+  zlib1g-dev libzstd-dev libxml2-dev libedit-dev           # LLVM's CMake deps
+  libopenblas-dev                                          # CPU GEMMs
+  nlohmann-json3-dev                                       # JSON headers
+  libgtest-dev libgmock-dev                                # unit tests
+  python3                                                  # lit
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null |
+    grep -q "install ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+fi
+
+# ccache keys on paths relative to the checkout, so a fresh clone or build
+# folder still hits the cache.
+export CCACHE_BASEDIR=$root
+if [[ ! -f $build/build.ninja ]]; then
+  cmake -G Ninja -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
+    -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir >/dev/null
+fi
+cmake --build "$build"
