@@ -828,3 +828,17 @@ func.func @adamw_max_grad_norm(%p: tensor<8x64xf32>, %lr: tensor<f32>, %s: tenso
   %0:3 = lora.adamw %p, %p, %p, %p lr(%lr) step(%s) clip(%n, 0.0) betas(0.9, 0.999) eps(1.0e-8) weight_decay(0.0) : tensor<8x64xf32>, tensor<8x64xf32>, tensor<8x64xf32>
   return
 }
+
+//===----------------------------------------------------------------------===//
+// Result attributes
+//===----------------------------------------------------------------------===//
+
+// -----
+
+// expected-error @+1 {{result #0: 'lora.name' must be a non-empty string (the tensor's name)}}
+func.func @result_name_not_string(%x: tensor<f32>) -> (tensor<f32> {lora.name = 3 : i64}) { return %x : tensor<f32> }
+
+// -----
+
+// expected-error @+1 {{result #0: unknown lora result attribute 'lora.role' (expected 'lora.name')}}
+func.func @result_role(%x: tensor<f32>) -> (tensor<f32> {lora.role = #lora.role<lora>}) { return %x : tensor<f32> }

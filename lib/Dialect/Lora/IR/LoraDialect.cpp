@@ -32,6 +32,18 @@ void LoraDialect::initialize() {
       >();
 }
 
+/// `lora.name` names a tensor of the step's interface (a parameter, an
+/// input, optimizer state, a gradient, the loss).
+static LogicalResult verifyNameAttr(Operation *op, StringRef what,
+                                    unsigned index, NamedAttribute attribute) {
+  auto str = dyn_cast<StringAttr>(attribute.getValue());
+  if (!str || str.getValue().empty())
+    return op->emitOpError()
+           << what << " #" << index << ": '" << attribute.getName().getValue()
+           << "' must be a non-empty string (the tensor's name)";
+  return success();
+}
+
 LogicalResult LoraDialect::verifyRegionArgAttribute(Operation *op,
                                                     unsigned regionIndex,
                                                     unsigned argIndex,
@@ -55,16 +67,23 @@ LogicalResult LoraDialect::verifyRegionArgAttribute(Operation *op,
                     << type;
     return success();
   }
-  if (name == getParamNameAttrName()) {
-    auto str = dyn_cast<StringAttr>(attribute.getValue());
-    if (!str || str.getValue().empty())
-      return fail() << "'" << name
-                    << "' must be a non-empty string (the tensor's name)";
-    return success();
-  }
+  if (name == getParamNameAttrName())
+    return verifyNameAttr(op, "argument", argIndex, attribute);
   return fail() << "unknown lora argument attribute '" << name
                 << "' (expected '" << getRoleAttrName() << "' or '"
                 << getParamNameAttrName() << "')";
+}
+
+LogicalResult LoraDialect::verifyRegionResultAttribute(
+    Operation *op, unsigned regionIndex, unsigned resultIndex,
+    NamedAttribute attribute) {
+  if (attribute.getName().getValue() == getParamNameAttrName())
+    return verifyNameAttr(op, "result", resultIndex, attribute);
+  return op->emitOpError() << "result #" << resultIndex
+                           << ": unknown lora result attribute '"
+                           << attribute.getName().getValue()
+                           << "' (expected '" << getParamNameAttrName()
+                           << "')";
 }
 
 std::optional<Role> mlir::lora::getParameterRole(Operation *funcOp,

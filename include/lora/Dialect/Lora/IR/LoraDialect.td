@@ -64,6 +64,7 @@ def Lora_Dialect : Dialect {
     }
   }];
   let hasRegionArgAttrVerify = 1;
+  let hasRegionResultAttrVerify = 1;
 }
 
 def Lora_RoleFrozen : I32EnumAttrCase<"frozen", 0>;
