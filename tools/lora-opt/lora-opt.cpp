@@ -6,6 +6,8 @@
 //===----------------------------------------------------------------------===//
 
 #include "lora/Dialect/Lora/IR/LoraDialect.h"
+#include "lora/Dialect/Lora/Transforms/Passes.h"
+#include "lora/Pipelines/Pipelines.h"
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/InitAllDialects.h"
@@ -15,6 +17,8 @@
 
 int main(int argc, char **argv) {
   mlir::registerAllPasses();
+  mlir::lora::registerLoraPasses();
+  mlir::lora::registerLoraPipelines();
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);

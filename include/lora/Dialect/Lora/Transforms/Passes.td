@@ -1,0 +1,95 @@
+//===- Passes.td - lora dialect passes ---------------------*- tablegen -*-===//
+//
+// Passes that turn a model's forward pass and loss into a training step.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LORA_DIALECT_LORA_TRANSFORMS_PASSES_TD
+#define LORA_DIALECT_LORA_TRANSFORMS_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def AttachAdapters : Pass<"lora-attach-adapters", "ModuleOp"> {
+  let summary = "Give linear layers low-rank adapters (LoRA)";
+  let description = [{
+    For every `lora.linear` whose weight argument names a targeted module,
+    adds two parameters `<module>.lora_A.weight` ([rank, in]) and
+    `<module>.lora_B.weight` ([out, rank]) with role `lora`, right after the
+    weight, and sets the layer's scale to `alpha / rank` (`alpha /
+    sqrt(rank)` with rsLoRA). Targets are PEFT's: `all-linear` (every linear
+    layer but `lm_head`) or module names matched against the end of the
+    weight's module path (`q_proj`, `self_attn.q_proj`,
+    `layers.0.mlp.up_proj`). A target that matches nothing is an error.
+
+    With `dropout` > 0 the function gets an argument `dropout_seed`
+    (`tensor<i64>`) and each adapted layer draws its mask from
+    `dropout_seed + k`, k being the layer's index among the adapted ones.
+  }];
+  let options = [
+    ListOption<"targetModules", "target-modules", "std::string",
+               "Modules to adapt: all-linear or PEFT-style names">,
+    Option<"rank", "rank", "int64_t", "8", "Adapter rank r (> 0)">,
+    Option<"alpha", "alpha", "double", "0.0",
+           "LoRA alpha; 0 means 2 * rank, as the study recommends">,
+    Option<"useRsLora", "use-rslora", "bool", "false",
+           "Scale by alpha / sqrt(rank) (rank-stabilized LoRA)">,
+    Option<"dropout", "dropout", "double", "0.0",
+           "Dropout rate on the adapter input, in [0, 1)">,
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
+}
+
+def SetTrainable : Pass<"lora-set-trainable", "ModuleOp"> {
+  let summary = "Mark base weights for full finetuning";
+  let description = [{
+    Gives role `full` to the parameters of the listed modules; the rest keep
+    their role. `all` selects every parameter (embeddings, norms, lm_head:
+    full finetuning as the Hugging Face Trainer does it), `all-linear`
+    every linear layer but lm_head, `norm` every RMSNorm weight,
+    `embed_tokens` and `lm_head` those, and other names match the end of
+    the module path as in `lora-attach-adapters`. With adapters attached
+    first, this gives mixed training (LoRA on attention, full on the MLP).
+  }];
+  let options = [
+    ListOption<"modules", "full", "std::string",
+               "Modules whose weights train in full">,
+  ];
+}
+
+def Autodiff : Pass<"lora-autodiff", "ModuleOp"> {
+  let summary = "Append the backward pass for the trainable parameters";
+  let description = [{
+    For every function returning one loss and having parameters with role
+    `lora` or `full`, emits reverse-mode gradients of the loss and returns
+    them after it, one per trainable parameter in argument order, named
+    `<parameter>.grad`. Only values that depend on a trainable parameter
+    get a gradient: a frozen weight never gets a weight-gradient GEMM, and a
+    layer below every trainable parameter gets no backward at all.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
+}
+
+def Optimizer : Pass<"lora-optimizer", "ModuleOp"> {
+  let summary = "Append an AdamW update with global-norm clipping";
+  let description = [{
+    Runs after `lora-autodiff`. Adds arguments `<parameter>.exp_avg` and
+    `<parameter>.exp_avg_sq` (f32, the parameter's shape) for each
+    trainable parameter only, then `lr` (`tensor<f32>`) and `step`
+    (`tensor<i64>`, counted from 1), so learning-rate schedules live in the
+    runtime. The step returns the loss, the gradients' global norm (before
+    clipping), the new parameters and the new moments, named like the
+    arguments. As the Hugging Face Trainer, weight decay skips 1-d
+    parameters (norm weights).
+  }];
+  let options = [
+    Option<"beta1", "beta1", "double", "0.9", "AdamW beta1">,
+    Option<"beta2", "beta2", "double", "0.999", "AdamW beta2">,
+    Option<"epsilon", "epsilon", "double", "1e-8", "AdamW epsilon">,
+    Option<"weightDecay", "weight-decay", "double", "0.0",
+           "Decoupled weight decay">,
+    Option<"maxGradNorm", "max-grad-norm", "double", "1.0",
+           "Clip gradients to this global norm; 0 disables clipping">,
+  ];
+}
+
+#endif // LORA_DIALECT_LORA_TRANSFORMS_PASSES_TD
