@@ -27,10 +27,18 @@ void mlir::lora::addKnownModule(std::vector<std::string> &known,
 }
 
 bool mlir::lora::matchesModule(llvm::StringRef path, llvm::StringRef target) {
-  if (path == target)
-    return true;
-  return path.size() > target.size() && path.ends_with(target) &&
-         path[path.size() - target.size() - 1] == '.';
+  if (target.empty())
+    return false;
+  // `target` must be a run of whole components: "q_proj", "self_attn.q_proj"
+  // (as PEFT matches), or a parent such as "mlp" or "layers.0".
+  for (size_t at = path.find(target); at != llvm::StringRef::npos;
+       at = path.find(target, at + 1)) {
+    size_t end = at + target.size();
+    if ((at == 0 || path[at - 1] == '.') &&
+        (end == path.size() || path[end] == '.'))
+      return true;
+  }
+  return false;
 }
 
 bool mlir::lora::isExcludedFromAllLinear(llvm::StringRef path) {

@@ -1,7 +1,7 @@
 //===- ModuleMatching.h - PEFT-style module selection -----------*- C++ -*-===//
 //
-// Matching of module names the way PEFT's target_modules does: a target
-// names a module if it equals the module path or ends it after a dot.
+// Matching of module names as PEFT's target_modules does (a target names a
+// module if it ends its path after a dot), extended to parents ("mlp").
 //
 //===----------------------------------------------------------------------===//
 
@@ -27,7 +27,8 @@ llvm::StringRef getModuleLeaf(llvm::StringRef path);
 /// Records the leaf of `path` in `known` (once), for error messages.
 void addKnownModule(std::vector<std::string> &known, llvm::StringRef path);
 
-/// True when `target` is `path` or a dot-separated suffix of it.
+/// True when `target` is a run of whole components of `path`: the module
+/// itself ("q_proj", "self_attn.q_proj") or a parent ("mlp", "layers.0").
 bool matchesModule(llvm::StringRef path, llvm::StringRef target);
 
 /// Linear layers that `all-linear` leaves out, as PEFT does: the output

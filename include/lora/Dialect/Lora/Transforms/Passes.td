@@ -17,9 +17,10 @@ def AttachAdapters : Pass<"lora-attach-adapters", "ModuleOp"> {
     `<module>.lora_B.weight` ([out, rank]) with role `lora`, right after the
     weight, and sets the layer's scale to `alpha / rank` (`alpha /
     sqrt(rank)` with rsLoRA). Targets are PEFT's: `all-linear` (every linear
-    layer but `lm_head`) or module names matched against the end of the
-    weight's module path (`q_proj`, `self_attn.q_proj`,
-    `layers.0.mlp.up_proj`). A target that matches nothing is an error.
+    layer but `lm_head`) or module names, each matching a run of whole
+    components of the weight's module path: the module (`q_proj`,
+    `self_attn.q_proj`, `layers.0.mlp.up_proj`) or a parent (`mlp`,
+    `self_attn`, `layers.3`). A target that matches nothing is an error.
 
     With `dropout` > 0 the function gets an argument `dropout_seed`
     (`tensor<i64>`) and each adapted layer draws its mask from
@@ -46,8 +47,8 @@ def SetTrainable : Pass<"lora-set-trainable", "ModuleOp"> {
     their role. `all` selects every parameter (embeddings, norms, lm_head:
     full finetuning as the Hugging Face Trainer does it), `all-linear`
     every linear layer but lm_head, `norm` every RMSNorm weight,
-    `embed_tokens` and `lm_head` those, and other names match the end of
-    the module path as in `lora-attach-adapters`. With adapters attached
+    `embed_tokens` and `lm_head` those, and other names match module
+    paths as in `lora-attach-adapters` (`mlp` selects gate, up and down). With adapters attached
     first, this gives mixed training (LoRA on attention, full on the MLP).
   }];
   let options = [
