@@ -214,11 +214,14 @@ def Lora_DropoutOp : Lora_Op<"dropout",
     [AllTypesMatch<["input", "result"]>]> {
   let summary = "Inverted dropout with a mask derived from a seed";
   let description = [{
-    `result[i] = keep(seed, i) ? input[i] / (1 - rate) : 0`, where
-    `keep(seed, i)` is a counter-based hash of the seed and the flat
-    element index (see `docs/Rationale.md`), so the same seed gives the same
-    mask in the forward and the backward, on every backend. Applying the op
-    to a gradient with the same seed is the dropout's backward.
+    `result[i] = keep(seed, i) ? input[i] / (1 - rate) : 0` with `i` the
+    row-major flat index and
+
+    `keep(seed, i) = (splitmix64(splitmix64(seed) xor i) >> 11) · 2^-53 >= rate`
+
+    (`runtime/include/lora/runtime/Dropout.h`), so the same seed gives the
+    same mask in the forward and the backward, on every backend. Applying
+    the op to a gradient with the same seed is the dropout's backward.
 
     ```mlir
     %d = lora.dropout %x rate(0.1) seed(%seed) : tensor<2x16x64xf32>
