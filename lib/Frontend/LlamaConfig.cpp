@@ -21,8 +21,8 @@ namespace {
 /// Reads one config object, remembering which keys were consumed.
 class ConfigReader {
 public:
-  ConfigReader(const llvm::json::Object &object, StringRef source)
-      : object(object), source(source) {}
+  ConfigReader(const llvm::json::Object &object, std::string source)
+      : object(object), source(std::move(source)) {}
 
   llvm::Error error(StringRef key, const llvm::Twine &what) const {
     std::string value;
@@ -91,7 +91,7 @@ public:
   }
 
   /// Every key not consumed: the first one is an error.
-  llvm::Error rejectUnknownKeys() const {
+  llvm::Error rejectUnknownKeys(bool allowMetadata = true) const {
     // Metadata that does not change the computation.
     static const llvm::StringSet<> harmless = {
         "_name_or_path", "torch_dtype", "dtype", "transformers_version",
@@ -101,7 +101,8 @@ public:
         "max_sequence_length", "attention_dropout"};
     std::vector<StringRef> unknown;
     for (const auto &entry : object)
-      if (!used.contains(entry.first) && !harmless.contains(entry.first))
+      if (!used.contains(entry.first) &&
+          !(allowMetadata && harmless.contains(entry.first)))
         unknown.push_back(entry.first);
     if (unknown.empty())
       return llvm::Error::success();
@@ -113,7 +114,7 @@ public:
 
 private:
   const llvm::json::Object &object;
-  StringRef source;
+  std::string source;
   llvm::StringSet<> used;
 };
 
@@ -132,7 +133,7 @@ llvm::Expected<LlamaConfig> mlir::lora::parseLlamaConfig(StringRef jsonText,
     return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                    llvm::Twine(source) +
                                        ": expected a JSON object");
-  ConfigReader reader(*object, source);
+  ConfigReader reader(*object, source.str());
   LlamaConfig config;
 
   // The architecture itself.
@@ -197,6 +198,23 @@ llvm::Expected<LlamaConfig> mlir::lora::parseLlamaConfig(StringRef jsonText,
     return std::move(error);
   if (llvm::Error error = reader.positiveNumber("rope_theta", config.ropeTheta))
     return std::move(error);
+  // transformers >= 4.56 nests RoPE settings: {"rope_type": "default",
+  // "rope_theta": ...}. Only the default (unscaled) RoPE is implemented.
+  if (const llvm::json::Value *rope = reader.take("rope_parameters");
+      rope && rope->kind() != llvm::json::Value::Null) {
+    const llvm::json::Object *fields = rope->getAsObject();
+    if (!fields)
+      return reader.error("rope_parameters", "must be a JSON object");
+    ConfigReader nested(*fields, (Twine(source) + ": rope_parameters").str());
+    if (llvm::Error error = nested.mustBe("rope_type", "default",
+                                          "a rope_type other than default"))
+      return std::move(error);
+    if (llvm::Error error =
+            nested.positiveNumber("rope_theta", config.ropeTheta))
+      return std::move(error);
+    if (llvm::Error error = nested.rejectUnknownKeys(/*allowMetadata=*/false))
+      return std::move(error);
+  }
   if (llvm::Error error =
           reader.boolean("tie_word_embeddings", config.tieWordEmbeddings))
     return std::move(error);
