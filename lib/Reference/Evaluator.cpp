@@ -69,16 +69,16 @@ private:
   // One method per op: naive loops.
   llvm::Error embedding(EmbeddingOp op);
   llvm::Error embeddingGrad(EmbeddingGradOp op);
-  void rmsNorm(RMSNormOp op);
-  void rmsNormGrad(RMSNormGradOp op);
-  void linear(LinearOp op);
-  void rope(Operation *op, Value input, Value positions, double theta,
+  llvm::Error rmsNorm(RMSNormOp op);
+  llvm::Error rmsNormGrad(RMSNormGradOp op);
+  llvm::Error linear(LinearOp op);
+  llvm::Error rope(Operation *op, Value input, Value positions, double theta,
             int64_t headDim, double sign);
-  void attention(AttentionOp op);
-  void attentionGrad(AttentionGradOp op);
+  llvm::Error attention(AttentionOp op);
+  llvm::Error attentionGrad(AttentionGradOp op);
   llvm::Error crossEntropy(Operation *op, Value logits, Value labels,
                            int64_t ignoreIndex, const Tensor *lossGrad);
-  void adamw(AdamWOp op);
+  llvm::Error adamw(AdamWOp op);
 
   DenseMap<Value, Tensor> values;
 };
@@ -161,7 +161,7 @@ llvm::Error Evaluator::embeddingGrad(EmbeddingGradOp op) {
   return llvm::Error::success();
 }
 
-void Evaluator::rmsNorm(RMSNormOp op) {
+llvm::Error Evaluator::rmsNorm(RMSNormOp op) {
   const Tensor &x = get(op.getInput()), &w = get(op.getWeight());
   double eps = op.getEpsilon().convertToDouble();
   int64_t n = rows(x), d = last(x);
@@ -175,9 +175,10 @@ void Evaluator::rmsNorm(RMSNormOp op) {
       y.data[r * d + i] = x.data[r * d + i] * inverse * w.data[i];
   }
   values[op.getResult()] = std::move(y);
+  return llvm::Error::success();
 }
 
-void Evaluator::rmsNormGrad(RMSNormGradOp op) {
+llvm::Error Evaluator::rmsNormGrad(RMSNormGradOp op) {
   const Tensor &x = get(op.getInput()), &w = get(op.getWeight()),
                &dy = get(op.getGrad());
   double eps = op.getEpsilon().convertToDouble();
@@ -200,9 +201,10 @@ void Evaluator::rmsNormGrad(RMSNormGradOp op) {
   }
   values[op.getInputGrad()] = std::move(dx);
   values[op.getWeightGrad()] = std::move(dw);
+  return llvm::Error::success();
 }
 
-void Evaluator::linear(LinearOp op) {
+llvm::Error Evaluator::linear(LinearOp op) {
   const Tensor &x = get(op.getInput()), &w = get(op.getWeight());
   std::vector<int64_t> shape = x.shape;
   shape.back() = w.shape[0];
@@ -222,9 +224,10 @@ void Evaluator::linear(LinearOp op) {
       y.data[i] += update.data[i];
   }
   values[op.getResult()] = std::move(y);
+  return llvm::Error::success();
 }
 
-void Evaluator::rope(Operation *op, Value inputValue, Value positionsValue,
+llvm::Error Evaluator::rope(Operation *op, Value inputValue, Value positionsValue,
                      double theta, int64_t headDim, double sign) {
   const Tensor &x = get(inputValue), &positions = get(positionsValue);
   int64_t n = rows(x), features = last(x), half = headDim / 2;
@@ -243,9 +246,10 @@ void Evaluator::rope(Operation *op, Value inputValue, Value positionsValue,
       }
   }
   values[op->getResult(0)] = std::move(y);
+  return llvm::Error::success();
 }
 
-void Evaluator::attention(AttentionOp op) {
+llvm::Error Evaluator::attention(AttentionOp op) {
   const Tensor &q = get(op.getQuery()), &k = get(op.getKey()),
                &v = get(op.getValue());
   int64_t batch = q.shape[0], seq = q.shape[1], dh = op.getHeadDim();
@@ -280,9 +284,10 @@ void Evaluator::attention(AttentionOp op) {
       }
     }
   values[op.getResult()] = std::move(out);
+  return llvm::Error::success();
 }
 
-void Evaluator::attentionGrad(AttentionGradOp op) {
+llvm::Error Evaluator::attentionGrad(AttentionGradOp op) {
   const Tensor &q = get(op.getQuery()), &k = get(op.getKey()),
                &v = get(op.getValue()), &dout = get(op.getGrad());
   int64_t batch = q.shape[0], seq = q.shape[1], dh = op.getHeadDim();
@@ -334,6 +339,7 @@ void Evaluator::attentionGrad(AttentionGradOp op) {
   values[op.getQueryGrad()] = std::move(dq);
   values[op.getKeyGrad()] = std::move(dk);
   values[op.getValueGrad()] = std::move(dv);
+  return llvm::Error::success();
 }
 
 llvm::Error Evaluator::crossEntropy(Operation *op, Value logitsValue,
@@ -377,7 +383,7 @@ llvm::Error Evaluator::crossEntropy(Operation *op, Value logitsValue,
   return llvm::Error::success();
 }
 
-void Evaluator::adamw(AdamWOp op) {
+llvm::Error Evaluator::adamw(AdamWOp op) {
   Tensor param = get(op.getParam()), m = get(op.getFirstMoment()),
          v = get(op.getSecondMoment());
   const Tensor &grad = get(op.getGrad());
@@ -406,24 +412,16 @@ void Evaluator::adamw(AdamWOp op) {
   values[op.getNewParam()] = std::move(param);
   values[op.getNewFirstMoment()] = std::move(m);
   values[op.getNewSecondMoment()] = std::move(v);
+  return llvm::Error::success();
 }
 
 llvm::Error Evaluator::step(Operation *op) {
   return llvm::TypeSwitch<Operation *, llvm::Error>(op)
       .Case([&](EmbeddingOp op) { return embedding(op); })
       .Case([&](EmbeddingGradOp op) { return embeddingGrad(op); })
-      .Case([&](RMSNormOp op) {
-        rmsNorm(op);
-        return llvm::Error::success();
-      })
-      .Case([&](RMSNormGradOp op) {
-        rmsNormGrad(op);
-        return llvm::Error::success();
-      })
-      .Case([&](LinearOp op) {
-        linear(op);
-        return llvm::Error::success();
-      })
+      .Case([&](RMSNormOp op) { return rmsNorm(op); })
+      .Case([&](RMSNormGradOp op) { return rmsNormGrad(op); })
+      .Case([&](LinearOp op) { return linear(op); })
       .Case([&](LinearGradInputOp op) {
         // dX = s · dY · W: transpose W to reuse x·wᵀ.
         const Tensor &w = get(op.getWeight());
@@ -459,23 +457,15 @@ llvm::Error Evaluator::step(Operation *op) {
         return llvm::Error::success();
       })
       .Case([&](RoPEOp op) {
-        rope(op, op.getInput(), op.getPositions(),
+        return rope(op, op.getInput(), op.getPositions(),
              op.getTheta().convertToDouble(), op.getHeadDim(), 1.0);
-        return llvm::Error::success();
       })
       .Case([&](RoPEGradOp op) {
-        rope(op, op.getGrad(), op.getPositions(),
+        return rope(op, op.getGrad(), op.getPositions(),
              op.getTheta().convertToDouble(), op.getHeadDim(), -1.0);
-        return llvm::Error::success();
       })
-      .Case([&](AttentionOp op) {
-        attention(op);
-        return llvm::Error::success();
-      })
-      .Case([&](AttentionGradOp op) {
-        attentionGrad(op);
-        return llvm::Error::success();
-      })
+      .Case([&](AttentionOp op) { return attention(op); })
+      .Case([&](AttentionGradOp op) { return attentionGrad(op); })
       .Case([&](SwiGLUOp op) {
         Tensor y = get(op.getGate());
         const Tensor &up = get(op.getUp());
@@ -521,10 +511,7 @@ llvm::Error Evaluator::step(Operation *op) {
         values[op.getNorm()] = Tensor::scalar(std::sqrt(squares));
         return llvm::Error::success();
       })
-      .Case([&](AdamWOp op) {
-        adamw(op);
-        return llvm::Error::success();
-      })
+      .Case([&](AdamWOp op) { return adamw(op); })
       .Case([&](arith::ConstantOp op) -> llvm::Error {
         auto dense = dyn_cast<DenseElementsAttr>(op.getValue());
         if (!dense)

@@ -97,3 +97,15 @@ std::optional<Role> mlir::lora::getParameterRole(Operation *funcOp,
     return std::nullopt;
   return role.getValue();
 }
+
+llvm::SmallVector<unsigned> mlir::lora::getTrainableArguments(Operation *funcOp) {
+  llvm::SmallVector<unsigned> trainable;
+  auto function = dyn_cast<FunctionOpInterface>(funcOp);
+  if (!function)
+    return trainable;
+  for (unsigned i = 0; i < function.getNumArguments(); ++i)
+    if (std::optional<Role> role = getParameterRole(funcOp, i);
+        role && *role != Role::frozen)
+      trainable.push_back(i);
+  return trainable;
+}

@@ -69,11 +69,7 @@ private:
 };
 
 LogicalResult Differentiator::run() {
-  SmallVector<unsigned> trainable;
-  for (unsigned i = 0; i < function.getNumArguments(); ++i)
-    if (std::optional<Role> role = getParameterRole(function, i))
-      if (*role != Role::frozen)
-        trainable.push_back(i);
+  SmallVector<unsigned> trainable = getTrainableArguments(function);
   if (trainable.empty())
     return success(); // an evaluation function: nothing to differentiate
 

@@ -46,11 +46,7 @@ struct OptimizerPass : public lora::impl::OptimizerBase<OptimizerPass> {
   }
 
   LogicalResult addOptimizer(func::FuncOp function) {
-    SmallVector<unsigned> trainable;
-    for (unsigned i = 0; i < function.getNumArguments(); ++i)
-      if (std::optional<Role> role = getParameterRole(function, i))
-        if (*role != Role::frozen)
-          trainable.push_back(i);
+    SmallVector<unsigned> trainable = getTrainableArguments(function);
     if (trainable.empty())
       return success();
 

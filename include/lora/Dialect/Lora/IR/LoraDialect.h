@@ -24,6 +24,10 @@ namespace mlir::lora {
 /// it is not a parameter (token ids, labels, learning rate, ...).
 std::optional<Role> getParameterRole(Operation *funcOp, unsigned index);
 
+/// Indices of the arguments of `funcOp` that train (role lora or full), in
+/// argument order.
+llvm::SmallVector<unsigned> getTrainableArguments(Operation *funcOp);
+
 } // namespace mlir::lora
 
 #endif // LORA_DIALECT_LORA_IR_LORADIALECT_H
