@@ -5,8 +5,10 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "lora/Conversion/Passes.h"
 #include "lora/Dialect/Lora/IR/LoraDialect.h"
 #include "lora/Dialect/Lora/Transforms/Passes.h"
+#include "lora/Pipelines/CpuPipeline.h"
 #include "lora/Pipelines/Pipelines.h"
 
 #include "mlir/IR/DialectRegistry.h"
@@ -18,7 +20,9 @@
 int main(int argc, char **argv) {
   mlir::registerAllPasses();
   mlir::lora::registerLoraPasses();
+  mlir::lora::registerLoraConversionPasses();
   mlir::lora::registerLoraPipelines();
+  mlir::lora::registerCpuPipeline();
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);

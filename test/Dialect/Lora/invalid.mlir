@@ -12,7 +12,7 @@ func.func @role_not_enum(%w: tensor<4x4xf32> {lora.role = "frozen"}) { return }
 // -----
 
 // Only float tensors can be parameters.
-// expected-error @+1 {{argument #1: a parameter must be a ranked tensor of floats, got 'tensor<4xi32>'}}
+// expected-error @+1 {{argument #1: a parameter must be a ranked tensor or memref of floats, got 'tensor<4xi32>'}}
 func.func @role_on_ids(%w: tensor<4x4xf32>, %ids: tensor<4xi32> {lora.role = #lora.role<lora>}) { return }
 
 // -----

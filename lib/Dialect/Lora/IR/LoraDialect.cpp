@@ -61,9 +61,13 @@ LogicalResult LoraDialect::verifyRegionArgAttribute(Operation *op,
     if (region.empty())
       return success();
     Type type = region.getArgument(argIndex).getType();
-    auto tensor = dyn_cast<RankedTensorType>(type);
-    if (!tensor || !isa<FloatType>(tensor.getElementType()))
-      return fail() << "a parameter must be a ranked tensor of floats, got "
+    // Memrefs too: the attributes survive bufferization, for the runtime.
+    auto shaped = dyn_cast<ShapedType>(type);
+    if (!shaped || !shaped.hasRank() ||
+        !isa<FloatType>(shaped.getElementType()) ||
+        !isa<RankedTensorType, MemRefType>(type))
+      return fail() << "a parameter must be a ranked tensor or memref of "
+                       "floats, got "
                     << type;
     return success();
   }

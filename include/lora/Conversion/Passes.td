@@ -1,0 +1,26 @@
+//===- Passes.td - lora conversion passes ------------------*- tablegen -*-===//
+
+#ifndef LORA_CONVERSION_PASSES_TD
+#define LORA_CONVERSION_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def ConvertLoraToLinalg : Pass<"convert-lora-to-linalg", "ModuleOp"> {
+  let summary = "Lower lora ops to linalg, tensor, arith and math on tensors";
+  let description = [{
+    Every lora op, forward, backward and AdamW, becomes linalg on tensors.
+    GEMMs (linear layers and their gradients) become `linalg.matmul` with
+    transposes in their indexing maps, which `lora-matmul-to-blas` turns
+    into calls to the runtime's BLAS after bufferization; everything else
+    becomes `linalg.generic`. Attention materializes the [seq, seq] score
+    matrix per head (the CPU path; the GPU path uses a flash kernel). Only
+    f32 tensors are lowered for now.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect", "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect"
+  ];
+}
+
+#endif // LORA_CONVERSION_PASSES_TD

@@ -1,0 +1,56 @@
+//===- JitStep.h - a lora step compiled in process for the CPU --*- C++ -*-===//
+//
+// Lowers a lora-dialect function with lora-cpu-pipeline and compiles it
+// with MLIR's ExecutionEngine. Buffers are dense and row-major; the caller
+// owns all of them.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LORA_RUNNER_JITSTEP_H
+#define LORA_RUNNER_JITSTEP_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/Error.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mlir {
+class ExecutionEngine;
+} // namespace mlir
+
+namespace mlir::lora {
+
+/// Shape and element type of one argument or result of a step.
+struct BufferSpec {
+  std::string name; // lora.name, or "" when absent
+  std::vector<int64_t> shape;
+  Type elementType;
+  int64_t numElements() const;
+};
+
+class JitStep {
+public:
+  /// Lowers `module` (modified in place) and compiles function `name`.
+  static llvm::Expected<std::unique_ptr<JitStep>> compile(ModuleOp module,
+                                                          StringRef name);
+  ~JitStep();
+
+  const std::vector<BufferSpec> &arguments() const { return argumentSpecs; }
+  const std::vector<BufferSpec> &results() const { return resultSpecs; }
+
+  /// Runs the step: one buffer per argument and one per result, each
+  /// holding numElements() values of its element type.
+  llvm::Error run(ArrayRef<void *> arguments, ArrayRef<void *> results);
+
+private:
+  JitStep() = default;
+  std::unique_ptr<ExecutionEngine> engine;
+  std::string entry;
+  std::vector<BufferSpec> argumentSpecs, resultSpecs;
+};
+
+} // namespace mlir::lora
+
+#endif // LORA_RUNNER_JITSTEP_H

@@ -1,0 +1,820 @@
+//===- LoraToLinalg.cpp - lora ops to linalg on tensors -------------------===//
+//
+// One pattern per op. Tensors of shape [..., features] are collapsed to
+// [rows, features] so that every kernel has a small fixed rank; the
+// row-major flat index is unchanged by the collapse, which dropout relies
+// on. Attention works on [batch, kv_heads, group, seq, seq] scores, so that
+// grouped-query heads need no copies of K and V.
+//
+//===----------------------------------------------------------------------===//
+
+#include "KernelBuilder.h"
+
+#include "lora/Conversion/Passes.h"
+#include "lora/Dialect/Lora/IR/LoraOps.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Transforms/DialectConversion.h"
+
+#include <cmath>
+
+namespace mlir::lora {
+#define GEN_PASS_DEF_CONVERTLORATOLINALG
+#include "lora/Conversion/Passes.h.inc"
+} // namespace mlir::lora
+
+using namespace mlir;
+using namespace mlir::lora;
+
+namespace {
+
+/// Every float tensor the op touches is f32.
+bool allF32(Operation *op) {
+  auto isOk = [](Type type) {
+    auto tensor = dyn_cast<RankedTensorType>(type);
+    return !tensor || !isa<FloatType>(tensor.getElementType()) ||
+           tensor.getElementType().isF32();
+  };
+  return llvm::all_of(op->getOperandTypes(), isOk) &&
+         llvm::all_of(op->getResultTypes(), isOk);
+}
+
+ArrayRef<int64_t> shapeOf(Value value) {
+  return cast<RankedTensorType>(value.getType()).getShape();
+}
+RankedTensorType typeOf(Value value) {
+  return cast<RankedTensorType>(value.getType());
+}
+
+/// Base of the patterns: checks f32 and hands a KernelBuilder to `lower`.
+template <typename OpTy>
+struct LoraLowering : OpConversionPattern<OpTy> {
+  using OpConversionPattern<OpTy>::OpConversionPattern;
+  using Adaptor = typename OpTy::Adaptor;
+
+  LogicalResult
+  matchAndRewrite(OpTy op, Adaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const final {
+    if (!allF32(op))
+      return rewriter.notifyMatchFailure(op, "only f32 tensors are lowered");
+    KernelBuilder k(rewriter, op.getLoc());
+    SmallVector<Value> results = lower(op, adaptor, k);
+    rewriter.replaceOp(op, results);
+    return success();
+  }
+
+  virtual SmallVector<Value> lower(OpTy op, Adaptor adaptor,
+                                   KernelBuilder &k) const = 0;
+};
+
+//===----------------------------------------------------------------------===//
+// Shared kernels
+//===----------------------------------------------------------------------===//
+
+/// Inverted dropout of `input` with the counter-based mask of
+/// runtime/include/lora/runtime/Dropout.h.
+Value lowerDropout(KernelBuilder &k, Value input, Value seedTensor,
+                   double rate) {
+  OpBuilder &b = k.builder();
+  Location loc = k.location();
+  auto splitmix = [&](OpBuilder &bb, Value x) {
+    auto c = [&](uint64_t v) {
+      return arith::ConstantOp::create(bb, loc,
+                                       bb.getI64IntegerAttr(int64_t(v)));
+    };
+    auto shr = [&](Value v, int64_t s) {
+      return arith::ShRUIOp::create(bb, loc, v, c(s));
+    };
+    x = arith::AddIOp::create(bb, loc, x, c(0x9e3779b97f4a7c15ull));
+    x = arith::MulIOp::create(
+        bb, loc, arith::XOrIOp::create(bb, loc, x, shr(x, 30)),
+        c(0xbf58476d1ce4e5b9ull));
+    x = arith::MulIOp::create(
+        bb, loc, arith::XOrIOp::create(bb, loc, x, shr(x, 27)),
+        c(0x94d049bb133111ebull));
+    return arith::XOrIOp::create(bb, loc, x, shr(x, 31)).getResult();
+  };
+  Value seedHash = splitmix(b, k.scalar(seedTensor));
+  auto type = typeOf(input);
+  Value flat = k.collapseAll(input);
+  Value out = k.elementwise(flat, 1, [&](OpBuilder &bb, Location at,
+                                         ValueRange args) {
+    Math m{bb, at};
+    Value i = arith::IndexCastOp::create(bb, at, bb.getI64Type(),
+                                         k.loopIndex(bb, 0));
+    Value bits = splitmix(bb, arith::XOrIOp::create(bb, at, seedHash, i));
+    Value top = arith::ShRUIOp::create(
+        bb, at, bits,
+        arith::ConstantOp::create(bb, at, bb.getI64IntegerAttr(11)));
+    Value uniform = arith::MulFOp::create(
+        bb, at, arith::UIToFPOp::create(bb, at, bb.getF64Type(), top),
+        arith::ConstantOp::create(bb, at, bb.getF64FloatAttr(0x1.0p-53)));
+    Value keep = arith::CmpFOp::create(
+        bb, at, arith::CmpFPredicate::OGE, uniform,
+        arith::ConstantOp::create(bb, at, bb.getF64FloatAttr(rate)));
+    return SmallVector<Value>{m.select(
+        keep, m.mul(args[0], m.f32(1.0 / (1.0 - rate))), m.f32(0.0))};
+  })[0];
+  return k.expandTo(out, type, /*allDims=*/true);
+}
+
+/// Σ over the last dim of `x` [rows, n] of `f(x)` into [rows].
+Value rowSum(KernelBuilder &k, Value x2d,
+             llvm::function_ref<Value(Math &, Value)> f) {
+  int64_t rows = shapeOf(x2d)[0];
+  return k.generic(x2d, k.filled({rows}, 0.0),
+                   {"(n, d) -> (n, d)", "(n, d) -> (n)"}, "pr",
+                   [&](OpBuilder &bb, Location at, ValueRange args) {
+                     Math m{bb, at};
+                     return SmallVector<Value>{m.add(args[1], f(m, args[0]))};
+                   })[0];
+}
+
+/// Causal attention probabilities [b, kv, g, t, j] from q5 [b, t, kv, g, d]
+/// and k4 [b, j, kv, d]; masked entries are 0.
+Value attentionProbabilities(KernelBuilder &k, Value q5, Value k4,
+                             double scale) {
+  ArrayRef<int64_t> qs = shapeOf(q5);
+  int64_t B = qs[0], T = qs[1], KV = qs[2], G = qs[3];
+  Value scores =
+      k.generic({q5, k4}, k.filled({B, KV, G, T, T}, 0.0),
+                {"(b, kv, g, t, j, d) -> (b, t, kv, g, d)",
+                 "(b, kv, g, t, j, d) -> (b, j, kv, d)",
+                 "(b, kv, g, t, j, d) -> (b, kv, g, t, j)"},
+                "pppppr", [&](OpBuilder &bb, Location at, ValueRange args) {
+                  Math m{bb, at};
+                  return SmallVector<Value>{
+                      m.add(args[2], m.mul(args[0], args[1]))};
+                })[0];
+  auto visible = [&](OpBuilder &bb, Location at) {
+    return arith::CmpIOp::create(bb, at, arith::CmpIPredicate::ule,
+                                 k.loopIndex(bb, 4), k.loopIndex(bb, 3));
+  };
+  const char *full = "(b, kv, g, t, j) -> (b, kv, g, t, j)";
+  const char *row = "(b, kv, g, t, j) -> (b, kv, g, t)";
+  Value maximum =
+      k.generic(scores, k.filled({B, KV, G, T}, -INFINITY), {full, row},
+                "ppppr", [&](OpBuilder &bb, Location at, ValueRange args) {
+                  Math m{bb, at};
+                  Value s = m.mul(args[0], m.f32(scale));
+                  return SmallVector<Value>{
+                      m.select(visible(bb, at), m.max(args[1], s), args[1])};
+                })[0];
+  Value exps =
+      k.generic({scores, maximum}, k.empty({B, KV, G, T, T}),
+                {full, row, full}, "ppppp",
+                [&](OpBuilder &bb, Location at, ValueRange args) {
+                  Math m{bb, at};
+                  Value e = m.exp(m.sub(m.mul(args[0], m.f32(scale)), args[1]));
+                  return SmallVector<Value>{
+                      m.select(visible(bb, at), e, m.f32(0.0))};
+                })[0];
+  Value total = k.generic(exps, k.filled({B, KV, G, T}, 0.0), {full, row},
+                          "ppppr",
+                          [&](OpBuilder &bb, Location at, ValueRange args) {
+                            Math m{bb, at};
+                            return SmallVector<Value>{m.add(args[1], args[0])};
+                          })[0];
+  return k.generic({exps, total}, k.empty({B, KV, G, T, T}),
+                   {full, row, full}, "ppppp",
+                   [&](OpBuilder &bb, Location at, ValueRange args) {
+                     Math m{bb, at};
+                     return SmallVector<Value>{m.div(args[0], args[1])};
+                   })[0];
+}
+
+/// out[b, t, kv, g, d] = Σ_j p[b, kv, g, t, j] · x[b, j, kv, d]
+Value attendRows(KernelBuilder &k, Value p, Value x4, ArrayRef<int64_t> q5) {
+  return k.generic({p, x4}, k.filled(q5, 0.0),
+                   {"(b, kv, g, t, d, j) -> (b, kv, g, t, j)",
+                    "(b, kv, g, t, d, j) -> (b, j, kv, d)",
+                    "(b, kv, g, t, d, j) -> (b, t, kv, g, d)"},
+                   "pppppr", [&](OpBuilder &bb, Location at, ValueRange args) {
+                     Math m{bb, at};
+                     return SmallVector<Value>{
+                         m.add(args[2], m.mul(args[0], args[1]))};
+                   })[0];
+}
+
+/// out[b, j, kv, d] = Σ_{g, t} p[b, kv, g, t, j] · y[b, t, kv, g, d]
+Value attendColumns(KernelBuilder &k, Value p, Value y5,
+                    ArrayRef<int64_t> kv4) {
+  return k.generic({p, y5}, k.filled(kv4, 0.0),
+                   {"(b, j, kv, d, g, t) -> (b, kv, g, t, j)",
+                    "(b, j, kv, d, g, t) -> (b, t, kv, g, d)",
+                    "(b, j, kv, d, g, t) -> (b, j, kv, d)"},
+                   "pppprr", [&](OpBuilder &bb, Location at, ValueRange args) {
+                     Math m{bb, at};
+                     return SmallVector<Value>{
+                         m.add(args[2], m.mul(args[0], args[1]))};
+                   })[0];
+}
+
+/// Splits [b, t, heads·dh] into [b, t, kv, group, dh] (query-like) or
+/// [b, t, kv, dh] (key-like).
+Value splitHeads(KernelBuilder &k, Value x, ArrayRef<int64_t> shape) {
+  auto type = RankedTensorType::get(shape, k.f32Type);
+  SmallVector<ReassociationIndices> groups = {{0}, {1}, {}};
+  for (int64_t i = 2; i < int64_t(shape.size()); ++i)
+    groups.back().push_back(i);
+  return tensor::ExpandShapeOp::create(k.builder(), k.location(), type, x,
+                                       groups);
+}
+
+Value mergeHeads(KernelBuilder &k, Value x) {
+  int64_t rank = typeOf(x).getRank();
+  SmallVector<ReassociationIndices> groups = {{0}, {1}, {}};
+  for (int64_t i = 2; i < rank; ++i)
+    groups.back().push_back(i);
+  return tensor::CollapseShapeOp::create(k.builder(), k.location(), x,
+                                         groups);
+}
+
+/// Per-row log-sum-exp pieces of logits [n, v]: the row max and Σ exp(x -
+/// max), and the labels' validity and count.
+struct LossRows {
+  Value maximum, sumExp, labels;
+  int64_t rows, vocab;
+};
+
+LossRows lossRows(KernelBuilder &k, Value logits, Value labels) {
+  LossRows r;
+  Value logits2 = k.collapseRows(logits);
+  r.rows = shapeOf(logits2)[0];
+  r.vocab = shapeOf(logits2)[1];
+  r.labels = k.collapseAll(labels);
+  r.maximum = k.generic(logits2, k.filled({r.rows}, -INFINITY),
+                        {"(n, v) -> (n, v)", "(n, v) -> (n)"}, "pr",
+                        [&](OpBuilder &bb, Location at, ValueRange args) {
+                          Math m{bb, at};
+                          return SmallVector<Value>{m.max(args[1], args[0])};
+                        })[0];
+  r.sumExp = k.generic({logits2, r.maximum}, k.filled({r.rows}, 0.0),
+                       {"(n, v) -> (n, v)", "(n, v) -> (n)", "(n, v) -> (n)"},
+                       "pr", [&](OpBuilder &bb, Location at, ValueRange args) {
+                         Math m{bb, at};
+                         return SmallVector<Value>{
+                             m.add(args[2], m.exp(m.sub(args[0], args[1])))};
+                       })[0];
+  return r;
+}
+
+/// label != ignore_index, inside a kernel body.
+Value isCounted(OpBuilder &bb, Location at, Value label, int64_t ignore) {
+  Value ignoreValue = arith::ConstantOp::create(
+      bb, at, IntegerAttr::get(label.getType(), ignore));
+  return arith::CmpIOp::create(bb, at, arith::CmpIPredicate::ne, label,
+                               ignoreValue);
+}
+
+/// The number of counted labels, as f32 (at least 1, so 0/0 is 0).
+Value countedLabels(KernelBuilder &k, Value labels1d, int64_t ignore) {
+  Value count = k.generic(labels1d, k.filled({}, 0.0),
+                          {"(n) -> (n)", "(n) -> ()"}, "r",
+                          [&](OpBuilder &bb, Location at, ValueRange args) {
+                            Math m{bb, at};
+                            Value one = m.select(
+                                isCounted(bb, at, args[0], ignore),
+                                m.f32(1.0), m.f32(0.0));
+                            return SmallVector<Value>{m.add(args[1], one)};
+                          })[0];
+  Math m{k.builder(), k.location()};
+  return m.max(k.scalar(count), m.f32(1.0));
+}
+
+//===----------------------------------------------------------------------===//
+// Patterns
+//===----------------------------------------------------------------------===//
+
+struct EmbeddingLowering : LoraLowering<EmbeddingOp> {
+  using LoraLowering::LoraLowering;
+  SmallVector<Value> lower(EmbeddingOp op, Adaptor a,
+                           KernelBuilder &k) const override {
+    Value table = a.getTable();
+    Value ids = k.collapseAll(a.getIds());
+    int64_t positions = shapeOf(ids)[0], hidden = shapeOf(table)[1];
+    Value rows = k.generic(
+        ids, k.empty({positions, hidden}), {"(p, d) -> (p)", "(p, d) -> (p, d)"},
+        "pp", [&](OpBuilder &bb, Location at, ValueRange args) {
+          Value id = arith::IndexCastOp::create(bb, at, bb.getIndexType(),
+                                                args[0]);
+          return SmallVector<Value>{tensor::ExtractOp::create(
+              bb, at, table, ValueRange{id, k.loopIndex(bb, 1)})};
+        })[0];
+    return {k.expandTo(rows, op.getType(), /*allDims=*/false)};
+  }
+};
+
+struct EmbeddingGradLowering : LoraLowering<EmbeddingGradOp> {
+  using LoraLowering::LoraLowering;
+  SmallVector<Value> lower(EmbeddingGradOp op, Adaptor a,
+                           KernelBuilder &k) const override {
+    // A scatter-add: loops over positions and features, in place after
+    // bufferization.
+    Value grad = k.collapseRows(a.getGrad());
+    Value ids = k.collapseAll(a.getIds());
+    ArrayRef<int64_t> table = op.getType().getShape();
+    int64_t positions = shapeOf(ids)[0];
+    OpBuilder &b = k.builder();
+    Location loc = k.location();
+    Value zero = k.index(0), one = k.index(1);
+    auto outer = scf::ForOp::create(
+        b, loc, zero, k.index(positions), one,
+        ValueRange{k.filled(table, 0.0)},
+        [&](OpBuilder &ob, Location at, Value p, ValueRange acc) {
+          Value id = arith::IndexCastOp::create(
+              ob, at, ob.getIndexType(),
+              tensor::ExtractOp::create(ob, at, ids, ValueRange{p}));
+          auto inner = scf::ForOp::create(
+              ob, at, zero, k.index(table[1]), one, acc,
+              [&](OpBuilder &ib, Location at2, Value d, ValueRange acc2) {
+                Math m{ib, at2};
+                Value sum = m.add(
+                    tensor::ExtractOp::create(ib, at2, acc2[0],
+                                              ValueRange{id, d}),
+                    tensor::ExtractOp::create(ib, at2, grad,
+                                              ValueRange{p, d}));
+                scf::YieldOp::create(
+                    ib, at2,
+                    ValueRange{tensor::InsertOp::create(ib, at2, sum, acc2[0],
+                                                        ValueRange{id, d})});
+              });
+          scf::YieldOp::create(ob, at, inner.getResults());
+        });
+    return {outer.getResult(0)};
+  }
+};
+
+struct RMSNormLowering : LoraLowering<RMSNormOp> {
+  using LoraLowering::LoraLowering;
+  SmallVector<Value> lower(RMSNormOp op, Adaptor a,
+                           KernelBuilder &k) const override {
+    Value x = k.collapseRows(a.getInput());
+    int64_t rows = shapeOf(x)[0], hidden = shapeOf(x)[1];
+    double eps = op.getEpsilon().convertToDouble();
+    Value squares = rowSum(k, x, [](Math &m, Value v) { return m.mul(v, v); });
+    Value y = k.generic(
+        {x, squares, a.getWeight()}, k.empty({rows, hidden}),
+        {"(n, d) -> (n, d)", "(n, d) -> (n)", "(n, d) -> (d)",
+         "(n, d) -> (n, d)"},
+        "pp", [&](OpBuilder &bb, Location at, ValueRange args) {
+          Math m{bb, at};
+          Value inverse = m.div(
+              m.f32(1.0),
+              m.sqrt(m.add(m.div(args[1], m.f32(hidden)), m.f32(eps))));
+          return SmallVector<Value>{m.mul(m.mul(args[0], inverse), args[2])};
+        })[0];
+    return {k.expandTo(y, op.getType(), /*allDims=*/false)};
+  }
+};
+
+struct RMSNormGradLowering : LoraLowering<RMSNormGradOp> {
+  using LoraLowering::LoraLowering;
+  SmallVector<Value> lower(RMSNormGradOp op, Adaptor a,
+                           KernelBuilder &k) const override {
+    Value x = k.collapseRows(a.getInput());
+    Value dy = k.collapseRows(a.getGrad());
+    Value w = a.getWeight();
+    int64_t rows = shapeOf(x)[0], hidden = shapeOf(x)[1];
+    double eps = op.getEpsilon().convertToDouble();
+    Value squares = rowSum(k, x, [](Math &m, Value v) { return m.mul(v, v); });
+    // dot[n] = Σ_d dy·w·x
+    Value dot = k.generic(
+        {x, dy, w}, k.filled({rows}, 0.0),
+        {"(n, d) -> (n, d)", "(n, d) -> (n, d)", "(n, d) -> (d)",
+         "(n, d) -> (n)"},
+        "pr", [&](OpBuilder &bb, Location at, ValueRange args) {
+          Math m{bb, at};
+          return SmallVector<Value>{
+              m.add(args[3], m.mul(m.mul(args[0], args[1]), args[2]))};
+        })[0];
+    auto inverseOf = [&](Math &m, Value sumSquares) {
+      return m.div(m.f32(1.0), m.sqrt(m.add(m.div(sumSquares, m.f32(hidden)),
+                                            m.f32(eps))));
+    };
+    Value dx = k.generic(
+        {x, dy, w, squares, dot}, k.empty({rows, hidden}),
+        {"(n, d) -> (n, d)", "(n, d) -> (n, d)", "(n, d) -> (d)",
+         "(n, d) -> (n)", "(n, d) -> (n)", "(n, d) -> (n, d)"},
+        "pp", [&](OpBuilder &bb, Location at, ValueRange args) {
+          Math m{bb, at};
+          Value r = inverseOf(m, args[3]);
+          Value r3 = m.mul(m.mul(r, r), r);
+          return SmallVector<Value>{
+              m.sub(m.mul(m.mul(r, args[1]), args[2]),
+                    m.div(m.mul(m.mul(r3, args[0]), args[4]), m.f32(hidden)))};
+        })[0];
+    Value dw = k.generic(
+        {x, dy, squares}, k.filled({hidden}, 0.0),
+        {"(n, d) -> (n, d)", "(n, d) -> (n, d)", "(n, d) -> (n)",
+         "(n, d) -> (d)"},
+        "rp", [&](OpBuilder &bb, Location at, ValueRange args) {
+          Math m{bb, at};
+          Value r = inverseOf(m, args[2]);
+          return SmallVector<Value>{
+              m.add(args[3], m.mul(m.mul(args[0], args[1]), r))};
+        })[0];
+    return {k.expandTo(dx, typeOf(op.getInputGrad()), /*allDims=*/false), dw};
+  }
+};
+
+/// `x` scaled by `scale` unless it is 1.
+Value scaled(KernelBuilder &k, Value x, double scale) {
+  if (scale == 1.0)
+    return x;
+  return k.elementwise(x, 1, [&](OpBuilder &bb, Location at, ValueRange args) {
+    Math m{bb, at};
+    return SmallVector<Value>{m.mul(args[0], m.f32(scale))};
+  })[0];
+}
+
+struct LinearLowering : LoraLowering<LinearOp> {
+  using LoraLowering::LoraLowering;
+  SmallVector<Value> lower(LinearOp op, Adaptor a,
+                           KernelBuilder &k) const override {
+    Value x = k.collapseRows(a.getInput());
+    int64_t rows = shapeOf(x)[0], out = shapeOf(a.getWeight())[0];
+    Value y = k.matmul(x, a.getWeight(), k.filled({rows, out}, 0.0), false,
+                       /*transposeB=*/true);
+    if (op.hasAdapter()) {
+      Value dropped = x;
+      if (op.getDropout())
+        dropped = lowerDropout(k, x, a.getSeed(),
+                               op.getDropout()->convertToDouble());
+      int64_t rank = shapeOf(a.getLoraA())[0];
+      Value u = k.matmul(dropped, a.getLoraA(), k.filled({rows, rank}, 0.0),
+                         false, /*transposeB=*/true);
+      // Y += (s·U)·Bᵀ, accumulated into the base GEMM's output.
+      y = k.matmul(scaled(k, u, op.getScale()->convertToDouble()),
+                   a.getLoraB(), y, false, /*transposeB=*/true);
+    }
+    return {k.expandTo(y, op.getType(), /*allDims=*/false)};
+  }
+};
+
+struct LinearGradInputLowering : LoraLowering<LinearGradInputOp> {
+  using LoraLowering::LoraLowering;
+  SmallVector<Value> lower(LinearGradInputOp op, Adaptor a,
+                           KernelBuilder &k) const override {
+    Value dy = k.collapseRows(a.getGrad());
+    int64_t rows = shapeOf(dy)[0], in = shapeOf(a.getWeight())[1];
+    Value dx = k.matmul(dy, a.getWeight(), k.filled({rows, in}, 0.0), false,
+                        false);
+    dx = scaled(k, dx, op.getScale().convertToDouble());
+    return {k.expandTo(dx, op.getType(), /*allDims=*/false)};
+  }
+};
+
+struct LinearGradWeightLowering : LoraLowering<LinearGradWeightOp> {
+  using LoraLowering::LoraLowering;
+  SmallVector<Value> lower(LinearGradWeightOp op, Adaptor a,
+                           KernelBuilder &k) const override {
+    Value dy = k.collapseRows(a.getGrad());
+    Value x = k.collapseRows(a.getInput());
+    Value dw = k.matmul(dy, x, k.filled(op.getType().getShape(), 0.0),
+                        /*transposeA=*/true, false);
+    return {scaled(k, dw, op.getScale().convertToDouble())};
+  }
+};
+
+struct DropoutLowering : LoraLowering<DropoutOp> {
+  using LoraLowering::LoraLowering;
+  SmallVector<Value> lower(DropoutOp op, Adaptor a,
+                           KernelBuilder &k) const override {
+    return {lowerDropout(k, a.getInput(), a.getSeed(),
+                         op.getRate().convertToDouble())};
+  }
+};
+
+/// rope (sign +1) and rope_grad (sign -1): rotate pairs (i, i + dh/2).
+Value lowerRoPE(KernelBuilder &k, Value input, Value positions, double theta,
+                int64_t headDim, double angleSign) {
+  Value x = k.collapseRows(input);
+  Value pos = k.collapseAll(positions);
+  int64_t rows = shapeOf(x)[0], features = shapeOf(x)[1];
+  int64_t half = headDim / 2;
+  Value y = k.generic(
+      pos, k.empty({rows, features}), {"(n, f) -> (n)", "(n, f) -> (n, f)"},
+      "pp", [&](OpBuilder &bb, Location at, ValueRange args) {
+        Math m{bb, at};
+        auto idx = [&](int64_t v) {
+          return arith::ConstantIndexOp::create(bb, at, v);
+        };
+        Value n = k.loopIndex(bb, 0), f = k.loopIndex(bb, 1);
+        Value i = arith::RemUIOp::create(bb, at, f, idx(headDim));
+        Value first = arith::CmpIOp::create(bb, at, arith::CmpIPredicate::ult,
+                                            i, idx(half));
+        Value j = arith::SelectOp::create(
+            bb, at, first, i, arith::SubIOp::create(bb, at, i, idx(half)));
+        Value partner = arith::SelectOp::create(
+            bb, at, first, arith::AddIOp::create(bb, at, f, idx(half)),
+            arith::SubIOp::create(bb, at, f, idx(half)));
+        // angle = position · theta^(-2j / dh), as transformers computes it.
+        Value jf = arith::UIToFPOp::create(
+            bb, at, bb.getF32Type(),
+            arith::IndexCastOp::create(bb, at, bb.getI64Type(), j));
+        Value inverseFrequency =
+            m.exp(m.mul(jf, m.f32(-2.0 * std::log(theta) / headDim)));
+        Value position =
+            arith::SIToFPOp::create(bb, at, bb.getF32Type(), args[0]);
+        Value angle = m.mul(m.mul(position, inverseFrequency), m.f32(angleSign));
+        Value self = tensor::ExtractOp::create(bb, at, x, ValueRange{n, f});
+        Value other =
+            tensor::ExtractOp::create(bb, at, x, ValueRange{n, partner});
+        // first half: x1·cos − x2·sin; second half: x2·cos + x1·sin
+        Value sign = m.select(first, m.f32(-1.0), m.f32(1.0));
+        return SmallVector<Value>{m.add(m.mul(self, m.cos(angle)),
+                                        m.mul(m.mul(sign, other),
+                                              m.sin(angle)))};
+      })[0];
+  return k.expandTo(y, typeOf(input), /*allDims=*/false);
+}
+
+struct RoPELowering : LoraLowering<RoPEOp> {
+  using LoraLowering::LoraLowering;
+  SmallVector<Value> lower(RoPEOp op, Adaptor a,
+                           KernelBuilder &k) const override {
+    return {lowerRoPE(k, a.getInput(), a.getPositions(),
+                      op.getTheta().convertToDouble(), op.getHeadDim(), 1.0)};
+  }
+};
+
+struct RoPEGradLowering : LoraLowering<RoPEGradOp> {
+  using LoraLowering::LoraLowering;
+  SmallVector<Value> lower(RoPEGradOp op, Adaptor a,
+                           KernelBuilder &k) const override {
+    return {lowerRoPE(k, a.getGrad(), a.getPositions(),
+                      op.getTheta().convertToDouble(), op.getHeadDim(), -1.0)};
+  }
+};
+
+/// Query-like [b, t, kv, g, dh] and key-like [b, t, kv, dh] shapes.
+std::pair<SmallVector<int64_t>, SmallVector<int64_t>>
+headShapes(Value query, int64_t heads, int64_t kvHeads, int64_t headDim) {
+  ArrayRef<int64_t> q = shapeOf(query);
+  return {{q[0], q[1], kvHeads, heads / kvHeads, headDim},
+          {q[0], q[1], kvHeads, headDim}};
+}
+
+struct AttentionLowering : LoraLowering<AttentionOp> {
+  using LoraLowering::LoraLowering;
+  SmallVector<Value> lower(AttentionOp op, Adaptor a,
+                           KernelBuilder &k) const override {
+    auto [q5, kv4] = headShapes(a.getQuery(), op.getNumHeads(),
+                                op.getNumKvHeads(), op.getHeadDim());
+    Value q = splitHeads(k, a.getQuery(), q5);
+    Value key = splitHeads(k, a.getKey(), kv4);
+    Value value = splitHeads(k, a.getValue(), kv4);
+    Value p = attentionProbabilities(k, q, key, op.getScaleOrDefault());
+    return {mergeHeads(k, attendRows(k, p, value, q5))};
+  }
+};
+
+struct AttentionGradLowering : LoraLowering<AttentionGradOp> {
+  using LoraLowering::LoraLowering;
+  SmallVector<Value> lower(AttentionGradOp op, Adaptor a,
+                           KernelBuilder &k) const override {
+    auto [q5, kv4] = headShapes(a.getQuery(), op.getNumHeads(),
+                                op.getNumKvHeads(), op.getHeadDim());
+    double scale = op.getScaleOrDefault();
+    Value q = splitHeads(k, a.getQuery(), q5);
+    Value key = splitHeads(k, a.getKey(), kv4);
+    Value value = splitHeads(k, a.getValue(), kv4);
+    Value dOut = splitHeads(k, a.getGrad(), q5);
+    Value p = attentionProbabilities(k, q, key, scale);
+    int64_t B = q5[0], T = q5[1], KV = q5[2], G = q5[3];
+    // dP[b, kv, g, t, j] = Σ_d dO[b, t, kv, g, d] · v[b, j, kv, d]
+    Value dp = k.generic({dOut, value}, k.filled({B, KV, G, T, T}, 0.0),
+                         {"(b, kv, g, t, j, d) -> (b, t, kv, g, d)",
+                          "(b, kv, g, t, j, d) -> (b, j, kv, d)",
+                          "(b, kv, g, t, j, d) -> (b, kv, g, t, j)"},
+                         "pppppr",
+                         [&](OpBuilder &bb, Location at, ValueRange args) {
+                           Math m{bb, at};
+                           return SmallVector<Value>{
+                               m.add(args[2], m.mul(args[0], args[1]))};
+                         })[0];
+    const char *full = "(b, kv, g, t, j) -> (b, kv, g, t, j)";
+    const char *row = "(b, kv, g, t, j) -> (b, kv, g, t)";
+    Value weighted = k.generic(
+        {p, dp}, k.filled({B, KV, G, T}, 0.0), {full, full, row}, "ppppr",
+        [&](OpBuilder &bb, Location at, ValueRange args) {
+          Math m{bb, at};
+          return SmallVector<Value>{m.add(args[2], m.mul(args[0], args[1]))};
+        })[0];
+    // dS = P · (dP − Σ_j P·dP) · scale
+    Value ds = k.generic({p, dp, weighted}, k.empty({B, KV, G, T, T}),
+                         {full, full, row, full}, "ppppp",
+                         [&](OpBuilder &bb, Location at, ValueRange args) {
+                           Math m{bb, at};
+                           return SmallVector<Value>{
+                               m.mul(m.mul(args[0], m.sub(args[1], args[2])),
+                                     m.f32(scale))};
+                         })[0];
+    Value dq = attendRows(k, ds, key, q5);
+    Value dk = attendColumns(k, ds, q, kv4);
+    Value dv = attendColumns(k, p, dOut, kv4);
+    return {mergeHeads(k, dq), mergeHeads(k, dk), mergeHeads(k, dv)};
+  }
+};
+
+struct SwiGLULowering : LoraLowering<SwiGLUOp> {
+  using LoraLowering::LoraLowering;
+  SmallVector<Value> lower(SwiGLUOp op, Adaptor a,
+                           KernelBuilder &k) const override {
+    return k.elementwise({a.getGate(), a.getUp()}, 1,
+                         [&](OpBuilder &bb, Location at, ValueRange args) {
+                           Math m{bb, at};
+                           return SmallVector<Value>{m.mul(
+                               m.mul(args[0], m.sigmoid(args[0])), args[1])};
+                         });
+  }
+};
+
+struct SwiGLUGradLowering : LoraLowering<SwiGLUGradOp> {
+  using LoraLowering::LoraLowering;
+  SmallVector<Value> lower(SwiGLUGradOp op, Adaptor a,
+                           KernelBuilder &k) const override {
+    return k.elementwise(
+        {a.getGate(), a.getUp(), a.getGrad()}, 2,
+        [&](OpBuilder &bb, Location at, ValueRange args) {
+          Math m{bb, at};
+          Value g = args[0], up = args[1], dy = args[2];
+          Value s = m.sigmoid(g);
+          // d silu(g) = s + g·s·(1 − s)
+          Value dsilu = m.add(s, m.mul(m.mul(g, s), m.sub(m.f32(1.0), s)));
+          return SmallVector<Value>{m.mul(m.mul(dy, up), dsilu),
+                                    m.mul(dy, m.mul(g, s))};
+        });
+  }
+};
+
+struct AddLowering : LoraLowering<AddOp> {
+  using LoraLowering::LoraLowering;
+  SmallVector<Value> lower(AddOp op, Adaptor a,
+                           KernelBuilder &k) const override {
+    return k.elementwise({a.getLhs(), a.getRhs()}, 1,
+                         [&](OpBuilder &bb, Location at, ValueRange args) {
+                           Math m{bb, at};
+                           return SmallVector<Value>{m.add(args[0], args[1])};
+                         });
+  }
+};
+
+struct CrossEntropyLowering : LoraLowering<CrossEntropyOp> {
+  using LoraLowering::LoraLowering;
+  SmallVector<Value> lower(CrossEntropyOp op, Adaptor a,
+                           KernelBuilder &k) const override {
+    int64_t ignore = op.getIgnoreIndex();
+    Value logits2 = k.collapseRows(a.getLogits());
+    LossRows r = lossRows(k, a.getLogits(), a.getLabels());
+    // Σ over counted rows of log Σ exp − logit[label]
+    Value total = k.generic(
+        {r.labels, r.maximum, r.sumExp}, k.filled({}, 0.0),
+        {"(n) -> (n)", "(n) -> (n)", "(n) -> (n)", "(n) -> ()"}, "r",
+        [&](OpBuilder &bb, Location at, ValueRange args) {
+          Math m{bb, at};
+          Value counted = isCounted(bb, at, args[0], ignore);
+          Value safe = arith::SelectOp::create(
+              bb, at, counted, args[0],
+              arith::ConstantOp::create(bb, at,
+                                        IntegerAttr::get(args[0].getType(), 0)));
+          Value picked = tensor::ExtractOp::create(
+              bb, at, logits2,
+              ValueRange{k.loopIndex(bb, 0),
+                         arith::IndexCastOp::create(bb, at, bb.getIndexType(),
+                                                    safe)});
+          Value term = m.sub(m.add(args[1], m.log(args[2])), picked);
+          return SmallVector<Value>{
+              m.add(args[3], m.select(counted, term, m.f32(0.0)))};
+        })[0];
+    Math m{k.builder(), k.location()};
+    Value count = countedLabels(k, r.labels, ignore);
+    return {k.tensorOf(m.div(k.scalar(total), count))};
+  }
+};
+
+struct CrossEntropyGradLowering : LoraLowering<CrossEntropyGradOp> {
+  using LoraLowering::LoraLowering;
+  SmallVector<Value> lower(CrossEntropyGradOp op, Adaptor a,
+                           KernelBuilder &k) const override {
+    int64_t ignore = op.getIgnoreIndex();
+    Value logits2 = k.collapseRows(a.getLogits());
+    LossRows r = lossRows(k, a.getLogits(), a.getLabels());
+    Math m{k.builder(), k.location()};
+    Value coefficient = m.div(k.scalar(a.getLossGrad()),
+                              countedLabels(k, r.labels, ignore));
+    Value dl = k.generic(
+        {logits2, r.labels, r.maximum, r.sumExp}, k.empty({r.rows, r.vocab}),
+        {"(n, v) -> (n, v)", "(n, v) -> (n)", "(n, v) -> (n)",
+         "(n, v) -> (n)", "(n, v) -> (n, v)"},
+        "pp", [&](OpBuilder &bb, Location at, ValueRange args) {
+          Math mm{bb, at};
+          Value label = arith::IndexCastOp::create(bb, at, bb.getIndexType(),
+                                                   args[1]);
+          Value isLabel = arith::CmpIOp::create(
+              bb, at, arith::CmpIPredicate::eq, label, k.loopIndex(bb, 1));
+          Value softmax = mm.div(mm.exp(mm.sub(args[0], args[2])), args[3]);
+          Value grad = mm.mul(
+              mm.sub(softmax, mm.select(isLabel, mm.f32(1.0), mm.f32(0.0))),
+              coefficient);
+          return SmallVector<Value>{mm.select(
+              isCounted(bb, at, args[1], ignore), grad, mm.f32(0.0))};
+        })[0];
+    return {k.expandTo(dl, op.getType(), /*allDims=*/false)};
+  }
+};
+
+struct GlobalNormLowering : LoraLowering<GlobalNormOp> {
+  using LoraLowering::LoraLowering;
+  SmallVector<Value> lower(GlobalNormOp op, Adaptor a,
+                           KernelBuilder &k) const override {
+    Value squares = k.filled({}, 0.0);
+    for (Value input : a.getInputs())
+      squares = k.generic(k.collapseAll(input), squares,
+                          {"(e) -> (e)", "(e) -> ()"}, "r",
+                          [&](OpBuilder &bb, Location at, ValueRange args) {
+                            Math m{bb, at};
+                            return SmallVector<Value>{
+                                m.add(args[1], m.mul(args[0], args[0]))};
+                          })[0];
+    Math m{k.builder(), k.location()};
+    return {k.tensorOf(m.sqrt(k.scalar(squares)))};
+  }
+};
+
+struct AdamWLowering : LoraLowering<AdamWOp> {
+  using LoraLowering::LoraLowering;
+  SmallVector<Value> lower(AdamWOp op, Adaptor a,
+                           KernelBuilder &k) const override {
+    OpBuilder &b = k.builder();
+    Location loc = k.location();
+    Math m{b, loc};
+    double beta1 = op.getBeta1().convertToDouble();
+    double beta2 = op.getBeta2().convertToDouble();
+    double eps = op.getEpsilon().convertToDouble();
+    double decay = op.getWeightDecay().convertToDouble();
+    Value lr = k.scalar(a.getLr());
+    Value step = arith::SIToFPOp::create(b, loc, b.getF32Type(),
+                                         k.scalar(a.getStep()));
+    // Bias corrections 1 − beta^step.
+    Value correction1 = m.sub(m.f32(1.0), math::PowFOp::create(
+                                              b, loc, m.f32(beta1), step));
+    Value correction2 = m.sub(m.f32(1.0), math::PowFOp::create(
+                                              b, loc, m.f32(beta2), step));
+    Value clip = m.f32(1.0);
+    if (a.getGradNorm()) {
+      // min(1, max_norm / (norm + 1e-6)), as clip_grad_norm_.
+      Value norm = k.scalar(a.getGradNorm());
+      clip = arith::MinimumFOp::create(
+          b, loc, m.f32(1.0),
+          m.div(m.f32(op.getMaxGradNorm()->convertToDouble()),
+                m.add(norm, m.f32(1e-6))));
+    }
+    return k.elementwise(
+        {a.getParam(), a.getGrad(), a.getFirstMoment(), a.getSecondMoment()},
+        3, [&](OpBuilder &bb, Location at, ValueRange args) {
+          Math mm{bb, at};
+          Value g = mm.mul(args[1], clip);
+          Value m1 = mm.add(mm.mul(mm.f32(beta1), args[2]),
+                            mm.mul(mm.f32(1.0 - beta1), g));
+          Value v1 = mm.add(mm.mul(mm.f32(beta2), args[3]),
+                            mm.mul(mm.f32(1.0 - beta2), mm.mul(g, g)));
+          Value p = mm.sub(args[0], mm.mul(mm.mul(lr, mm.f32(decay)), args[0]));
+          Value update =
+              mm.div(mm.div(m1, correction1),
+                     mm.add(mm.sqrt(mm.div(v1, correction2)), mm.f32(eps)));
+          return SmallVector<Value>{mm.sub(p, mm.mul(lr, update)), m1, v1};
+        });
+  }
+};
+
+struct ConvertLoraToLinalgPass
+    : public lora::impl::ConvertLoraToLinalgBase<ConvertLoraToLinalgPass> {
+  void runOnOperation() override {
+    ConversionTarget target(getContext());
+    target.addIllegalDialect<LoraDialect>();
+    target.addLegalDialect<arith::ArithDialect, linalg::LinalgDialect,
+                           math::MathDialect, scf::SCFDialect,
+                           tensor::TensorDialect, func::FuncDialect>();
+    RewritePatternSet patterns(&getContext());
+    populateLoraToLinalgConversionPatterns(patterns);
+    if (failed(applyPartialConversion(getOperation(), target,
+                                      std::move(patterns))))
+      signalPassFailure();
+  }
+};
+
+} // namespace
+
+void mlir::lora::populateLoraToLinalgConversionPatterns(
+    RewritePatternSet &patterns) {
+  patterns.add<EmbeddingLowering, EmbeddingGradLowering, RMSNormLowering,
+               RMSNormGradLowering, LinearLowering, LinearGradInputLowering,
+               LinearGradWeightLowering, DropoutLowering, RoPELowering,
+               RoPEGradLowering, AttentionLowering, AttentionGradLowering,
+               SwiGLULowering, SwiGLUGradLowering, AddLowering,
+               CrossEntropyLowering, CrossEntropyGradLowering,
+               GlobalNormLowering, AdamWLowering>(patterns.getContext());
+}

@@ -1,0 +1,51 @@
+//===- CpuPipeline.cpp - lowering a step to LLVM for the CPU --------------===//
+//
+// Results become out-parameters (buffer-results-to-out-params) so that the
+// runtime owns every buffer the step reads or writes; the step allocates
+// only its temporaries.
+//
+//===----------------------------------------------------------------------===//
+
+#include "lora/Pipelines/CpuPipeline.h"
+
+#include "lora/Conversion/Passes.h"
+
+#include "mlir/InitAllPasses.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+
+#include <mutex>
+
+using namespace mlir;
+
+/// Upstream passes after convert-lora-to-linalg, in textual form: the same
+/// spelling a user would pass to mlir-opt.
+static constexpr const char *kLowering =
+    "func.func(convert-elementwise-to-linalg), canonicalize, cse, "
+    "eliminate-empty-tensors, "
+    "one-shot-bufferize{bufferize-function-boundaries "
+    "function-boundary-type-conversion=identity-layout-map}, canonicalize, "
+    "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}, "
+    "func.func(buffer-hoisting), buffer-deallocation-pipeline, "
+    "convert-bufferization-to-memref, convert-linalg-to-loops, "
+    "expand-strided-metadata, lower-affine, convert-scf-to-cf, "
+    "convert-math-to-llvm, finalize-memref-to-llvm, convert-arith-to-llvm, "
+    "convert-cf-to-llvm, convert-func-to-llvm, convert-index-to-llvm, "
+    "reconcile-unrealized-casts";
+
+LogicalResult mlir::lora::buildCpuLoweringPipeline(OpPassManager &pm) {
+  // The textual pipeline names upstream passes; make sure they are known
+  // when a program other than lora-opt (lora-run, tests) builds it.
+  // Registering a pass again is harmless.
+  static std::once_flag registered;
+  std::call_once(registered, [] { registerAllPasses(); });
+  pm.addPass(createConvertLoraToLinalg());
+  return parsePassPipeline(kLowering, pm);
+}
+
+void mlir::lora::registerCpuPipeline() {
+  PassPipelineRegistration<>(
+      "lora-cpu-pipeline",
+      "Lower a lora step to the LLVM dialect for the CPU",
+      [](OpPassManager &pm) { (void)buildCpuLoweringPipeline(pm); });
+}

@@ -1,0 +1,147 @@
+//===- JitStep.cpp - a lora step compiled in process for the CPU ----------===//
+
+#include "lora/Runner/JitStep.h"
+
+#include "lora/Dialect/Lora/IR/LoraDialect.h"
+#include "lora/Pipelines/CpuPipeline.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/ExecutionEngine/ExecutionEngine.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
+#include "mlir/Pass/PassManager.h"
+#include "llvm/Support/TargetSelect.h"
+
+using namespace mlir;
+using namespace mlir::lora;
+
+int64_t BufferSpec::numElements() const {
+  int64_t count = 1;
+  for (int64_t dim : shape)
+    count *= dim;
+  return count;
+}
+
+JitStep::~JitStep() = default;
+
+static llvm::Error jitError(const Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+static llvm::Expected<BufferSpec> specOf(Type type, StringAttr name,
+                                         const Twine &what) {
+  auto tensor = dyn_cast<RankedTensorType>(type);
+  if (!tensor || !tensor.hasStaticShape())
+    return jitError(what + " must be a statically shaped tensor");
+  BufferSpec spec;
+  spec.name = name ? name.str() : "";
+  spec.shape.assign(tensor.getShape().begin(), tensor.getShape().end());
+  spec.elementType = tensor.getElementType();
+  return spec;
+}
+
+llvm::Expected<std::unique_ptr<JitStep>> JitStep::compile(ModuleOp module,
+                                                          StringRef name) {
+  auto function = module.lookupSymbol<func::FuncOp>(name);
+  if (!function)
+    return jitError("no function @" + name + " to compile");
+  std::unique_ptr<JitStep> step(new JitStep());
+  step->entry = name.str();
+  for (unsigned i = 0; i < function.getNumArguments(); ++i) {
+    auto spec = specOf(function.getArgumentTypes()[i],
+                       function.getArgAttrOfType<StringAttr>(
+                           i, LoraDialect::getParamNameAttrName()),
+                       "argument #" + Twine(i));
+    if (!spec)
+      return spec.takeError();
+    step->argumentSpecs.push_back(*spec);
+  }
+  for (unsigned i = 0; i < function.getNumResults(); ++i) {
+    auto spec = specOf(function.getResultTypes()[i],
+                       function.getResultAttrOfType<StringAttr>(
+                           i, LoraDialect::getParamNameAttrName()),
+                       "result #" + Twine(i));
+    if (!spec)
+      return spec.takeError();
+    step->resultSpecs.push_back(*spec);
+  }
+  // Bufferization and the LLVM translation come as dialect extensions.
+  DialectRegistry registry;
+  registerAllDialects(registry);
+  registerAllExtensions(registry);
+  registerAllToLLVMIRTranslations(registry);
+  module.getContext()->appendDialectRegistry(registry);
+
+  // The buffer specs above now hold the names; the C interface wrapper
+  // would copy the lora attributes onto raw pointers, so drop them.
+  for (unsigned i = 0; i < function.getNumArguments(); ++i)
+    function.setArgAttrs(i, DictionaryAttr::get(module.getContext()));
+  for (unsigned i = 0; i < function.getNumResults(); ++i)
+    function.setResultAttrs(i, DictionaryAttr::get(module.getContext()));
+  // Give the entry a C interface: every buffer a pointer to a descriptor.
+  function->setAttr("llvm.emit_c_interface", UnitAttr::get(module.getContext()));
+
+  // Capture diagnostics so that a failed lowering says why.
+  std::string diagnostics;
+  ScopedDiagnosticHandler handler(module.getContext(), [&](Diagnostic &d) {
+    llvm::raw_string_ostream os(diagnostics);
+    os << d.getLocation() << ": " << d << "\n";
+    return success();
+  });
+  PassManager pm(module.getContext());
+  if (failed(buildCpuLoweringPipeline(pm)) || failed(pm.run(module)))
+    return jitError("lowering @" + name + " for the CPU failed:\n" +
+                   diagnostics);
+
+  static bool initialized = [] {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+    return true;
+  }();
+  (void)initialized;
+  ExecutionEngineOptions options;
+  options.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Aggressive;
+  auto engine = ExecutionEngine::create(module, options);
+  if (!engine)
+    return engine.takeError();
+  step->engine = std::move(*engine);
+  return step;
+}
+
+llvm::Error JitStep::run(ArrayRef<void *> arguments,
+                         ArrayRef<void *> results) {
+  if (arguments.size() != argumentSpecs.size() ||
+      results.size() != resultSpecs.size())
+    return jitError("@" + entry + " takes " + Twine(argumentSpecs.size()) +
+                   " arguments and " + Twine(resultSpecs.size()) +
+                   " results, got " + Twine(arguments.size()) + " and " +
+                   Twine(results.size()));
+  // One memref descriptor per buffer: {allocated, aligned, offset,
+  // sizes[rank], strides[rank]}, all 8 bytes wide; results are the
+  // trailing out-parameters.
+  std::vector<std::vector<int64_t>> descriptors;
+  auto describe = [&](void *data, const BufferSpec &spec) {
+    std::vector<int64_t> d = {int64_t(reinterpret_cast<intptr_t>(data)),
+                              int64_t(reinterpret_cast<intptr_t>(data)), 0};
+    d.insert(d.end(), spec.shape.begin(), spec.shape.end());
+    std::vector<int64_t> strides(spec.shape.size(), 1);
+    for (int64_t i = int64_t(spec.shape.size()) - 2; i >= 0; --i)
+      strides[i] = strides[i + 1] * spec.shape[i + 1];
+    d.insert(d.end(), strides.begin(), strides.end());
+    descriptors.push_back(std::move(d));
+  };
+  for (auto [data, spec] : llvm::zip(arguments, argumentSpecs))
+    describe(data, spec);
+  for (auto [data, spec] : llvm::zip(results, resultSpecs))
+    describe(data, spec);
+  std::vector<void *> pointers;
+  for (std::vector<int64_t> &d : descriptors)
+    pointers.push_back(d.data());
+  std::vector<void *> packed;
+  for (void *&pointer : pointers)
+    packed.push_back(&pointer);
+  return engine->invokePacked("_mlir_ciface_" + entry, packed);
+}

@@ -1,0 +1,161 @@
+//===- CompiledStepTest.cpp - compiled CPU step against the evaluator -----===//
+//
+// The training step of a 2-layer grouped-query Llama, built by the
+// frontend and lora-training-pipeline, compiled by lora-cpu-pipeline and
+// the JIT, must give what the reference evaluator gives on the same inputs:
+// loss, gradient norm, new parameters and new moments, for LoRA (with
+// adapter dropout), full and mixed training.
+//
+//===----------------------------------------------------------------------===//
+
+#include "../Reference/GradientCheck.h"
+
+#include "lora/Frontend/LlamaConfig.h"
+#include "lora/Pipelines/Pipelines.h"
+#include "lora/Runner/JitStep.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/PassManager.h"
+
+#include <cstring>
+
+using namespace lora::test;
+using mlir::lora::reference::Tensor;
+
+namespace {
+
+struct Method {
+  const char *name;
+  const char *pipeline; // lora-training-pipeline options
+};
+
+void PrintTo(const Method &method, std::ostream *os) { *os << method.name; }
+
+class CompiledStepTest : public ::testing::TestWithParam<Method> {};
+
+TEST_P(CompiledStepTest, MatchesTheReferenceEvaluator) {
+  auto context = makeContext();
+  mlir::lora::LlamaConfig config;
+  config.vocabSize = 24;
+  config.hiddenSize = 16;
+  config.intermediateSize = 20;
+  config.numHiddenLayers = 2;
+  config.numAttentionHeads = 4;
+  config.numKeyValueHeads = 2;
+  config.headDim = 4;
+  config.maxPositionEmbeddings = 32;
+  config.rmsNormEps = 1e-5;
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      mlir::ModuleOp::create(mlir::UnknownLoc::get(context.get()));
+  ASSERT_FALSE(bool(mlir::lora::buildLlamaStep(*module, config, {2, 6})));
+  mlir::lora::TrainingPipelineOptions options;
+  ASSERT_TRUE(mlir::succeeded(options.parseFromString(GetParam().pipeline)));
+  mlir::PassManager pm(context.get());
+  ASSERT_TRUE(mlir::succeeded(mlir::lora::buildTrainingPipeline(
+      pm, options, [](const llvm::Twine &message) {
+        ADD_FAILURE() << message.str();
+        return mlir::failure();
+      })));
+  ASSERT_TRUE(mlir::succeeded(pm.run(*module)));
+  mlir::OwningOpRef<mlir::ModuleOp> reference = module->clone();
+  auto evaluated = *reference->getOps<mlir::func::FuncOp>().begin();
+
+  auto compiled = mlir::lora::JitStep::compile(*module, "step");
+  ASSERT_TRUE(bool(compiled)) << llvm::toString(compiled.takeError());
+  mlir::lora::JitStep &step = **compiled;
+
+  // Inputs: random weights and moments (second moments positive), a batch
+  // with an ignored label, step 3.
+  std::mt19937_64 rng(99);
+  std::vector<Tensor> args;
+  for (const mlir::lora::BufferSpec &spec : step.arguments()) {
+    std::string name = spec.name;
+    if (name == "input_ids" || name == "labels") {
+      Tensor t = Tensor::filled(spec.shape, 0);
+      for (double &x : t.data)
+        x = double(rng() % config.vocabSize);
+      if (name == "labels")
+        t.data[1] = -100;
+      args.push_back(t);
+    } else if (name == "positions") {
+      Tensor t = Tensor::filled(spec.shape, 0);
+      for (size_t i = 0; i < t.data.size(); ++i)
+        t.data[i] = double(i % spec.shape[1]);
+      args.push_back(t);
+    } else if (name == "lr") {
+      args.push_back(Tensor::scalar(1e-3));
+    } else if (name == "step") {
+      args.push_back(Tensor::scalar(3));
+    } else if (name == "dropout_seed") {
+      args.push_back(Tensor::scalar(17));
+    } else if (llvm::StringRef(name).ends_with(".exp_avg_sq")) {
+      Tensor t = randomTensor(spec.shape, rng, 1e-3);
+      for (double &x : t.data)
+        x = std::fabs(x);
+      args.push_back(t);
+    } else if (llvm::StringRef(name).ends_with(".exp_avg")) {
+      args.push_back(randomTensor(spec.shape, rng, 1e-2));
+    } else {
+      args.push_back(randomTensor(spec.shape, rng, 0.5));
+    }
+  }
+
+  // The compiled step's buffers: f32, i32 or i64 as its types say, each
+  // in its own byte vector, sized before any pointer is taken.
+  std::vector<std::vector<char>> storage(step.arguments().size());
+  std::vector<void *> argBuffers, resultBuffers;
+  for (auto [i, spec] : llvm::enumerate(step.arguments())) {
+    const Tensor &value = args[i];
+    unsigned width = spec.elementType.getIntOrFloatBitWidth() / 8;
+    storage[i].resize(spec.numElements() * width);
+    for (int64_t e = 0; e < spec.numElements(); ++e) {
+      char *at = storage[i].data() + e * width;
+      if (spec.elementType.isF32()) {
+        float x = float(value.data[e]);
+        std::memcpy(at, &x, 4);
+      } else if (width == 4) {
+        int32_t x = int32_t(value.data[e]);
+        std::memcpy(at, &x, 4);
+      } else {
+        int64_t x = int64_t(value.data[e]);
+        std::memcpy(at, &x, 8);
+      }
+    }
+    argBuffers.push_back(storage[i].data());
+  }
+  std::vector<std::vector<float>> outputs;
+  for (const mlir::lora::BufferSpec &spec : step.results())
+    outputs.emplace_back(spec.numElements(), std::nanf(""));
+  for (std::vector<float> &output : outputs)
+    resultBuffers.push_back(output.data());
+  llvm::Error error = step.run(argBuffers, resultBuffers);
+  ASSERT_FALSE(bool(error)) << llvm::toString(std::move(error));
+
+  std::vector<Tensor> expected = run(evaluated, args);
+  ASSERT_EQ(expected.size(), outputs.size());
+  EXPECT_NEAR(outputs[0][0], expected[0].data[0],
+              1e-5 * std::fabs(expected[0].data[0]))
+      << "loss";
+  for (size_t k = 1; k < outputs.size(); ++k) {
+    double largest = 0;
+    for (double x : expected[k].data)
+      largest = std::max(largest, std::fabs(x));
+    for (size_t i = 0; i < outputs[k].size(); ++i)
+      ASSERT_NEAR(outputs[k][i], expected[k].data[i], 1e-4 * largest + 1e-7)
+          << step.results()[k].name << " element " << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Methods, CompiledStepTest,
+    ::testing::Values(
+        Method{"LoraWithDropout", "method=lora rank=4 dropout=0.1"},
+        Method{"Lora", "method=lora rank=4"},
+        Method{"Full", "method=full weight-decay=0.01"},
+        Method{"MixedNoClipping", "method=mixed target-modules=self_attn "
+                                  "full-modules=mlp rank=2 max-grad-norm=0"}),
+    [](const ::testing::TestParamInfo<Method> &info) {
+      return std::string(info.param.name);
+    });
+
+} // namespace
