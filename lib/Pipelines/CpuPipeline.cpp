@@ -27,7 +27,8 @@ static constexpr const char *kLowering =
     "function-boundary-type-conversion=identity-layout-map}, canonicalize, "
     "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}, "
     "func.func(buffer-hoisting), buffer-deallocation-pipeline, "
-    "convert-bufferization-to-memref, convert-linalg-to-loops, "
+    "convert-bufferization-to-memref, lora-matmul-to-blas, "
+    "convert-linalg-to-loops, "
     "expand-strided-metadata, lower-affine, convert-scf-to-cf, "
     "convert-math-to-llvm, finalize-memref-to-llvm, convert-arith-to-llvm, "
     "convert-cf-to-llvm, convert-func-to-llvm, convert-index-to-llvm, "
@@ -38,7 +39,10 @@ LogicalResult mlir::lora::buildCpuLoweringPipeline(OpPassManager &pm) {
   // when a program other than lora-opt (lora-run, tests) builds it.
   // Registering a pass again is harmless.
   static std::once_flag registered;
-  std::call_once(registered, [] { registerAllPasses(); });
+  std::call_once(registered, [] {
+    registerAllPasses();
+    registerLoraConversionPasses();
+  });
   pm.addPass(createConvertLoraToLinalg());
   return parsePassPipeline(kLowering, pm);
 }

@@ -13,6 +13,9 @@
 #include "mlir/InitAllExtensions.h"
 #include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "mlir/Pass/PassManager.h"
+#include "lora/runtime/Gemm.h"
+
+#include "llvm/ExecutionEngine/Orc/Mangling.h"
 #include "llvm/Support/TargetSelect.h"
 
 using namespace mlir;
@@ -108,6 +111,15 @@ llvm::Expected<std::unique_ptr<JitStep>> JitStep::compile(ModuleOp module,
   if (!engine)
     return engine.takeError();
   step->engine = std::move(*engine);
+  // The runtime functions the step calls, resolved in this process.
+  step->engine->registerSymbols([](llvm::orc::MangleAndInterner interner) {
+    llvm::orc::SymbolMap symbols;
+    symbols[interner("_mlir_ciface_lora_sgemm_f32")] = {
+        llvm::orc::ExecutorAddr::fromPtr(&_mlir_ciface_lora_sgemm_f32),
+        llvm::JITSymbolFlags::Exported};
+    return symbols;
+  });
+  step->engine->initialize();
   return step;
 }
 

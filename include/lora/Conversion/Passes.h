@@ -4,6 +4,8 @@
 #define LORA_CONVERSION_PASSES_H
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -23,6 +25,9 @@ namespace mlir::lora {
 
 /// Patterns lowering every lora op to linalg/tensor/arith/math on tensors.
 void populateLoraToLinalgConversionPatterns(RewritePatternSet &patterns);
+
+/// The runtime function that lora-matmul-to-blas calls.
+inline constexpr llvm::StringLiteral kBlasSgemmName = "lora_sgemm_f32";
 
 #define GEN_PASS_REGISTRATION
 #include "lora/Conversion/Passes.h.inc"

@@ -23,4 +23,19 @@ def ConvertLoraToLinalg : Pass<"convert-lora-to-linalg", "ModuleOp"> {
   ];
 }
 
+def MatmulToBlas : Pass<"lora-matmul-to-blas", "ModuleOp"> {
+  let summary = "Run f32 linalg.matmul on memrefs through the runtime's BLAS";
+  let description = [{
+    After bufferization, every `linalg.matmul` on f32 memrefs whose rows
+    are contiguous and whose indexing maps are a plain or transposed GEMM
+    (C += op(A)·op(B)) becomes a call to `lora_sgemm_f32`, which the runtime
+    implements with OpenBLAS (`runtime/include/lora/runtime/Gemm.h`). Other
+    matmuls stay and are lowered to loops.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::func::FuncDialect",
+    "::mlir::memref::MemRefDialect"
+  ];
+}
+
 #endif // LORA_CONVERSION_PASSES_TD

@@ -1,0 +1,104 @@
+//===- MatmulToBlas.cpp - linalg.matmul on memrefs to BLAS calls ----------===//
+
+#include "lora/Conversion/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/IR/AffineMap.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+namespace mlir::lora {
+#define GEN_PASS_DEF_MATMULTOBLAS
+#include "lora/Conversion/Passes.h.inc"
+} // namespace mlir::lora
+
+using namespace mlir;
+using namespace mlir::lora;
+
+namespace {
+
+/// memref<?x?xf32, strided<[?, ?], offset: ?>>: what every operand is cast
+/// to, so that one declaration serves all shapes and layouts.
+MemRefType genericMatrixType(MLIRContext *context) {
+  int64_t dynamic = ShapedType::kDynamic;
+  return MemRefType::get(
+      {dynamic, dynamic}, Float32Type::get(context),
+      StridedLayoutAttr::get(context, dynamic, {dynamic, dynamic}));
+}
+
+/// A rank-2 f32 memref whose rows are contiguous.
+bool isBlasOperand(Type type) {
+  auto memref = dyn_cast<MemRefType>(type);
+  if (!memref || memref.getRank() != 2 || !memref.getElementType().isF32())
+    return false;
+  SmallVector<int64_t> strides;
+  int64_t offset;
+  return succeeded(memref.getStridesAndOffset(strides, offset)) &&
+         strides[1] == 1;
+}
+
+struct MatmulToBlasCall : OpRewritePattern<linalg::MatmulOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(linalg::MatmulOp op,
+                                PatternRewriter &rewriter) const override {
+    if (!op.hasPureBufferSemantics())
+      return rewriter.notifyMatchFailure(op, "not on buffers yet");
+    for (Value operand : op->getOperands())
+      if (!isBlasOperand(operand.getType()))
+        return rewriter.notifyMatchFailure(
+            op, "operands must be rank-2 f32 memrefs with contiguous rows");
+    MLIRContext *context = op.getContext();
+    auto map = [&](ArrayRef<unsigned> dims) {
+      SmallVector<AffineExpr> exprs;
+      for (unsigned dim : dims)
+        exprs.push_back(getAffineDimExpr(dim, context));
+      return AffineMap::get(3, 0, exprs, context);
+    };
+    // (m, n, k): A (m, k) or (k, m); B (k, n) or (n, k); C (m, n).
+    SmallVector<AffineMap> maps = op.getIndexingMapsArray();
+    bool transposeA = maps[0] == map({2, 0});
+    bool transposeB = maps[1] == map({1, 2});
+    if ((!transposeA && maps[0] != map({0, 2})) ||
+        (!transposeB && maps[1] != map({2, 1})) || maps[2] != map({0, 1}))
+      return rewriter.notifyMatchFailure(op, "not a (transposed) GEMM");
+
+    auto module = op->getParentOfType<ModuleOp>();
+    MemRefType matrix = genericMatrixType(context);
+    Type i32 = rewriter.getI32Type();
+    auto callee = module.lookupSymbol<func::FuncOp>(kBlasSgemmName);
+    if (!callee) {
+      OpBuilder::InsertionGuard guard(rewriter);
+      rewriter.setInsertionPointToStart(module.getBody());
+      callee = func::FuncOp::create(
+          rewriter, module.getLoc(), kBlasSgemmName,
+          rewriter.getFunctionType({i32, i32, matrix, matrix, matrix}, {}));
+      callee.setPrivate();
+      callee->setAttr("llvm.emit_c_interface", rewriter.getUnitAttr());
+    }
+    Location loc = op.getLoc();
+    auto flag = [&](bool value) {
+      return arith::ConstantOp::create(rewriter, loc,
+                                       rewriter.getI32IntegerAttr(value));
+    };
+    SmallVector<Value> args = {flag(transposeA), flag(transposeB)};
+    for (Value operand : op->getOperands())
+      args.push_back(memref::CastOp::create(rewriter, loc, matrix, operand));
+    rewriter.replaceOpWithNewOp<func::CallOp>(op, callee, args);
+    return success();
+  }
+};
+
+struct MatmulToBlasPass
+    : public lora::impl::MatmulToBlasBase<MatmulToBlasPass> {
+  void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    patterns.add<MatmulToBlasCall>(&getContext());
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+      signalPassFailure();
+  }
+};
+
+} // namespace

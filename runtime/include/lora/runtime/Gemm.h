@@ -1,0 +1,35 @@
+//===- Gemm.h - GEMMs of compiled steps, through BLAS -----------*- C++ -*-===//
+//
+// Compiled CPU steps call these for every linalg.matmul that
+// lora-matmul-to-blas rewrites: C += op(A) · op(B) in f32, row-major, with
+// OpenBLAS doing the work. The memref arguments follow MLIR's C interface
+// (a pointer to a descriptor), hence the `_mlir_ciface_` names.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LORA_RUNTIME_GEMM_H
+#define LORA_RUNTIME_GEMM_H
+
+#include <cstdint>
+
+extern "C" {
+
+/// MLIR's descriptor of a rank-2 f32 memref.
+struct LoraMemRef2DF32 {
+  float *allocated;
+  float *aligned;
+  int64_t offset;
+  int64_t sizes[2];
+  int64_t strides[2];
+};
+
+/// C += op(A) · op(B), op transposing when the flag is non-zero. Rows must
+/// be contiguous (inner stride 1); the leading dimensions come from the
+/// outer strides, so views of larger buffers work.
+void _mlir_ciface_lora_sgemm_f32(int32_t transposeA, int32_t transposeB,
+                                 LoraMemRef2DF32 *a, LoraMemRef2DF32 *b,
+                                 LoraMemRef2DF32 *c);
+
+} // extern "C"
+
+#endif // LORA_RUNTIME_GEMM_H
