@@ -60,6 +60,8 @@ llvm::Expected<std::unique_ptr<JitStep>> JitStep::compile(ModuleOp module,
                        "argument #" + Twine(i));
     if (!spec)
       return spec.takeError();
+    if (std::optional<Role> role = getParameterRole(function, i))
+      spec->role = stringifyRole(*role).str();
     step->argumentSpecs.push_back(*spec);
   }
   for (unsigned i = 0; i < function.getNumResults(); ++i) {

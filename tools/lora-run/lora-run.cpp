@@ -1,18 +1,22 @@
 //===- lora-run.cpp - build, train and evaluate models --------------------===//
 //
-// Subcommands:
-//   lora-run emit-mlir --config config.json [--batch-size N] [--seq-len N]
-//                      [--method lora|full|mixed|frozen] [--r N] ...
-//     prints the model's forward pass and loss in the lora dialect, or with
-//     --method the training step that lora-training-pipeline makes of it.
-//     Flags are named as in PEFT's LoraConfig and Hugging Face's
-//     TrainingArguments.
+//   lora-run train      compile the training step for the CPU and train;
+//                       with no arguments, a built-in small Llama on
+//                       built-in data, writing a PEFT adapter
+//   lora-run emit-mlir  print the forward pass and loss (or with --method
+//                       the training step) as lora-dialect MLIR
+//
+// Flags are named as in PEFT's LoraConfig and Hugging Face's
+// TrainingArguments.
 //
 //===----------------------------------------------------------------------===//
 
 #include "lora/Dialect/Lora/IR/LoraDialect.h"
 #include "lora/Frontend/LlamaConfig.h"
 #include "lora/Pipelines/Pipelines.h"
+#include "lora/Runner/JitStep.h"
+#include "lora/runtime/Data.h"
+#include "lora/runtime/Trainer.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -22,139 +26,237 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/WithColor.h"
 
+#include <chrono>
+#include <unistd.h>
+
 namespace cl = llvm::cl;
+namespace rt = lora::runtime;
 
 static cl::SubCommand emitMlir("emit-mlir",
-                               "Print a model's forward pass and loss as "
+                               "Print a model's forward pass and loss (or "
+                               "with --method its training step) as "
                                "lora-dialect MLIR");
-static cl::opt<std::string> configPath("config", cl::sub(emitMlir),
-                                       cl::desc("Hugging Face config.json"),
-                                       cl::value_desc("path"), cl::Required);
+static cl::SubCommand train("train",
+                            "Compile the training step for the CPU and "
+                            "train; with no flags, a built-in small Llama on "
+                            "built-in data");
+
+// Flags of both subcommands.
+#define BOTH cl::sub(emitMlir), cl::sub(train)
+static cl::OptionCategory modelCategory("Model and batch");
+static cl::opt<std::string>
+    configPath("config", BOTH, cl::cat(modelCategory),
+               cl::desc("Hugging Face config.json (train: default a built-in "
+                        "2-layer Llama with the byte tokenizer)"),
+               cl::value_desc("path"));
 static cl::opt<int64_t>
-    batchSize("per_device_train_batch_size", cl::sub(emitMlir),
-              cl::desc("Sequences per step (default 1)"), cl::init(1));
+    batchSize("per_device_train_batch_size", BOTH, cl::cat(modelCategory),
+              cl::desc("Sequences per step (emit-mlir: 1, train: 8)"),
+              cl::init(0));
 static cl::alias batchSizeAlias("batch-size", cl::aliasopt(batchSize),
                                 cl::desc("Alias for "
                                          "--per_device_train_batch_size"));
-static cl::opt<int64_t>
-    seqLen("seq-len", cl::sub(emitMlir),
-           cl::desc("Tokens per sequence (default: max_position_embeddings, "
-                    "at most 512)"),
-           cl::init(0));
-static cl::opt<std::string> outputPath("o", cl::sub(emitMlir),
-                                       cl::desc("Output file (default -)"),
-                                       cl::value_desc("path"), cl::init("-"));
+static cl::opt<int64_t> seqLen(
+    "max_seq_length", BOTH, cl::cat(modelCategory),
+    cl::desc("Tokens per sequence (emit-mlir: max_position_embeddings, at "
+             "most 512; train: 64)"),
+    cl::init(0));
+static cl::alias seqLenAlias("seq-len", cl::aliasopt(seqLen),
+                             cl::desc("Alias for --max_seq_length"));
 
 // Training-step flags, as PEFT and the Hugging Face Trainer name them.
-static cl::OptionCategory trainingCategory("Training step (with --method)");
+static cl::OptionCategory trainingCategory("Training step");
 static cl::opt<std::string> method(
-    "method", cl::sub(emitMlir), cl::cat(trainingCategory),
-    cl::desc("Emit a training step: lora, full, mixed (LoRA on "
-             "--target_modules, --full_modules in full) or frozen (the loss "
-             "only). Without it, the forward pass and loss."));
-static cl::opt<int64_t> loraRank("r", cl::sub(emitMlir),
-                                 cl::cat(trainingCategory),
+    "method", BOTH, cl::cat(trainingCategory),
+    cl::desc("lora, full, mixed (LoRA on --target_modules, --full_modules "
+             "in full) or frozen. emit-mlir without it prints the forward "
+             "pass; train defaults to lora"));
+static cl::opt<int64_t> loraRank("r", BOTH, cl::cat(trainingCategory),
                                  cl::desc("LoRA rank (default 8)"),
                                  cl::init(8));
 static cl::opt<double>
-    loraAlpha("lora_alpha", cl::sub(emitMlir), cl::cat(trainingCategory),
+    loraAlpha("lora_alpha", BOTH, cl::cat(trainingCategory),
               cl::desc("LoRA alpha (default 2 * r)"), cl::init(0.0));
 static cl::list<std::string> targetModules(
-    "target_modules", cl::sub(emitMlir), cl::cat(trainingCategory),
-    cl::CommaSeparated,
+    "target_modules", BOTH, cl::cat(trainingCategory), cl::CommaSeparated,
     cl::desc("Modules that get adapters: all-linear (default) or names "
              "such as q_proj,v_proj or self_attn"));
 static cl::list<std::string> fullModules(
-    "full_modules", cl::sub(emitMlir), cl::cat(trainingCategory),
-    cl::CommaSeparated,
+    "full_modules", BOTH, cl::cat(trainingCategory), cl::CommaSeparated,
     cl::desc("Modules trained in full (method=full: default all)"));
-static cl::opt<double> loraDropout("lora_dropout", cl::sub(emitMlir),
+static cl::opt<double> loraDropout("lora_dropout", BOTH,
                                    cl::cat(trainingCategory),
                                    cl::desc("Dropout on the adapter input"),
                                    cl::init(0.0));
-static cl::opt<bool> useRsLora("use_rslora", cl::sub(emitMlir),
-                               cl::cat(trainingCategory),
+static cl::opt<bool> useRsLora("use_rslora", BOTH, cl::cat(trainingCategory),
                                cl::desc("Scale adapters by alpha / sqrt(r)"));
-static cl::opt<double> weightDecay("weight_decay", cl::sub(emitMlir),
+static cl::opt<double> weightDecay("weight_decay", BOTH,
                                    cl::cat(trainingCategory),
                                    cl::desc("AdamW weight decay (default 0)"),
                                    cl::init(0.0));
-static cl::opt<double> adamBeta1("adam_beta1", cl::sub(emitMlir),
-                                 cl::cat(trainingCategory),
+static cl::opt<double> adamBeta1("adam_beta1", BOTH, cl::cat(trainingCategory),
                                  cl::desc("AdamW beta1 (default 0.9)"),
                                  cl::init(0.9));
-static cl::opt<double> adamBeta2("adam_beta2", cl::sub(emitMlir),
-                                 cl::cat(trainingCategory),
+static cl::opt<double> adamBeta2("adam_beta2", BOTH, cl::cat(trainingCategory),
                                  cl::desc("AdamW beta2 (default 0.999)"),
                                  cl::init(0.999));
-static cl::opt<double> adamEpsilon("adam_epsilon", cl::sub(emitMlir),
+static cl::opt<double> adamEpsilon("adam_epsilon", BOTH,
                                    cl::cat(trainingCategory),
                                    cl::desc("AdamW epsilon (default 1e-8)"),
                                    cl::init(1e-8));
 static cl::opt<double>
-    maxGradNorm("max_grad_norm", cl::sub(emitMlir), cl::cat(trainingCategory),
+    maxGradNorm("max_grad_norm", BOTH, cl::cat(trainingCategory),
                 cl::desc("Global-norm gradient clipping, 0 disables "
                          "(default 1.0)"),
                 cl::init(1.0));
+
+// emit-mlir only.
+static cl::opt<std::string> outputPath("o", cl::sub(emitMlir),
+                                       cl::desc("Output file (default -)"),
+                                       cl::value_desc("path"), cl::init("-"));
+
+// train only.
+static cl::OptionCategory runCategory("Training run");
+static cl::opt<std::string> modelWeights(
+    "model_weights", cl::sub(train), cl::cat(runCategory),
+    cl::desc("Base weights, a Hugging Face model.safetensors (default: a "
+             "seeded initialization)"),
+    cl::value_desc("path"));
+static cl::opt<std::string> trainFile(
+    "train_file", cl::sub(train), cl::cat(runCategory),
+    cl::desc("Training data: .jsonl (prompt/response or text), .txt or .bin "
+             "(int32 tokens); default: built-in data (--dataset)"),
+    cl::value_desc("path"));
+static cl::opt<std::string>
+    dataset("dataset", cl::sub(train), cl::cat(runCategory),
+            cl::desc("Built-in data when no --train_file: text or "
+                     "arithmetic (default text)"),
+            cl::init("text"));
+static cl::opt<std::string>
+    outputDir("output_dir", cl::sub(train), cl::cat(runCategory),
+              cl::desc("Where the adapter, metrics.jsonl and exports go "
+                       "(default lora-run-output)"),
+              cl::init("lora-run-output"));
+static cl::opt<int64_t> maxSteps("max_steps", cl::sub(train),
+                                 cl::cat(runCategory),
+                                 cl::desc("Optimizer steps (default 300)"),
+                                 cl::init(300));
+static cl::opt<double> learningRate(
+    "learning_rate", cl::sub(train), cl::cat(runCategory),
+    cl::desc("Peak learning rate (default 5e-3 for lora and mixed, 5e-4 "
+             "for full: LoRA wants about 10x)"),
+    cl::init(0.0));
+static cl::opt<std::string>
+    schedulerType("lr_scheduler_type", cl::sub(train), cl::cat(runCategory),
+                  cl::desc("constant, linear or cosine (default linear)"),
+                  cl::init("linear"));
+static cl::opt<int64_t> warmupSteps("warmup_steps", cl::sub(train),
+                                    cl::cat(runCategory),
+                                    cl::desc("Linear warmup steps (default 0)"),
+                                    cl::init(0));
+static cl::opt<uint64_t> seed("seed", cl::sub(train), cl::cat(runCategory),
+                              cl::desc("Seed of initialization, shuffling "
+                                       "and dropout (default 42)"),
+                              cl::init(42));
+static cl::opt<int64_t> loggingSteps("logging_steps", cl::sub(train),
+                                     cl::cat(runCategory),
+                                     cl::desc("Log every N steps (default 10)"),
+                                     cl::init(10));
+static cl::opt<bool> saveMerged(
+    "save_merged", cl::sub(train), cl::cat(runCategory),
+    cl::desc("Also write the merged model (W + s·B·A) as model.safetensors "
+             "under <output_dir>/merged"));
+#undef BOTH
 
 static int fail(const llvm::Twine &message) {
   llvm::WithColor::error(llvm::errs(), "lora-run") << message << "\n";
   return 1;
 }
 
+/// The built-in model: a 2-layer Llama for the byte tokenizer.
+static mlir::lora::LlamaConfig builtinConfig() {
+  mlir::lora::LlamaConfig config;
+  config.vocabSize = rt::ByteTokenizer::kVocabSize;
+  config.hiddenSize = 64;
+  config.intermediateSize = 128;
+  config.numHiddenLayers = 2;
+  config.numAttentionHeads = 4;
+  config.numKeyValueHeads = 2;
+  config.headDim = 16;
+  config.maxPositionEmbeddings = 256;
+  config.rmsNormEps = 1e-5;
+  return config;
+}
+
+/// Builds the step into `module`: the forward pass and loss, then the
+/// training pipeline when `withTraining`.
+static int buildStep(mlir::ModuleOp module,
+                     const mlir::lora::LlamaConfig &config,
+                     const mlir::lora::BatchShape &shape, bool withTraining,
+                     llvm::StringRef trainingMethod) {
+  if (llvm::Error error = mlir::lora::buildLlamaStep(module, config, shape))
+    return fail(llvm::toString(std::move(error)));
+  if (mlir::failed(mlir::verify(module)))
+    return fail("internal error: the emitted module does not verify");
+  if (!withTraining)
+    return 0;
+  // Flags are checked here so that errors name the flag the user typed.
+  if (loraRank <= 0)
+    return fail("--r must be > 0, got " + llvm::Twine(loraRank));
+  if (!(loraDropout >= 0 && loraDropout < 1))
+    return fail("--lora_dropout must be in [0, 1), got " +
+                llvm::formatv("{0}", double(loraDropout)));
+  mlir::lora::TrainingPipelineOptions options;
+  options.method = trainingMethod.str();
+  options.targetModules = targetModules;
+  options.fullModules = fullModules;
+  options.rank = loraRank;
+  options.alpha = loraAlpha;
+  options.useRsLora = useRsLora;
+  options.dropout = loraDropout;
+  options.beta1 = adamBeta1;
+  options.beta2 = adamBeta2;
+  options.epsilon = adamEpsilon;
+  options.weightDecay = weightDecay;
+  options.maxGradNorm = maxGradNorm;
+  mlir::PassManager pm(module.getContext());
+  if (mlir::failed(mlir::lora::buildTrainingPipeline(
+          pm, options, [](const llvm::Twine &message) {
+            fail(message);
+            return mlir::failure();
+          })))
+    return 1;
+  // The passes report their own errors (unknown target modules, ...).
+  if (mlir::failed(pm.run(module)))
+    return 1;
+  return 0;
+}
+
 static int runEmitMlir() {
+  if (configPath.empty())
+    return fail("emit-mlir needs --config");
   llvm::Expected<mlir::lora::LlamaConfig> config =
       mlir::lora::readLlamaConfig(configPath);
   if (!config)
     return fail(llvm::toString(config.takeError()));
   mlir::lora::BatchShape shape;
-  shape.batchSize = batchSize;
+  shape.batchSize = batchSize > 0 ? batchSize : 1;
   shape.sequenceLength =
-      seqLen > 0 ? seqLen : std::min<int64_t>(config->maxPositionEmbeddings,
-                                              512);
+      seqLen > 0 ? seqLen
+                 : std::min<int64_t>(config->maxPositionEmbeddings, 512);
+  if (batchSize < 0)
+    return fail("batch size must be positive, got " + llvm::Twine(batchSize));
   mlir::MLIRContext context;
   mlir::OwningOpRef<mlir::ModuleOp> module =
       mlir::ModuleOp::create(mlir::UnknownLoc::get(&context));
-  if (llvm::Error error = mlir::lora::buildLlamaStep(*module, *config, shape))
-    return fail(llvm::toString(std::move(error)));
-  if (mlir::failed(mlir::verify(*module)))
-    return fail("internal error: the emitted module does not verify");
-  if (!method.empty()) {
-    // Flags are checked here so that errors name the flag the user typed.
-    if (loraRank <= 0)
-      return fail("--r must be > 0, got " + llvm::Twine(loraRank));
-    if (!(loraDropout >= 0 && loraDropout < 1))
-      return fail("--lora_dropout must be in [0, 1), got " +
-                  llvm::formatv("{0}", double(loraDropout)));
-    mlir::lora::TrainingPipelineOptions options;
-    options.method = method;
-    options.targetModules = targetModules;
-    options.fullModules = fullModules;
-    options.rank = loraRank;
-    options.alpha = loraAlpha;
-    options.useRsLora = useRsLora;
-    options.dropout = loraDropout;
-    options.beta1 = adamBeta1;
-    options.beta2 = adamBeta2;
-    options.epsilon = adamEpsilon;
-    options.weightDecay = weightDecay;
-    options.maxGradNorm = maxGradNorm;
-    mlir::PassManager pm(&context);
-    if (mlir::failed(mlir::lora::buildTrainingPipeline(
-            pm, options, [](const llvm::Twine &message) {
-              fail(message);
-              return mlir::failure();
-            })))
-      return 1;
-    // The passes report their own errors (unknown target modules, ...).
-    if (mlir::failed(pm.run(*module)))
-      return 1;
-  }
+  if (int status = buildStep(*module, *config, shape, !method.empty(), method))
+    return status;
   std::string message;
   auto output = mlir::openOutputFile(outputPath, &message);
   if (!output)
@@ -165,6 +267,168 @@ static int runEmitMlir() {
   return 0;
 }
 
+namespace {
+/// The JIT-compiled step, as the runtime's trainer sees it.
+class JitCompiledStep : public rt::CompiledStep {
+public:
+  explicit JitCompiledStep(std::unique_ptr<mlir::lora::JitStep> jit)
+      : jit(std::move(jit)) {
+    auto convert = [](const mlir::lora::BufferSpec &spec) {
+      rt::BufferInfo info;
+      info.name = spec.name;
+      info.shape = spec.shape;
+      info.role = spec.role;
+      if (spec.elementType.isF32())
+        info.dtype = rt::DType::F32;
+      else if (spec.elementType.isInteger(32))
+        info.dtype = rt::DType::I32;
+      else
+        info.dtype = rt::DType::I64;
+      return info;
+    };
+    for (const auto &spec : this->jit->arguments())
+      argumentInfo.push_back(convert(spec));
+    for (const auto &spec : this->jit->results())
+      resultInfo.push_back(convert(spec));
+  }
+  const std::vector<rt::BufferInfo> &arguments() const override {
+    return argumentInfo;
+  }
+  const std::vector<rt::BufferInfo> &results() const override {
+    return resultInfo;
+  }
+  rt::Status run(const std::vector<void *> &arguments,
+                 const std::vector<void *> &results) override {
+    if (llvm::Error error = jit->run(arguments, results))
+      return rt::Status::error(llvm::toString(std::move(error)));
+    return rt::Status::success();
+  }
+
+private:
+  std::unique_ptr<mlir::lora::JitStep> jit;
+  std::vector<rt::BufferInfo> argumentInfo, resultInfo;
+};
+} // namespace
+
+static int runTrain() {
+  mlir::lora::LlamaConfig config = builtinConfig();
+  if (!configPath.empty()) {
+    llvm::Expected<mlir::lora::LlamaConfig> read =
+        mlir::lora::readLlamaConfig(configPath);
+    if (!read)
+      return fail(llvm::toString(read.takeError()));
+    config = *read;
+  }
+  if (config.vocabSize < rt::ByteTokenizer::kVocabSize &&
+      (trainFile.empty() || !llvm::StringRef(trainFile).ends_with(".bin")))
+    return fail("vocab_size " + llvm::Twine(config.vocabSize) +
+                " is smaller than the byte tokenizer's " +
+                llvm::Twine(rt::ByteTokenizer::kVocabSize) +
+                "; use a .bin token file with ids below it");
+  if (maxSteps <= 0)
+    return fail("--max_steps must be > 0, got " + llvm::Twine(maxSteps));
+  std::string trainingMethod = method.empty() ? "lora" : method.getValue();
+  if (trainingMethod == "frozen")
+    return fail("--method frozen trains nothing; use lora, full or mixed");
+  mlir::lora::BatchShape shape{batchSize > 0 ? batchSize : 8,
+                               seqLen > 0 ? seqLen : 64};
+  rt::Schedule schedule;
+  if (rt::Status status = rt::Schedule::parseKind(schedulerType, schedule.kind);
+      !status.ok())
+    return fail(status.message());
+  schedule.peak = learningRate > 0 ? learningRate
+                  : trainingMethod == "full" ? 5e-4
+                                             : 5e-3;
+  schedule.warmupSteps = warmupSteps;
+  schedule.totalSteps = maxSteps;
+
+  mlir::MLIRContext context;
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      mlir::ModuleOp::create(mlir::UnknownLoc::get(&context));
+  if (int status = buildStep(*module, config, shape, true, trainingMethod))
+    return status;
+  llvm::errs() << "lora-run: compiling the " << trainingMethod
+               << " training step (batch " << shape.batchSize << " x "
+               << shape.sequenceLength << " tokens)...\n";
+  auto start = std::chrono::steady_clock::now();
+  auto jit = mlir::lora::JitStep::compile(*module, "step");
+  if (!jit)
+    return fail(llvm::toString(jit.takeError()));
+  llvm::errs() << llvm::formatv(
+      "lora-run: compiled in {0:f1}s\n",
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count());
+  JitCompiledStep step(std::move(*jit));
+
+  rt::ByteTokenizer tokenizer;
+  std::vector<rt::Example> examples;
+  if (!trainFile.empty()) {
+    if (rt::Status status = rt::loadDataset(trainFile, tokenizer,
+                                            shape.sequenceLength, examples);
+        !status.ok())
+      return fail(status.message());
+  } else {
+    if (dataset != "text" && dataset != "arithmetic")
+      return fail("--dataset: expected text or arithmetic, got '" + dataset +
+                  "'");
+    examples = rt::builtinDataset(dataset, 4096, seed, tokenizer);
+  }
+  rt::Batcher batcher(std::move(examples), shape.batchSize,
+                      shape.sequenceLength, seed);
+
+  rt::Trainer trainer(step);
+  if (rt::Status status = trainer.initialize(modelWeights, seed); !status.ok())
+    return fail(status.message());
+  std::error_code error = llvm::sys::fs::create_directories(outputDir);
+  if (error)
+    return fail(outputDir + ": cannot create: " + error.message());
+  rt::TrainOptions options;
+  options.maxSteps = maxSteps;
+  options.schedule = schedule;
+  options.seed = seed;
+  options.loggingSteps = loggingSteps;
+  options.metricsPath = outputDir + "/metrics.jsonl";
+  options.interactive = isatty(STDERR_FILENO);
+  double firstLoss = 0, lastLoss = 0;
+  if (rt::Status status =
+          trainer.train(batcher, options,
+                        [&](const rt::StepMetrics &m) {
+                          if (m.step == 1)
+                            firstLoss = m.loss;
+                          lastLoss = m.loss;
+                        });
+      !status.ok())
+    return fail(status.message());
+  llvm::errs() << llvm::formatv("lora-run: loss {0:f4} -> {1:f4} in {2} "
+                                "steps; metrics in {3}/metrics.jsonl\n",
+                                firstLoss, lastLoss, int64_t(maxSteps),
+                                outputDir.getValue());
+
+  rt::AdapterConfig adapter;
+  adapter.rank = loraRank;
+  adapter.alpha = loraAlpha > 0 ? double(loraAlpha) : 2.0 * loraRank;
+  adapter.useRsLora = useRsLora;
+  adapter.dropout = loraDropout;
+  adapter.baseModel =
+      configPath.empty() ? std::string("lora-run builtin") : configPath.getValue();
+  if (trainingMethod != "full") {
+    if (rt::Status status = trainer.exportPeftAdapter(outputDir, adapter);
+        !status.ok())
+      return fail(status.message());
+    llvm::errs() << "lora-run: wrote the PEFT adapter " << outputDir
+                 << "/adapter_model.safetensors and adapter_config.json\n";
+  }
+  if (trainingMethod != "lora" || saveMerged) {
+    std::string merged =
+        trainingMethod == "lora" ? outputDir + "/merged" : outputDir.getValue();
+    if (rt::Status status = trainer.exportMergedModel(merged, adapter);
+        !status.ok())
+      return fail(status.message());
+    llvm::errs() << "lora-run: wrote " << merged << "/model.safetensors\n";
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   cl::ParseCommandLineOptions(
@@ -172,6 +436,8 @@ int main(int argc, char **argv) {
       "lora-run: build, finetune (LoRA or full) and evaluate language models\n");
   if (emitMlir)
     return runEmitMlir();
+  if (train)
+    return runTrain();
   cl::PrintHelpMessage();
   return 1;
 }

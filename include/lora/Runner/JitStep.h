@@ -25,6 +25,7 @@ namespace mlir::lora {
 /// Shape and element type of one argument or result of a step.
 struct BufferSpec {
   std::string name; // lora.name, or "" when absent
+  std::string role; // "frozen", "lora", "full" for parameters, else ""
   std::vector<int64_t> shape;
   Type elementType;
   int64_t numElements() const;

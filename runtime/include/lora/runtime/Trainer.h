@@ -1,0 +1,113 @@
+//===- Trainer.h - the training loop around a compiled step -----*- C++ -*-===//
+//
+// The trainer owns every buffer of the step: parameters (loaded or
+// initialized), AdamW moments, the batch, the learning rate and the step
+// count. It binds them to the step's arguments by name, runs the step, and
+// feeds each result back into the argument of the same name.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LORA_RUNTIME_TRAINER_H
+#define LORA_RUNTIME_TRAINER_H
+
+#include "lora/runtime/DType.h"
+#include "lora/runtime/Data.h"
+#include "lora/runtime/Schedule.h"
+#include "lora/runtime/Status.h"
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace lora::runtime {
+
+/// An argument or result of a compiled step.
+struct BufferInfo {
+  std::string name;
+  std::vector<int64_t> shape;
+  DType dtype = DType::F32;
+  /// "frozen", "lora" or "full" for parameters, "" otherwise.
+  std::string role;
+  int64_t numElements() const;
+};
+
+/// A compiled training step: the JIT of lora-run, or a loaded artifact.
+class CompiledStep {
+public:
+  virtual ~CompiledStep() = default;
+  virtual const std::vector<BufferInfo> &arguments() const = 0;
+  virtual const std::vector<BufferInfo> &results() const = 0;
+  /// One buffer per argument and per result, dense row-major.
+  virtual Status run(const std::vector<void *> &arguments,
+                     const std::vector<void *> &results) = 0;
+};
+
+/// What an adapter was attached with, for adapter_config.json.
+struct AdapterConfig {
+  int64_t rank = 8;
+  double alpha = 16;
+  bool useRsLora = false;
+  double dropout = 0;
+  std::string baseModel;
+
+  double scale() const;
+};
+
+struct TrainOptions {
+  int64_t maxSteps = 100;
+  Schedule schedule;
+  uint64_t seed = 42;
+  int64_t loggingSteps = 10;
+  /// Where metrics.jsonl goes; "" for none.
+  std::string metricsPath;
+  /// Live progress line (a terminal) or periodic plain lines.
+  bool interactive = false;
+};
+
+/// One logged step.
+struct StepMetrics {
+  int64_t step = 0;
+  double loss = 0, gradNorm = 0, learningRate = 0, tokensPerSecond = 0,
+         elapsedSeconds = 0;
+};
+
+class Trainer {
+public:
+  explicit Trainer(CompiledStep &step);
+
+  /// Base weights from a safetensors file ("" for a seeded initialization:
+  /// normal(0, 0.02), norm weights 1); adapters as PEFT initializes them
+  /// (A kaiming-uniform with a = sqrt(5), B zeros); moments zero.
+  Status initialize(const std::string &baseWeights, uint64_t seed);
+
+  /// Runs `options.maxSteps` steps on `batcher`'s batches; `onLog` sees
+  /// every logged step.
+  Status train(Batcher &batcher, const TrainOptions &options,
+               const std::function<void(const StepMetrics &)> &onLog = {});
+
+  /// PEFT's adapter_config.json + adapter_model.safetensors in `directory`.
+  Status exportPeftAdapter(const std::string &directory,
+                           const AdapterConfig &config) const;
+
+  /// Every base weight, with adapters merged in (W + s·B·A), as a Hugging
+  /// Face model.safetensors in `directory`.
+  Status exportMergedModel(const std::string &directory,
+                           const AdapterConfig &config) const;
+
+  /// Copies the current value of f32 argument `name` (a parameter, a
+  /// moment) into `out`; false when there is no such argument.
+  bool read(const std::string &name, std::vector<float> &out) const;
+
+private:
+  CompiledStep &step;
+  /// One buffer per argument and per result, as bytes.
+  std::vector<std::vector<uint8_t>> argumentData, resultData;
+  std::map<std::string, size_t> argumentIndex;
+};
+
+} // namespace lora::runtime
+
+#endif // LORA_RUNTIME_TRAINER_H

@@ -1,0 +1,319 @@
+//===- Trainer.cpp - the training loop around a compiled step -------------===//
+
+#include "lora/runtime/Trainer.h"
+
+#include "lora/runtime/Dropout.h"
+#include "lora/runtime/Safetensors.h"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+namespace lora::runtime {
+
+int64_t BufferInfo::numElements() const {
+  int64_t count = 1;
+  for (int64_t dim : shape)
+    count *= dim;
+  return count;
+}
+
+double AdapterConfig::scale() const {
+  return useRsLora ? alpha / std::sqrt(double(rank)) : alpha / double(rank);
+}
+
+namespace {
+
+bool endsWith(const std::string &text, const std::string &suffix) {
+  return text.size() >= suffix.size() &&
+         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+/// A uniform double in [0, 1) for element `index` of the tensor `name`,
+/// independent of initialization order.
+double uniformFor(uint64_t seed, const std::string &name, uint64_t index) {
+  uint64_t key = seed;
+  for (unsigned char c : name)
+    key = splitmix64(key ^ c);
+  return dropoutUniform(int64_t(key), index);
+}
+
+} // namespace
+
+Trainer::Trainer(CompiledStep &step) : step(step) {
+  for (const BufferInfo &info : step.arguments()) {
+    argumentIndex[info.name] = argumentData.size();
+    argumentData.emplace_back(info.numElements() * dtypeSize(info.dtype));
+  }
+  for (const BufferInfo &info : step.results())
+    resultData.emplace_back(info.numElements() * dtypeSize(info.dtype));
+}
+
+Status Trainer::initialize(const std::string &baseWeights, uint64_t seed) {
+  std::unique_ptr<SafetensorsFile> base;
+  if (!baseWeights.empty())
+    LORA_RETURN_IF_ERROR(SafetensorsFile::open(baseWeights, base));
+  for (size_t i = 0; i < argumentData.size(); ++i) {
+    const BufferInfo &info = step.arguments()[i];
+    if (info.role.empty())
+      continue; // batches, moments, lr, step: set elsewhere or zero
+    if (info.dtype != DType::F32)
+      return Status::error("parameter '" + info.name + "' is not f32");
+    auto *data = reinterpret_cast<float *>(argumentData[i].data());
+    int64_t count = info.numElements();
+    if (info.role == "lora") {
+      if (endsWith(info.name, "lora_B.weight")) {
+        std::fill(data, data + count, 0.0f);
+      } else {
+        // kaiming_uniform_(a = sqrt(5)): bound = 1 / sqrt(fan_in).
+        double bound = 1.0 / std::sqrt(double(info.shape.back()));
+        for (int64_t e = 0; e < count; ++e)
+          data[e] = float((2 * uniformFor(seed, info.name, e) - 1) * bound);
+      }
+      continue;
+    }
+    if (base) {
+      std::vector<float> values;
+      LORA_RETURN_IF_ERROR(base->readF32(info.name, values, info.shape));
+      std::memcpy(data, values.data(), count * sizeof(float));
+    } else if (info.shape.size() == 1) {
+      std::fill(data, data + count, 1.0f); // norm weights
+    } else {
+      // normal(0, 0.02) by Box-Muller, as transformers' initializer_range.
+      for (int64_t e = 0; e < count; ++e) {
+        double u1 = uniformFor(seed, info.name, 2 * e) + 1e-12;
+        double u2 = uniformFor(seed, info.name, 2 * e + 1);
+        data[e] = float(0.02 * std::sqrt(-2 * std::log(u1)) *
+                        std::cos(2 * M_PI * u2));
+      }
+    }
+  }
+  return Status::success();
+}
+
+bool Trainer::read(const std::string &name, std::vector<float> &out) const {
+  auto it = argumentIndex.find(name);
+  if (it == argumentIndex.end() ||
+      step.arguments()[it->second].dtype != DType::F32)
+    return false;
+  const std::vector<uint8_t> &bytes = argumentData[it->second];
+  out.resize(bytes.size() / sizeof(float));
+  std::memcpy(out.data(), bytes.data(), bytes.size());
+  return true;
+}
+
+Status Trainer::train(Batcher &batcher, const TrainOptions &options,
+                      const std::function<void(const StepMetrics &)> &onLog) {
+  auto slot = [&](const char *name) -> std::vector<uint8_t> * {
+    auto it = argumentIndex.find(name);
+    return it == argumentIndex.end() ? nullptr : &argumentData[it->second];
+  };
+  std::vector<uint8_t> *ids = slot("input_ids"), *positions = slot("positions"),
+                       *labels = slot("labels"), *lr = slot("lr"),
+                       *stepCount = slot("step"), *dropoutSeed =
+                                                       slot("dropout_seed");
+  if (!ids || !positions || !labels || !lr || !stepCount)
+    return Status::error("the compiled step lacks input_ids, positions, "
+                         "labels, lr or step: is it a training step?");
+  // Each result feeds the argument of the same name; loss and grad_norm
+  // are read.
+  std::vector<int64_t> feedsArgument;
+  int64_t lossResult = -1, normResult = -1;
+  for (size_t r = 0; r < step.results().size(); ++r) {
+    const std::string &name = step.results()[r].name;
+    auto it = argumentIndex.find(name);
+    feedsArgument.push_back(it == argumentIndex.end() ? -1
+                                                      : int64_t(it->second));
+    if (name == "loss")
+      lossResult = int64_t(r);
+    if (name == "grad_norm")
+      normResult = int64_t(r);
+  }
+  if (lossResult < 0)
+    return Status::error("the compiled step returns no 'loss'");
+
+  std::FILE *metrics = nullptr;
+  if (!options.metricsPath.empty()) {
+    metrics = std::fopen(options.metricsPath.c_str(), "a");
+    if (!metrics)
+      return Status::error(options.metricsPath + ": cannot open for writing");
+  }
+  auto start = std::chrono::steady_clock::now();
+  int64_t tokens = 0;
+  for (int64_t t = 1; t <= options.maxSteps; ++t) {
+    Batch batch = batcher.next();
+    std::memcpy(ids->data(), batch.inputIds.data(), ids->size());
+    std::memcpy(positions->data(), batch.positions.data(), positions->size());
+    std::memcpy(labels->data(), batch.labels.data(), labels->size());
+    float rate = float(options.schedule.at(t - 1));
+    std::memcpy(lr->data(), &rate, sizeof rate);
+    int64_t count = t;
+    std::memcpy(stepCount->data(), &count, sizeof count);
+    if (dropoutSeed) {
+      // A new mask every step, reproducible from the seed.
+      int64_t seed = int64_t(splitmix64(options.seed ^ uint64_t(t)));
+      std::memcpy(dropoutSeed->data(), &seed, sizeof seed);
+    }
+    std::vector<void *> args, results;
+    for (std::vector<uint8_t> &data : argumentData)
+      args.push_back(data.data());
+    for (std::vector<uint8_t> &data : resultData)
+      results.push_back(data.data());
+    LORA_RETURN_IF_ERROR(step.run(args, results));
+    for (size_t r = 0; r < resultData.size(); ++r)
+      if (feedsArgument[r] >= 0)
+        std::swap(resultData[r], argumentData[feedsArgument[r]]);
+    tokens += int64_t(batch.inputIds.size());
+
+    float loss, norm = 0;
+    std::memcpy(&loss, resultData[lossResult].data(), sizeof loss);
+    if (normResult >= 0)
+      std::memcpy(&norm, resultData[normResult].data(), sizeof norm);
+    if (!std::isfinite(loss)) {
+      if (metrics)
+        std::fclose(metrics);
+      return Status::error("the loss is " + std::to_string(loss) +
+                           " at step " + std::to_string(t) +
+                           "; lower --learning_rate or check the data");
+    }
+    double elapsed = std::chrono::duration<double>(
+                         std::chrono::steady_clock::now() - start)
+                         .count();
+    StepMetrics m{t, loss, norm, rate, tokens / std::max(elapsed, 1e-9),
+                  elapsed};
+    bool logNow = t % std::max<int64_t>(1, options.loggingSteps) == 0 ||
+                  t == options.maxSteps || t == 1;
+    if (options.interactive || logNow) {
+      double eta = elapsed / double(t) * double(options.maxSteps - t);
+      std::fprintf(stderr,
+                   "%sstep %lld/%lld  loss %.4f  grad_norm %.3f  lr %.2e  "
+                   "%.0f tok/s  ETA %.0fs%s",
+                   options.interactive ? "\r" : "", (long long)t,
+                   (long long)options.maxSteps, loss, norm, rate,
+                   m.tokensPerSecond, eta,
+                   options.interactive && t < options.maxSteps ? "" : "\n");
+    }
+    if (logNow) {
+      if (metrics) {
+        nlohmann::json line = {{"step", t},
+                               {"loss", loss},
+                               {"grad_norm", norm},
+                               {"learning_rate", rate},
+                               {"tokens_per_second", m.tokensPerSecond},
+                               {"elapsed_s", elapsed}};
+        std::fprintf(metrics, "%s\n", line.dump().c_str());
+        std::fflush(metrics);
+      }
+      if (onLog)
+        onLog(m);
+    }
+  }
+  if (metrics)
+    std::fclose(metrics);
+  return Status::success();
+}
+
+Status Trainer::exportPeftAdapter(const std::string &directory,
+                                  const AdapterConfig &config) const {
+  std::vector<TensorToWrite> tensors;
+  std::set<std::string> modules;
+  for (size_t i = 0; i < argumentData.size(); ++i) {
+    const BufferInfo &info = step.arguments()[i];
+    if (info.role != "lora")
+      continue;
+    // PEFT's key: base_model.model.<module>.lora_A.weight
+    tensors.push_back({"base_model.model." + info.name, DType::F32, info.shape,
+                       argumentData[i].data()});
+    std::string module = info.name.substr(0, info.name.rfind(".lora_"));
+    modules.insert(module.substr(module.rfind('.') + 1));
+  }
+  if (tensors.empty())
+    return Status::error("the model has no adapters to export (method "
+                         "full?); export the merged model instead");
+  std::error_code error;
+  std::filesystem::create_directories(directory, error);
+  if (error)
+    return Status::error(directory + ": cannot create: " + error.message());
+  LORA_RETURN_IF_ERROR(writeSafetensors(
+      directory + "/adapter_model.safetensors", tensors, {{"format", "pt"}}));
+  nlohmann::json adapter = {
+      {"peft_type", "LORA"},
+      {"task_type", "CAUSAL_LM"},
+      {"base_model_name_or_path", config.baseModel},
+      {"r", config.rank},
+      {"lora_alpha", config.alpha},
+      {"lora_dropout", config.dropout},
+      {"use_rslora", config.useRsLora},
+      {"target_modules", std::vector<std::string>(modules.begin(),
+                                                  modules.end())},
+      {"bias", "none"},
+      {"fan_in_fan_out", false},
+      {"init_lora_weights", true},
+      {"inference_mode", true},
+      {"modules_to_save", nullptr},
+  };
+  std::string path = directory + "/adapter_config.json";
+  std::string temporary = path + ".tmp";
+  {
+    std::ofstream out(temporary);
+    out << adapter.dump(2) << "\n";
+    if (!out)
+      return Status::error(temporary + ": write failed");
+  }
+  std::filesystem::rename(temporary, path, error);
+  if (error)
+    return Status::error(path + ": " + error.message());
+  return Status::success();
+}
+
+Status Trainer::exportMergedModel(const std::string &directory,
+                                  const AdapterConfig &config) const {
+  std::map<std::string, std::vector<float>> merged;
+  std::vector<TensorToWrite> tensors;
+  for (size_t i = 0; i < argumentData.size(); ++i) {
+    const BufferInfo &info = step.arguments()[i];
+    if (info.role == "frozen" || info.role == "full")
+      read(info.name, merged[info.name]);
+  }
+  double scale = config.scale();
+  for (const BufferInfo &a : step.arguments()) {
+    if (a.role != "lora" || !endsWith(a.name, ".lora_A.weight"))
+      continue;
+    std::string module = a.name.substr(0, a.name.size() -
+                                              std::strlen(".lora_A.weight"));
+    std::vector<float> matrixA, matrixB;
+    auto weight = merged.find(module + ".weight");
+    if (!read(a.name, matrixA) || !read(module + ".lora_B.weight", matrixB) ||
+        weight == merged.end())
+      return Status::error("adapter '" + module +
+                           "' lacks lora_B or its base weight");
+    // W[o, i] += s · Σ_r B[o, r] · A[r, i]
+    int64_t rank = a.shape[0], in = a.shape[1];
+    int64_t out = int64_t(weight->second.size()) / in;
+    for (int64_t o = 0; o < out; ++o)
+      for (int64_t i = 0; i < in; ++i) {
+        double sum = 0;
+        for (int64_t r = 0; r < rank; ++r)
+          sum += double(matrixB[o * rank + r]) * matrixA[r * in + i];
+        weight->second[o * in + i] += float(scale * sum);
+      }
+  }
+  for (const BufferInfo &info : step.arguments())
+    if (merged.count(info.name))
+      tensors.push_back(
+          {info.name, DType::F32, info.shape, merged[info.name].data()});
+  std::error_code error;
+  std::filesystem::create_directories(directory, error);
+  if (error)
+    return Status::error(directory + ": cannot create: " + error.message());
+  return writeSafetensors(directory + "/model.safetensors", tensors,
+                          {{"format", "pt"}});
+}
+
+} // namespace lora::runtime
