@@ -47,7 +47,7 @@ Status loadJsonl(const std::string &path, const ByteTokenizer &tokenizer,
   if (!in)
     return Status::error(path + ": cannot open");
   std::string line;
-  size_t number = 0;
+  size_t number = 0, before = examples.size();
   while (std::getline(in, line)) {
     ++number;
     if (line.find_first_not_of(" \t\r") == std::string::npos)
@@ -80,7 +80,7 @@ Status loadJsonl(const std::string &path, const ByteTokenizer &tokenizer,
     append(example, {ByteTokenizer::kEndOfSequence}, true);
     examples.push_back(std::move(example));
   }
-  if (examples.empty())
+  if (examples.size() == before)
     return Status::error(path + ": no examples");
   return Status::success();
 }
@@ -93,6 +93,7 @@ Status loadText(const std::string &path, const ByteTokenizer &tokenizer,
   std::stringstream buffer;
   buffer << in.rdbuf();
   std::string all = buffer.str(), paragraph;
+  size_t before = examples.size();
   auto flush = [&]() {
     if (paragraph.find_first_not_of(" \t\r\n") != std::string::npos) {
       Example example;
@@ -111,7 +112,7 @@ Status loadText(const std::string &path, const ByteTokenizer &tokenizer,
       paragraph += (paragraph.empty() ? "" : "\n") + line;
   }
   flush();
-  if (examples.empty())
+  if (examples.size() == before)
     return Status::error(path + ": no text");
   return Status::success();
 }
@@ -128,7 +129,7 @@ Status loadTokenFile(const std::string &path, int64_t sequenceLength,
                          " is not a whole number of int32 tokens");
   size_t count = bytes.size() / 4;
   // Chunks of seq + 1 tokens: the extra one is the last label.
-  size_t chunk = size_t(sequenceLength) + 1;
+  size_t chunk = size_t(sequenceLength) + 1, before = examples.size();
   for (size_t start = 0; start + 1 < count; start += chunk - 1) {
     Example example;
     for (size_t i = start; i < std::min(count, start + chunk); ++i) {
@@ -143,7 +144,7 @@ Status loadTokenFile(const std::string &path, int64_t sequenceLength,
     }
     examples.push_back(std::move(example));
   }
-  if (examples.empty())
+  if (examples.size() == before)
     return Status::error(path + ": fewer than 2 tokens");
   return Status::success();
 }

@@ -28,6 +28,8 @@ struct Example {
   std::vector<uint8_t> lossMask;
 };
 
+/// The loaders append to `examples`; a file that adds none is an error.
+///
 /// JSONL with {"prompt": ..., "response": ...} per line (loss on the
 /// response and the end-of-sequence token) or {"text": ...} (loss on all).
 /// Errors name the file and the line.
