@@ -179,6 +179,16 @@ static int fail(const llvm::Twine &message) {
   return 1;
 }
 
+/// A batch-shape flag the user gave must be positive; 0 means "not given".
+static int checkShapeFlags() {
+  if (batchSize.getNumOccurrences() && batchSize <= 0)
+    return fail("--per_device_train_batch_size must be > 0, got " +
+                llvm::Twine(batchSize));
+  if (seqLen.getNumOccurrences() && seqLen <= 0)
+    return fail("--max_seq_length must be > 0, got " + llvm::Twine(seqLen));
+  return 0;
+}
+
 /// The built-in model: a 2-layer Llama for the byte tokenizer.
 static mlir::lora::LlamaConfig builtinConfig() {
   mlir::lora::LlamaConfig config;
@@ -239,6 +249,8 @@ static int buildStep(mlir::ModuleOp module,
 }
 
 static int runEmitMlir() {
+  if (int status = checkShapeFlags())
+    return status;
   if (configPath.empty())
     return fail("emit-mlir needs --config");
   llvm::Expected<mlir::lora::LlamaConfig> config =
@@ -250,8 +262,6 @@ static int runEmitMlir() {
   shape.sequenceLength =
       seqLen > 0 ? seqLen
                  : std::min<int64_t>(config->maxPositionEmbeddings, 512);
-  if (batchSize < 0)
-    return fail("batch size must be positive, got " + llvm::Twine(batchSize));
   mlir::MLIRContext context;
   mlir::OwningOpRef<mlir::ModuleOp> module =
       mlir::ModuleOp::create(mlir::UnknownLoc::get(&context));
@@ -311,6 +321,8 @@ private:
 } // namespace
 
 static int runTrain() {
+  if (int status = checkShapeFlags())
+    return status;
   mlir::lora::LlamaConfig config = builtinConfig();
   if (!configPath.empty()) {
     llvm::Expected<mlir::lora::LlamaConfig> read =
