@@ -13,6 +13,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
+#include <cstdlib>
 #include <set>
 
 namespace lora::runtime {
@@ -146,7 +148,32 @@ Status Trainer::train(Batcher &batcher, const TrainOptions &options,
   }
   auto start = std::chrono::steady_clock::now();
   int64_t tokens = 0;
-  for (int64_t t = 1; t <= options.maxSteps; ++t) {
+  auto save = [&](int64_t t) -> Status {
+    if (options.checkpointDir.empty())
+      return Status::success();
+    LORA_RETURN_IF_ERROR(saveCheckpoint(options.checkpointDir +
+                                            "/checkpoint-" + std::to_string(t),
+                                        t, options.seed, batcher));
+    if (options.saveTotalLimit > 0) {
+      // Oldest first: checkpoint-<N> sorted by N.
+      std::vector<std::pair<int64_t, std::filesystem::path>> all;
+      for (const auto &entry :
+           std::filesystem::directory_iterator(options.checkpointDir)) {
+        std::string name = entry.path().filename().string();
+        if (name.rfind("checkpoint-", 0) == 0 &&
+            name.find(".tmp") == std::string::npos)
+          all.push_back({std::stoll(name.substr(11)), entry.path()});
+      }
+      std::sort(all.begin(), all.end());
+      for (size_t i = 0; i + size_t(options.saveTotalLimit) < all.size(); ++i)
+        std::filesystem::remove_all(all[i].second);
+    }
+    return Status::success();
+  };
+  int64_t lastStep = options.stopAtStep > 0
+                         ? std::min(options.stopAtStep, options.maxSteps)
+                         : options.maxSteps;
+  for (int64_t t = options.startStep + 1; t <= lastStep; ++t) {
     Batch batch = batcher.next();
     std::memcpy(ids->data(), batch.inputIds.data(), ids->size());
     std::memcpy(positions->data(), batch.positions.data(), positions->size());
@@ -188,16 +215,17 @@ Status Trainer::train(Batcher &batcher, const TrainOptions &options,
     StepMetrics m{t, loss, norm, rate, tokens / std::max(elapsed, 1e-9),
                   elapsed};
     bool logNow = t % std::max<int64_t>(1, options.loggingSteps) == 0 ||
-                  t == options.maxSteps || t == 1;
+                  t == lastStep || t == options.startStep + 1;
     if (options.interactive || logNow) {
-      double eta = elapsed / double(t) * double(options.maxSteps - t);
+      double eta = elapsed / double(t - options.startStep) *
+                 double(options.maxSteps - t);
       std::fprintf(stderr,
                    "%sstep %lld/%lld  loss %.4f  grad_norm %.3f  lr %.2e  "
                    "%.0f tok/s  ETA %.0fs%s",
                    options.interactive ? "\r" : "", (long long)t,
                    (long long)options.maxSteps, loss, norm, rate,
                    m.tokensPerSecond, eta,
-                   options.interactive && t < options.maxSteps ? "" : "\n");
+                   options.interactive && t < lastStep ? "" : "\n");
     }
     if (logNow) {
       if (metrics) {
@@ -213,10 +241,123 @@ Status Trainer::train(Batcher &batcher, const TrainOptions &options,
       if (onLog)
         onLog(m);
     }
+    if ((options.saveSteps > 0 && t % options.saveSteps == 0) ||
+        t == lastStep) {
+      Status saved = save(t);
+      if (!saved.ok()) {
+        if (metrics)
+          std::fclose(metrics);
+        return saved;
+      }
+    }
   }
   if (metrics)
     std::fclose(metrics);
   return Status::success();
+}
+
+Status Trainer::saveCheckpoint(const std::string &directory, int64_t step,
+                               uint64_t seed, const Batcher &batcher) const {
+  namespace fs = std::filesystem;
+  // The state: every argument a result feeds (trainable parameters and
+  // their moments).
+  std::vector<TensorToWrite> tensors;
+  for (const BufferInfo &result : this->step.results()) {
+    auto it = argumentIndex.find(result.name);
+    if (it == argumentIndex.end())
+      continue;
+    const BufferInfo &info = this->step.arguments()[it->second];
+    tensors.push_back({info.name, info.dtype, info.shape,
+                       argumentData[it->second].data()});
+  }
+  std::string temporary = directory + ".tmp";
+  std::error_code error;
+  fs::remove_all(temporary, error);
+  fs::create_directories(temporary, error);
+  if (error)
+    return Status::error(temporary + ": cannot create: " + error.message());
+  LORA_RETURN_IF_ERROR(
+      writeSafetensors(temporary + "/state.safetensors", tensors));
+  nlohmann::json state = {{"global_step", step},
+                          {"seed", seed},
+                          {"epoch", batcher.epoch()},
+                          {"position", batcher.position()}};
+  {
+    std::ofstream out(temporary + "/trainer_state.json");
+    out << state.dump(2) << "\n";
+    if (!out)
+      return Status::error(temporary + "/trainer_state.json: write failed");
+  }
+  fs::remove_all(directory, error);
+  fs::rename(temporary, directory, error);
+  if (error)
+    return Status::error(directory + ": cannot move the checkpoint into "
+                                     "place: " +
+                         error.message());
+  return Status::success();
+}
+
+Status Trainer::readCheckpointState(const std::string &directory,
+                                    CheckpointState &state) {
+  std::ifstream in(directory + "/trainer_state.json");
+  if (!in)
+    return Status::error(directory +
+                         ": not a checkpoint (no trainer_state.json)");
+  nlohmann::json json = nlohmann::json::parse(in, nullptr, false);
+  auto has = [&](const char *key) {
+    return json.is_object() && json.contains(key) &&
+           json[key].is_number_integer();
+  };
+  if (!has("global_step") || !has("seed") || !has("epoch") ||
+      !has("position"))
+    return Status::error(directory + "/trainer_state.json: malformed");
+  state.step = json["global_step"].get<int64_t>();
+  state.seed = json["seed"].get<uint64_t>();
+  state.epoch = json["epoch"].get<int64_t>();
+  state.position = json["position"].get<int64_t>();
+  return Status::success();
+}
+
+Status Trainer::loadCheckpoint(const std::string &directory) {
+  std::unique_ptr<SafetensorsFile> file;
+  LORA_RETURN_IF_ERROR(
+      SafetensorsFile::open(directory + "/state.safetensors", file));
+  for (const BufferInfo &result : this->step.results()) {
+    auto it = argumentIndex.find(result.name);
+    if (it == argumentIndex.end())
+      continue;
+    const BufferInfo &info = this->step.arguments()[it->second];
+    const TensorInfo *saved = file->find(info.name);
+    if (!saved || saved->shape != info.shape || saved->dtype != info.dtype)
+      return Status::error(directory + "/state.safetensors: tensor '" +
+                           info.name +
+                           "' is missing or has another shape: the "
+                           "checkpoint is from a different model or method");
+    std::memcpy(argumentData[it->second].data(), file->bytes(*saved),
+                argumentData[it->second].size());
+  }
+  return Status::success();
+}
+
+std::string Trainer::latestCheckpoint(const std::string &directory) {
+  std::error_code error;
+  int64_t best = -1;
+  std::string found;
+  for (const auto &entry :
+       std::filesystem::directory_iterator(directory, error)) {
+    std::string name = entry.path().filename().string();
+    // A *.tmp folder is a checkpoint that was never completed.
+    if (name.rfind("checkpoint-", 0) != 0 ||
+        name.find(".tmp") != std::string::npos ||
+        !std::filesystem::exists(entry.path() / "trainer_state.json"))
+      continue;
+    int64_t step = std::atoll(name.c_str() + 11);
+    if (step > best) {
+      best = step;
+      found = entry.path().string();
+    }
+  }
+  return found;
 }
 
 Status Trainer::exportPeftAdapter(const std::string &directory,

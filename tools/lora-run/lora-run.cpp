@@ -168,6 +168,27 @@ static cl::opt<int64_t> loggingSteps("logging_steps", cl::sub(train),
                                      cl::cat(runCategory),
                                      cl::desc("Log every N steps (default 10)"),
                                      cl::init(10));
+static cl::opt<int64_t> saveSteps(
+    "save_steps", cl::sub(train), cl::cat(runCategory),
+    cl::desc("Write <output_dir>/checkpoint-<step> every N steps; one is "
+             "always written at the end (default 0: only at the end)"),
+    cl::init(0));
+static cl::opt<int64_t> saveTotalLimit(
+    "save_total_limit", cl::sub(train), cl::cat(runCategory),
+    cl::desc("Keep only the newest N checkpoints (default 0: all)"),
+    cl::init(0));
+static cl::opt<std::string> resumeFrom(
+    "resume_from_checkpoint", cl::sub(train), cl::cat(runCategory),
+    cl::desc("Continue from a checkpoint folder, or 'latest' in "
+             "--output_dir; the result is bit-identical to an uninterrupted "
+             "run"),
+    cl::value_desc("path|latest"));
+static cl::opt<int64_t> stopAtStep(
+    "stop_at_step", cl::sub(train), cl::cat(runCategory),
+    cl::desc("End this run after step N with a checkpoint, as if "
+             "interrupted (the schedule still spans --max_steps); continue "
+             "with --resume_from_checkpoint latest"),
+    cl::init(0));
 static cl::opt<bool> saveMerged(
     "save_merged", cl::sub(train), cl::cat(runCategory),
     cl::desc("Also write the merged model (W + s·B·A) as model.safetensors "
@@ -372,6 +393,32 @@ static int runTrain() {
           .count());
   JitCompiledStep step(std::move(*jit));
 
+  // A resumed run takes its seed (initialization, shuffling, dropout) and
+  // its data position from the checkpoint.
+  uint64_t runSeed = seed;
+  std::string checkpoint;
+  rt::Trainer::CheckpointState resumed;
+  if (!resumeFrom.empty()) {
+    checkpoint = resumeFrom == "latest"
+                     ? rt::Trainer::latestCheckpoint(outputDir)
+                     : resumeFrom.getValue();
+    if (checkpoint.empty())
+      return fail("--resume_from_checkpoint latest: no checkpoint in " +
+                  outputDir);
+    if (rt::Status status =
+            rt::Trainer::readCheckpointState(checkpoint, resumed);
+        !status.ok())
+      return fail(status.message());
+    if (seed.getNumOccurrences() && seed != resumed.seed)
+      return fail("--seed " + llvm::Twine(seed) + " differs from the "
+                  "checkpoint's " + llvm::Twine(resumed.seed) +
+                  "; leave --seed out when resuming");
+    if (resumed.step >= maxSteps)
+      return fail(checkpoint + " is at step " + llvm::Twine(resumed.step) +
+                  ", not before --max_steps " + llvm::Twine(maxSteps));
+    runSeed = resumed.seed;
+  }
+
   rt::ByteTokenizer tokenizer;
   std::vector<rt::Example> examples;
   if (!trainFile.empty()) {
@@ -383,38 +430,62 @@ static int runTrain() {
     if (dataset != "text" && dataset != "arithmetic")
       return fail("--dataset: expected text or arithmetic, got '" + dataset +
                   "'");
-    examples = rt::builtinDataset(dataset, 4096, seed, tokenizer);
+    examples = rt::builtinDataset(dataset, 4096, runSeed, tokenizer);
   }
   rt::Batcher batcher(std::move(examples), shape.batchSize,
-                      shape.sequenceLength, seed);
+                      shape.sequenceLength, runSeed);
 
   rt::Trainer trainer(step);
-  if (rt::Status status = trainer.initialize(modelWeights, seed); !status.ok())
+  if (rt::Status status = trainer.initialize(modelWeights, runSeed);
+      !status.ok())
     return fail(status.message());
+  if (!checkpoint.empty()) {
+    if (rt::Status status = trainer.loadCheckpoint(checkpoint); !status.ok())
+      return fail(status.message());
+    batcher.seek(resumed.epoch, resumed.position);
+    llvm::errs() << "lora-run: resuming from " << checkpoint << " at step "
+                 << resumed.step << "\n";
+  }
   std::error_code error = llvm::sys::fs::create_directories(outputDir);
   if (error)
     return fail(outputDir + ": cannot create: " + error.message());
   rt::TrainOptions options;
   options.maxSteps = maxSteps;
+  options.startStep = resumed.step;
   options.schedule = schedule;
-  options.seed = seed;
+  options.seed = runSeed;
   options.loggingSteps = loggingSteps;
   options.metricsPath = outputDir + "/metrics.jsonl";
   options.interactive = isatty(STDERR_FILENO);
+  options.checkpointDir = outputDir;
+  options.saveSteps = saveSteps;
+  options.saveTotalLimit = saveTotalLimit;
+  options.stopAtStep = stopAtStep;
+  int64_t lastStep =
+      stopAtStep > 0 ? std::min<int64_t>(stopAtStep, maxSteps) : maxSteps;
   double firstLoss = 0, lastLoss = 0;
+  bool first = true;
   if (rt::Status status =
           trainer.train(batcher, options,
                         [&](const rt::StepMetrics &m) {
-                          if (m.step == 1)
+                          if (first)
                             firstLoss = m.loss;
+                          first = false;
                           lastLoss = m.loss;
                         });
       !status.ok())
     return fail(status.message());
-  llvm::errs() << llvm::formatv("lora-run: loss {0:f4} -> {1:f4} in {2} "
-                                "steps; metrics in {3}/metrics.jsonl\n",
-                                firstLoss, lastLoss, int64_t(maxSteps),
+  llvm::errs() << llvm::formatv("lora-run: loss {0:f4} -> {1:f4} at step {2}; "
+                                "metrics in {3}/metrics.jsonl, checkpoint in "
+                                "{3}/checkpoint-{2}\n",
+                                firstLoss, lastLoss, lastStep,
                                 outputDir.getValue());
+  if (lastStep < maxSteps) {
+    llvm::errs() << "lora-run: stopped at step " << lastStep
+                 << " (--stop_at_step); continue with "
+                    "--resume_from_checkpoint latest\n";
+    return 0;
+  }
 
   rt::AdapterConfig adapter;
   adapter.rank = loraRank;

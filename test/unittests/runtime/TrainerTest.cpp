@@ -279,3 +279,56 @@ TEST_F(TrainerTest, MergeAddsScaledLowRankProduct) {
 }
 
 } // namespace
+
+namespace {
+
+TEST_F(TrainerTest, CheckpointsAreAtomicAndChecked) {
+  Trainer trainer(step);
+  ASSERT_TRUE(trainer.initialize("", 1).ok());
+  Batcher data = batcher();
+  data.next();
+  std::string root = dir.string();
+  ASSERT_TRUE(trainer.saveCheckpoint(root + "/checkpoint-3", 3, 9, data).ok());
+  // A checkpoint that was being written when the run died: never loaded.
+  fs::create_directories(root + "/checkpoint-5.tmp");
+  std::ofstream(root + "/checkpoint-5.tmp/trainer_state.json") << "{";
+  EXPECT_EQ(Trainer::latestCheckpoint(root), root + "/checkpoint-3");
+  Trainer::CheckpointState state;
+  ASSERT_TRUE(Trainer::readCheckpointState(root + "/checkpoint-3", state).ok());
+  EXPECT_EQ(state.step, 3);
+  EXPECT_EQ(state.seed, 9u);
+  EXPECT_EQ(state.epoch, data.epoch());
+  EXPECT_EQ(state.position, data.position());
+  EXPECT_FALSE(fs::exists(root + "/checkpoint-3.tmp"));
+
+  // Only trainable state is stored: w and nothing frozen.
+  std::unique_ptr<SafetensorsFile> file;
+  ASSERT_TRUE(
+      SafetensorsFile::open(root + "/checkpoint-3/state.safetensors", file).ok());
+  ASSERT_EQ(file->tensors().size(), 1u);
+  EXPECT_EQ(file->tensors()[0].name, "w.weight");
+
+  // Restoring brings w back.
+  std::vector<float> saved = read(trainer, "w.weight");
+  Trainer other(step);
+  ASSERT_TRUE(other.initialize("", 2).ok());
+  ASSERT_TRUE(other.loadCheckpoint(root + "/checkpoint-3").ok());
+  EXPECT_EQ(read(other, "w.weight"), saved);
+
+  // A checkpoint of another model is refused, naming the tensor.
+  std::vector<float> wrong(4, 0.0f);
+  fs::create_directories(root + "/checkpoint-7");
+  ASSERT_TRUE(writeSafetensors(root + "/checkpoint-7/state.safetensors",
+                               {{"w.weight", DType::F32, {4}, wrong.data()}})
+                  .ok());
+  Status status = other.loadCheckpoint(root + "/checkpoint-7");
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("'w.weight' is missing or has another shape"),
+            std::string::npos)
+      << status.message();
+  status = Trainer::readCheckpointState(root + "/checkpoint-5.tmp", state);
+  EXPECT_NE(status.message().find("malformed"), std::string::npos)
+      << status.message();
+}
+
+} // namespace

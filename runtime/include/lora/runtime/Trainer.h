@@ -65,6 +65,16 @@ struct TrainOptions {
   std::string metricsPath;
   /// Live progress line (a terminal) or periodic plain lines.
   bool interactive = false;
+  /// Write <checkpointDir>/checkpoint-<step> every `saveSteps` steps (0:
+  /// never) and at the end; keep the newest `saveTotalLimit` (0: all).
+  std::string checkpointDir;
+  int64_t saveSteps = 0;
+  int64_t saveTotalLimit = 0;
+  /// The last step already done (a resumed run starts after it).
+  int64_t startStep = 0;
+  /// End this run after this step (checkpointing there) although the
+  /// schedule runs to maxSteps: a run cut into time slices. 0: maxSteps.
+  int64_t stopAtStep = 0;
 };
 
 /// One logged step.
@@ -87,6 +97,29 @@ public:
   /// every logged step.
   Status train(Batcher &batcher, const TrainOptions &options,
                const std::function<void(const StepMetrics &)> &onLog = {});
+
+  /// Writes the training state to `directory` atomically (a temporary
+  /// folder, then a rename): every trainable parameter and moment
+  /// (state.safetensors) and the step, seed and data position
+  /// (trainer_state.json).
+  Status saveCheckpoint(const std::string &directory, int64_t step,
+                        uint64_t seed, const Batcher &batcher) const;
+
+  /// What trainer_state.json of a checkpoint holds.
+  struct CheckpointState {
+    int64_t step = 0;
+    uint64_t seed = 0;
+    int64_t epoch = 0, position = 0;
+  };
+  /// Reads trainer_state.json of checkpoint `directory`.
+  static Status readCheckpointState(const std::string &directory,
+                                    CheckpointState &state);
+  /// Restores the trainable parameters and moments of a checkpoint written
+  /// by saveCheckpoint (after initialize(), which sets the frozen ones).
+  Status loadCheckpoint(const std::string &directory);
+
+  /// The newest complete checkpoint-<N> folder of `directory`, or "".
+  static std::string latestCheckpoint(const std::string &directory);
 
   /// PEFT's adapter_config.json + adapter_model.safetensors in `directory`.
   Status exportPeftAdapter(const std::string &directory,
