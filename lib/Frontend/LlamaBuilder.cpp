@@ -42,7 +42,8 @@ struct LayerParams {
 
 llvm::Error mlir::lora::buildLlamaStep(ModuleOp module,
                                        const LlamaConfig &config,
-                                       const BatchShape &shape) {
+                                       const BatchShape &shape,
+                                       StepOutput output) {
   auto fail = [](const Twine &message) {
     return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
   };
@@ -99,12 +100,15 @@ llvm::Error mlir::lora::buildLlamaStep(ModuleOp module,
                         : param("lm_head.weight", {V, D});
   unsigned ids = args.add("input_ids", tensor({B, T}, i32), false);
   unsigned positions = args.add("positions", tensor({B, T}, i32), false);
-  unsigned labels = args.add("labels", tensor({B, T}, i32), false);
+  bool withLoss = output == StepOutput::Loss;
+  unsigned labels =
+      withLoss ? args.add("labels", tensor({B, T}, i32), false) : 0;
 
   builder.setInsertionPointToEnd(module.getBody());
   auto function = func::FuncOp::create(
       builder, NameLoc::get(builder.getStringAttr("model")), "step",
-      builder.getFunctionType(args.types, {tensor({}, f32)}));
+      builder.getFunctionType(args.types, {withLoss ? tensor({}, f32)
+                                                    : tensor({B, T, V}, f32)}));
   for (unsigned i = 0; i < args.types.size(); ++i) {
     function.setArgAttr(i, LoraDialect::getParamNameAttrName(),
                         builder.getStringAttr(args.names[i]));
@@ -167,6 +171,12 @@ llvm::Error mlir::lora::buildLlamaStep(ModuleOp module,
                                    hidden.getType(), hidden, arg(finalNorm),
                                    eps);
   Value logits = linear(loc("lm_head"), normed, lmHead, V);
+  if (!withLoss) {
+    func::ReturnOp::create(builder, loc("lm_head"), logits);
+    function.setResultAttr(0, LoraDialect::getParamNameAttrName(),
+                           builder.getStringAttr("logits"));
+    return llvm::Error::success();
+  }
   Value loss = CrossEntropyOp::create(builder, loc("loss"), tensor({}, f32),
                                       logits, arg(labels),
                                       builder.getI64IntegerAttr(-100));

@@ -230,24 +230,23 @@ void Batcher::seek(int64_t epoch, int64_t position) {
   cursor = position;
 }
 
-Batch Batcher::next() {
+Batch makeBatch(const std::vector<const Example *> &rows, int64_t batchSize,
+                int64_t sequenceLength) {
   Batch batch;
   size_t cells = size_t(batchSize * sequenceLength);
   batch.inputIds.assign(cells, ByteTokenizer::kEndOfSequence);
   batch.labels.assign(cells, kIgnoreLabel);
   batch.positions.resize(cells);
   for (int64_t row = 0; row < batchSize; ++row) {
-    if (cursor >= int64_t(order.size())) {
-      ++currentEpoch;
-      shuffle();
-      cursor = 0;
-    }
-    const Example &example = examples[order[cursor++]];
+    for (int64_t t = 0; t < sequenceLength; ++t)
+      batch.positions[size_t(row * sequenceLength + t)] = int32_t(t);
+    if (row >= int64_t(rows.size()))
+      continue;
+    const Example &example = *rows[row];
     int64_t length = std::min<int64_t>(int64_t(example.tokens.size()),
                                        sequenceLength + 1);
     for (int64_t t = 0; t < sequenceLength; ++t) {
       size_t cell = size_t(row * sequenceLength + t);
-      batch.positions[cell] = int32_t(t);
       if (t < length)
         batch.inputIds[cell] = example.tokens[t];
       // The label at t is the token at t + 1, when it counts.
@@ -258,6 +257,19 @@ Batch Batcher::next() {
     }
   }
   return batch;
+}
+
+Batch Batcher::next() {
+  std::vector<const Example *> rows;
+  for (int64_t row = 0; row < batchSize; ++row) {
+    if (cursor >= int64_t(order.size())) {
+      ++currentEpoch;
+      shuffle();
+      cursor = 0;
+    }
+    rows.push_back(&examples[order[cursor++]]);
+  }
+  return makeBatch(rows, batchSize, sequenceLength);
 }
 
 } // namespace lora::runtime

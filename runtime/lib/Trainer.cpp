@@ -360,6 +360,120 @@ std::string Trainer::latestCheckpoint(const std::string &directory) {
   return found;
 }
 
+Status Trainer::loadPeftAdapter(const std::string &directory) {
+  std::unique_ptr<SafetensorsFile> file;
+  LORA_RETURN_IF_ERROR(
+      SafetensorsFile::open(directory + "/adapter_model.safetensors", file));
+  int64_t loaded = 0;
+  for (size_t i = 0; i < argumentData.size(); ++i) {
+    const BufferInfo &info = step.arguments()[i];
+    if (info.role != "lora")
+      continue;
+    std::vector<float> values;
+    LORA_RETURN_IF_ERROR(
+        file->readF32("base_model.model." + info.name, values, info.shape));
+    std::memcpy(argumentData[i].data(), values.data(),
+                values.size() * sizeof(float));
+    ++loaded;
+  }
+  if (loaded == 0)
+    return Status::error(directory + ": the model has no adapter "
+                                     "parameters to load");
+  return Status::success();
+}
+
+Status Trainer::evaluate(const std::vector<Example> &examples,
+                         int64_t batchSize, int64_t sequenceLength,
+                         Evaluation &result) {
+  auto slot = [&](const char *name) -> std::vector<uint8_t> * {
+    auto it = argumentIndex.find(name);
+    return it == argumentIndex.end() ? nullptr : &argumentData[it->second];
+  };
+  std::vector<uint8_t> *ids = slot("input_ids"), *positions = slot("positions"),
+                       *labels = slot("labels");
+  if (!ids || !positions || !labels || step.results().size() != 1 ||
+      step.results()[0].name != "loss")
+    return Status::error("evaluation needs a step from input_ids, positions "
+                         "and labels to the loss alone");
+  double weighted = 0;
+  int64_t tokens = 0;
+  for (size_t start = 0; start < examples.size(); start += size_t(batchSize)) {
+    std::vector<const Example *> rows;
+    for (size_t i = start;
+         i < std::min(examples.size(), start + size_t(batchSize)); ++i)
+      rows.push_back(&examples[i]);
+    Batch batch = makeBatch(rows, batchSize, sequenceLength);
+    if (batch.countedTokens == 0)
+      continue;
+    std::memcpy(ids->data(), batch.inputIds.data(), ids->size());
+    std::memcpy(positions->data(), batch.positions.data(), positions->size());
+    std::memcpy(labels->data(), batch.labels.data(), labels->size());
+    std::vector<void *> args, results = {resultData[0].data()};
+    for (std::vector<uint8_t> &data : argumentData)
+      args.push_back(data.data());
+    LORA_RETURN_IF_ERROR(step.run(args, results));
+    float loss;
+    std::memcpy(&loss, resultData[0].data(), sizeof loss);
+    // The step's loss is the mean over this batch's counted tokens.
+    weighted += double(loss) * double(batch.countedTokens);
+    tokens += batch.countedTokens;
+  }
+  if (tokens == 0)
+    return Status::error("the evaluation data has no token to score");
+  result.tokens = tokens;
+  result.examples = int64_t(examples.size());
+  result.loss = weighted / double(tokens);
+  result.perplexity = std::exp(result.loss);
+  return Status::success();
+}
+
+Status Trainer::generate(std::vector<int32_t> &tokens, int64_t maxNewTokens,
+                         double temperature, uint64_t seed) {
+  auto ids = argumentIndex.find("input_ids");
+  auto positions = argumentIndex.find("positions");
+  if (ids == argumentIndex.end() || positions == argumentIndex.end() ||
+      step.results().size() != 1 || step.results()[0].name != "logits" ||
+      step.results()[0].shape.size() != 3 || step.results()[0].shape[0] != 1)
+    return Status::error("generation needs a batch-1 step from input_ids "
+                         "and positions to the logits");
+  int64_t window = step.results()[0].shape[1];
+  int64_t vocab = step.results()[0].shape[2];
+  if (tokens.empty())
+    return Status::error("generation needs at least one prompt token");
+  auto *idData = reinterpret_cast<int32_t *>(argumentData[ids->second].data());
+  auto *posData =
+      reinterpret_cast<int32_t *>(argumentData[positions->second].data());
+  for (int64_t t = 0; t < window; ++t)
+    posData[t] = int32_t(t);
+  const float *logits = reinterpret_cast<const float *>(resultData[0].data());
+  for (int64_t n = 0; n < maxNewTokens; ++n) {
+    if (int64_t(tokens.size()) >= window)
+      break; // the window is full
+    // Causal attention: padding after the sequence does not change it.
+    std::fill(idData, idData + window, ByteTokenizer::kEndOfSequence);
+    std::copy(tokens.begin(), tokens.end(), idData);
+    std::vector<void *> args, results = {resultData[0].data()};
+    for (std::vector<uint8_t> &data : argumentData)
+      args.push_back(data.data());
+    LORA_RETURN_IF_ERROR(step.run(args, results));
+    const float *row = logits + (int64_t(tokens.size()) - 1) * vocab;
+    int32_t next = int32_t(std::max_element(row, row + vocab) - row);
+    if (temperature > 0) {
+      double maximum = row[next], total = 0;
+      std::vector<double> weights(vocab);
+      for (int64_t v = 0; v < vocab; ++v)
+        total += weights[v] = std::exp((row[v] - maximum) / temperature);
+      double u = dropoutUniform(int64_t(seed), tokens.size()) * total;
+      for (next = 0; next + 1 < vocab && u >= weights[next]; ++next)
+        u -= weights[next];
+    }
+    tokens.push_back(next);
+    if (next == ByteTokenizer::kEndOfSequence)
+      break;
+  }
+  return Status::success();
+}
+
 Status Trainer::exportPeftAdapter(const std::string &directory,
                                   const AdapterConfig &config) const {
   std::vector<TensorToWrite> tensors;

@@ -12,6 +12,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "lora/Dialect/Lora/IR/LoraDialect.h"
+#include "lora/Dialect/Lora/Transforms/Passes.h"
 #include "lora/Frontend/LlamaConfig.h"
 #include "lora/Pipelines/Pipelines.h"
 #include "lora/Runner/JitStep.h"
@@ -29,6 +30,8 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/WithColor.h"
 
@@ -42,6 +45,11 @@ static cl::SubCommand emitMlir("emit-mlir",
                                "Print a model's forward pass and loss (or "
                                "with --method its training step) as "
                                "lora-dialect MLIR");
+static cl::SubCommand evalCommand(
+    "eval", "Mean loss and perplexity of a model, with --adapter, on a data "
+            "file (the study's learning and forgetting measure)");
+static cl::SubCommand generateCommand(
+    "generate", "Continue --prompt greedily or by temperature sampling");
 static cl::SubCommand train("train",
                             "Compile the training step for the CPU and "
                             "train; with no flags, a built-in small Llama on "
@@ -49,21 +57,24 @@ static cl::SubCommand train("train",
 
 // Flags of both subcommands.
 #define BOTH cl::sub(emitMlir), cl::sub(train)
+#define USES_MODEL cl::sub(emitMlir), cl::sub(train), cl::sub(evalCommand), \
+                   cl::sub(generateCommand)
+#define RUNS_MODEL cl::sub(train), cl::sub(evalCommand), cl::sub(generateCommand)
 static cl::OptionCategory modelCategory("Model and batch");
 static cl::opt<std::string>
-    configPath("config", BOTH, cl::cat(modelCategory),
+    configPath("config", USES_MODEL, cl::cat(modelCategory),
                cl::desc("Hugging Face config.json (train: default a built-in "
                         "2-layer Llama with the byte tokenizer)"),
                cl::value_desc("path"));
 static cl::opt<int64_t>
-    batchSize("per_device_train_batch_size", BOTH, cl::cat(modelCategory),
+    batchSize("per_device_train_batch_size", USES_MODEL, cl::cat(modelCategory),
               cl::desc("Sequences per step (emit-mlir: 1, train: 8)"),
               cl::init(0));
 static cl::alias batchSizeAlias("batch-size", cl::aliasopt(batchSize),
                                 cl::desc("Alias for "
                                          "--per_device_train_batch_size"));
 static cl::opt<int64_t> seqLen(
-    "max_seq_length", BOTH, cl::cat(modelCategory),
+    "max_seq_length", USES_MODEL, cl::cat(modelCategory),
     cl::desc("Tokens per sequence (emit-mlir: max_position_embeddings, at "
              "most 512; train: 64)"),
     cl::init(0));
@@ -124,7 +135,7 @@ static cl::opt<std::string> outputPath("o", cl::sub(emitMlir),
 // train only.
 static cl::OptionCategory runCategory("Training run");
 static cl::opt<std::string> modelWeights(
-    "model_weights", cl::sub(train), cl::cat(runCategory),
+    "model_weights", RUNS_MODEL, cl::cat(runCategory),
     cl::desc("Base weights, a Hugging Face model.safetensors (default: a "
              "seeded initialization)"),
     cl::value_desc("path"));
@@ -134,7 +145,8 @@ static cl::opt<std::string> trainFile(
              "(int32 tokens); default: built-in data (--dataset)"),
     cl::value_desc("path"));
 static cl::opt<std::string>
-    dataset("dataset", cl::sub(train), cl::cat(runCategory),
+    dataset("dataset", cl::sub(train), cl::sub(evalCommand),
+            cl::cat(runCategory),
             cl::desc("Built-in data when no --train_file: text or "
                      "arithmetic (default text)"),
             cl::init("text"));
@@ -160,7 +172,7 @@ static cl::opt<int64_t> warmupSteps("warmup_steps", cl::sub(train),
                                     cl::cat(runCategory),
                                     cl::desc("Linear warmup steps (default 0)"),
                                     cl::init(0));
-static cl::opt<uint64_t> seed("seed", cl::sub(train), cl::cat(runCategory),
+static cl::opt<uint64_t> seed("seed", RUNS_MODEL, cl::cat(runCategory),
                               cl::desc("Seed of initialization, shuffling "
                                        "and dropout (default 42)"),
                               cl::init(42));
@@ -193,7 +205,35 @@ static cl::opt<bool> saveMerged(
     "save_merged", cl::sub(train), cl::cat(runCategory),
     cl::desc("Also write the merged model (W + s·B·A) as model.safetensors "
              "under <output_dir>/merged"));
+// eval and generate.
+static cl::OptionCategory inferenceCategory("Evaluation and generation");
+static cl::opt<std::string> adapterDir(
+    "adapter", cl::sub(evalCommand), cl::sub(generateCommand),
+    cl::cat(inferenceCategory),
+    cl::desc("A PEFT adapter folder (adapter_config.json + "
+             "adapter_model.safetensors) to apply to the base model"),
+    cl::value_desc("dir"));
+static cl::opt<std::string> evalFile(
+    "eval_file", cl::sub(evalCommand), cl::cat(inferenceCategory),
+    cl::desc("Data to score (.jsonl, .txt, .bin); default: built-in "
+             "--dataset with a seed the training data does not use"),
+    cl::value_desc("path"));
+static cl::opt<std::string> prompt("prompt", cl::sub(generateCommand),
+                                   cl::cat(inferenceCategory),
+                                   cl::desc("Text to continue"),
+                                   cl::init(""));
+static cl::opt<int64_t> maxNewTokens("max_new_tokens",
+                                     cl::sub(generateCommand),
+                                     cl::cat(inferenceCategory),
+                                     cl::desc("Tokens to add (default 64)"),
+                                     cl::init(64));
+static cl::opt<double> temperature(
+    "temperature", cl::sub(generateCommand), cl::cat(inferenceCategory),
+    cl::desc("0: greedy (default); > 0: sample from softmax(logits / T)"),
+    cl::init(0.0));
 #undef BOTH
+#undef USES_MODEL
+#undef RUNS_MODEL
 
 static int fail(const llvm::Twine &message) {
   llvm::WithColor::error(llvm::errs(), "lora-run") << message << "\n";
@@ -512,6 +552,160 @@ static int runTrain() {
   return 0;
 }
 
+/// The model of --config, or the built-in one.
+static llvm::Expected<mlir::lora::LlamaConfig> modelConfig() {
+  if (configPath.empty())
+    return builtinConfig();
+  return mlir::lora::readLlamaConfig(configPath);
+}
+
+/// Attaches the adapter of --adapter, as adapter_config.json describes it.
+static int attachAdapter(mlir::ModuleOp module) {
+  if (adapterDir.empty())
+    return 0;
+  std::string path = adapterDir + "/adapter_config.json";
+  auto buffer = llvm::MemoryBuffer::getFile(path);
+  if (!buffer)
+    return fail(path + ": cannot read: " + buffer.getError().message());
+  auto json = llvm::json::parse((*buffer)->getBuffer());
+  if (!json)
+    return fail(path + ": not valid JSON: " + llvm::toString(json.takeError()));
+  const llvm::json::Object *object = json->getAsObject();
+  if (!object)
+    return fail(path + ": expected a JSON object");
+  mlir::lora::AttachAdaptersOptions options;
+  std::optional<int64_t> rank = object->getInteger("r");
+  std::optional<double> alpha = object->getNumber("lora_alpha");
+  if (!rank || *rank <= 0)
+    return fail(path + ": key 'r' must be a positive integer");
+  if (!alpha || *alpha <= 0)
+    return fail(path + ": key 'lora_alpha' must be a positive number");
+  options.rank = *rank;
+  options.alpha = *alpha;
+  options.useRsLora = object->getBoolean("use_rslora").value_or(false);
+  if (const llvm::json::Array *targets = object->getArray("target_modules")) {
+    for (const llvm::json::Value &target : *targets) {
+      if (!target.getAsString())
+        return fail(path + ": key 'target_modules' must hold strings");
+      options.targetModules.push_back(target.getAsString()->str());
+    }
+  } else if (auto target = object->getString("target_modules")) {
+    options.targetModules.push_back(target->str());
+  } else {
+    return fail(path + ": key 'target_modules' is missing");
+  }
+  mlir::PassManager pm(module.getContext());
+  pm.addPass(mlir::lora::createAttachAdapters(options));
+  if (mlir::failed(pm.run(module)))
+    return 1;
+  return 0;
+}
+
+/// Builds, compiles and loads a model for eval or generate.
+static int prepareInference(mlir::MLIRContext &context,
+                            const mlir::lora::LlamaConfig &config,
+                            const mlir::lora::BatchShape &shape,
+                            mlir::lora::StepOutput output,
+                            std::unique_ptr<JitCompiledStep> &step,
+                            std::unique_ptr<rt::Trainer> &model) {
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      mlir::ModuleOp::create(mlir::UnknownLoc::get(&context));
+  if (llvm::Error error =
+          mlir::lora::buildLlamaStep(*module, config, shape, output))
+    return fail(llvm::toString(std::move(error)));
+  if (int status = attachAdapter(*module))
+    return status;
+  auto jit = mlir::lora::JitStep::compile(*module, "step");
+  if (!jit)
+    return fail(llvm::toString(jit.takeError()));
+  step = std::make_unique<JitCompiledStep>(std::move(*jit));
+  model = std::make_unique<rt::Trainer>(*step);
+  if (rt::Status status = model->initialize(modelWeights, seed); !status.ok())
+    return fail(status.message());
+  if (!adapterDir.empty())
+    if (rt::Status status = model->loadPeftAdapter(adapterDir); !status.ok())
+      return fail(status.message());
+  return 0;
+}
+
+static int runEval() {
+  if (int status = checkShapeFlags())
+    return status;
+  auto config = modelConfig();
+  if (!config)
+    return fail(llvm::toString(config.takeError()));
+  mlir::lora::BatchShape shape{batchSize > 0 ? batchSize : 8,
+                               seqLen > 0 ? seqLen : 64};
+  rt::ByteTokenizer tokenizer;
+  std::vector<rt::Example> examples;
+  if (!evalFile.empty()) {
+    if (rt::Status status = rt::loadDataset(evalFile, tokenizer,
+                                            shape.sequenceLength, examples);
+        !status.ok())
+      return fail(status.message());
+  } else {
+    if (dataset != "text" && dataset != "arithmetic")
+      return fail("--dataset: expected text or arithmetic, got '" + dataset +
+                  "'");
+    // Held out: a seed stream the training data (seed) does not use.
+    examples = rt::builtinDataset(dataset, 512, ~uint64_t(seed), tokenizer);
+  }
+  mlir::MLIRContext context;
+  std::unique_ptr<JitCompiledStep> step;
+  std::unique_ptr<rt::Trainer> model;
+  if (int status = prepareInference(context, *config, shape,
+                                    mlir::lora::StepOutput::Loss, step, model))
+    return status;
+  rt::Trainer::Evaluation result;
+  if (rt::Status status = model->evaluate(examples, shape.batchSize,
+                                          shape.sequenceLength, result);
+      !status.ok())
+    return fail(status.message());
+  llvm::outs() << llvm::formatv("{{\"eval_loss\": {0:f6}, \"perplexity\": "
+                                "{1:f4}, \"eval_tokens\": {2}, "
+                                "\"eval_examples\": {3}}\n",
+                                result.loss, result.perplexity, result.tokens,
+                                result.examples);
+  return 0;
+}
+
+static int runGenerate() {
+  auto config = modelConfig();
+  if (!config)
+    return fail(llvm::toString(config.takeError()));
+  rt::ByteTokenizer tokenizer;
+  std::vector<int32_t> tokens = tokenizer.encode(prompt);
+  if (tokens.empty())
+    return fail("--prompt is empty");
+  if (maxNewTokens <= 0)
+    return fail("--max_new_tokens must be > 0, got " +
+                llvm::Twine(maxNewTokens));
+  if (temperature < 0)
+    return fail("--temperature must be >= 0, got " +
+                llvm::formatv("{0}", double(temperature)));
+  int64_t window = std::min<int64_t>(config->maxPositionEmbeddings,
+                                     int64_t(tokens.size()) + maxNewTokens);
+  if (int64_t(tokens.size()) >= window)
+    return fail("the prompt (" + llvm::Twine(tokens.size()) +
+                " tokens) fills max_position_embeddings (" +
+                llvm::Twine(config->maxPositionEmbeddings) + ")");
+  mlir::MLIRContext context;
+  std::unique_ptr<JitCompiledStep> step;
+  std::unique_ptr<rt::Trainer> model;
+  if (int status = prepareInference(context, *config, {1, window},
+                                    mlir::lora::StepOutput::Logits, step,
+                                    model))
+    return status;
+  size_t promptLength = tokens.size();
+  if (rt::Status status =
+          model->generate(tokens, maxNewTokens, temperature, seed);
+      !status.ok())
+    return fail(status.message());
+  std::vector<int32_t> added(tokens.begin() + promptLength, tokens.end());
+  llvm::outs() << prompt << tokenizer.decode(added) << "\n";
+  return 0;
+}
+
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   cl::ParseCommandLineOptions(
@@ -521,6 +715,10 @@ int main(int argc, char **argv) {
     return runEmitMlir();
   if (train)
     return runTrain();
+  if (evalCommand)
+    return runEval();
+  if (generateCommand)
+    return runGenerate();
   cl::PrintHelpMessage();
   return 1;
 }

@@ -50,14 +50,23 @@ struct BatchShape {
   int64_t sequenceLength = 0;
 };
 
+/// What the built function returns.
+enum class StepOutput {
+  /// The mean token cross-entropy, named "loss" (training, evaluation).
+  Loss,
+  /// The logits [batch, seq, vocab], named "logits" (generation).
+  Logits,
+};
+
 /// Builds `func.func @step` into `module`: the forward pass of `config` and
-/// the mean token cross-entropy, returning the loss. Parameter arguments
-/// carry their Hugging Face names and the role frozen; then come
-/// `input_ids`, `positions` and `labels` ([batch, seq] i32, labels already
-/// shifted, -100 ignored). Fails when the sequence exceeds
-/// max_position_embeddings.
+/// the mean token cross-entropy, returning the loss (or the logits).
+/// Parameter arguments carry their Hugging Face names and the role frozen;
+/// then come `input_ids`, `positions` and, for the loss, `labels` ([batch,
+/// seq] i32, labels already shifted, -100 ignored). Fails when the sequence
+/// exceeds max_position_embeddings.
 llvm::Error buildLlamaStep(ModuleOp module, const LlamaConfig &config,
-                           const BatchShape &shape);
+                           const BatchShape &shape,
+                           StepOutput output = StepOutput::Loss);
 
 } // namespace mlir::lora
 

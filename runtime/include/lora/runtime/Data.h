@@ -62,6 +62,11 @@ struct Batch {
   int64_t countedTokens = 0;
 };
 
+/// `rows` (at most batchSize examples; missing rows count nothing) padded
+/// or truncated into one [batchSize, sequenceLength] batch.
+Batch makeBatch(const std::vector<const Example *> &rows, int64_t batchSize,
+                int64_t sequenceLength);
+
 /// Seeded shuffling and padding into fixed [batch, seq] batches. The state
 /// (epoch, position) is what a checkpoint stores to resume exactly.
 class Batcher {

@@ -93,6 +93,25 @@ public:
   /// (A kaiming-uniform with a = sqrt(5), B zeros); moments zero.
   Status initialize(const std::string &baseWeights, uint64_t seed);
 
+  /// Replaces the adapter parameters by those of a PEFT adapter folder
+  /// (adapter_model.safetensors, keys base_model.model.<name>).
+  Status loadPeftAdapter(const std::string &directory);
+
+  /// With a loss-only step (no optimizer): the mean loss over every counted
+  /// token of `examples`, each example once.
+  struct Evaluation {
+    double loss = 0, perplexity = 0;
+    int64_t tokens = 0, examples = 0;
+  };
+  Status evaluate(const std::vector<Example> &examples, int64_t batchSize,
+                  int64_t sequenceLength, Evaluation &result);
+
+  /// With a logits step of batch 1: appends up to `maxNewTokens` tokens to
+  /// `tokens` (stopping at end-of-sequence), greedily when `temperature`
+  /// is 0, else sampling from softmax(logits / temperature) with `seed`.
+  Status generate(std::vector<int32_t> &tokens, int64_t maxNewTokens,
+                  double temperature, uint64_t seed);
+
   /// Runs `options.maxSteps` steps on `batcher`'s batches; `onLog` sees
   /// every logged step.
   Status train(Batcher &batcher, const TrainOptions &options,
