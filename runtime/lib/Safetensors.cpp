@@ -15,6 +15,8 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <filesystem>
+#include <fstream>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -247,6 +249,69 @@ Status SafetensorsFile::readF32(std::string_view name, std::vector<float> &out,
                        "has dtype " + std::string(dtypeName(tensor->dtype)) +
                            ", expected a float type");
   }
+}
+
+Status ModelWeights::open(const std::string &path,
+                          std::unique_ptr<ModelWeights> &result) {
+  namespace fs = std::filesystem;
+  std::unique_ptr<ModelWeights> weights(new ModelWeights());
+  std::string file = path;
+  if (fs::is_directory(path)) {
+    if (fs::exists(fs::path(path) / "model.safetensors.index.json"))
+      file = (fs::path(path) / "model.safetensors.index.json").string();
+    else if (fs::exists(fs::path(path) / "model.safetensors"))
+      file = (fs::path(path) / "model.safetensors").string();
+    else
+      return fileError(path, "no model.safetensors or "
+                             "model.safetensors.index.json in this folder");
+  }
+  weights->source = file;
+  if (file.size() < 5 || file.compare(file.size() - 5, 5, ".json") != 0) {
+    std::unique_ptr<SafetensorsFile> single;
+    LORA_RETURN_IF_ERROR(SafetensorsFile::open(file, single));
+    for (const TensorInfo &tensor : single->tensors())
+      weights->shardOf[tensor.name] = 0;
+    weights->shards.push_back(std::move(single));
+    result = std::move(weights);
+    return Status::success();
+  }
+  std::ifstream in(file);
+  if (!in)
+    return fileError(file, "cannot open");
+  nlohmann::json index = nlohmann::json::parse(in, nullptr, false);
+  if (index.is_discarded() || !index.is_object() ||
+      !index.contains("weight_map") || !index["weight_map"].is_object())
+    return fileError(file, "expected a JSON object with a 'weight_map'");
+  std::map<std::string, size_t> shardIndex;
+  fs::path folder = fs::path(file).parent_path();
+  for (const auto &[name, shard] : index["weight_map"].items()) {
+    if (!shard.is_string())
+      return fileError(file, "weight_map entry " + inQuotes(name) +
+                                 " is not a file name");
+    std::string shardName = shard.get<std::string>();
+    auto it = shardIndex.find(shardName);
+    if (it == shardIndex.end()) {
+      std::unique_ptr<SafetensorsFile> opened;
+      LORA_RETURN_IF_ERROR(
+          SafetensorsFile::open((folder / shardName).string(), opened));
+      it = shardIndex.emplace(shardName, weights->shards.size()).first;
+      weights->shards.push_back(std::move(opened));
+    }
+    if (!weights->shards[it->second]->find(name))
+      return fileError(file, "weight_map puts " + inQuotes(name) + " in " +
+                                 shardName + ", which does not hold it");
+    weights->shardOf[name] = it->second;
+  }
+  result = std::move(weights);
+  return Status::success();
+}
+
+Status ModelWeights::readF32(std::string_view name, std::vector<float> &out,
+                             const std::vector<int64_t> &expectedShape) const {
+  auto it = shardOf.find(name);
+  if (it == shardOf.end())
+    return tensorError(source, name, "not found");
+  return shards[it->second]->readF32(name, out, expectedShape);
 }
 
 Status writeSafetensors(const std::string &path,

@@ -58,9 +58,9 @@ Trainer::Trainer(CompiledStep &step) : step(step) {
 }
 
 Status Trainer::initialize(const std::string &baseWeights, uint64_t seed) {
-  std::unique_ptr<SafetensorsFile> base;
+  std::unique_ptr<ModelWeights> base;
   if (!baseWeights.empty())
-    LORA_RETURN_IF_ERROR(SafetensorsFile::open(baseWeights, base));
+    LORA_RETURN_IF_ERROR(ModelWeights::open(baseWeights, base));
   for (size_t i = 0; i < argumentData.size(); ++i) {
     const BufferInfo &info = step.arguments()[i];
     if (info.role.empty())

@@ -136,7 +136,8 @@ static cl::opt<std::string> outputPath("o", cl::sub(emitMlir),
 static cl::OptionCategory runCategory("Training run");
 static cl::opt<std::string> modelWeights(
     "model_weights", RUNS_MODEL, cl::cat(runCategory),
-    cl::desc("Base weights, a Hugging Face model.safetensors (default: a "
+    cl::desc("Base weights: model.safetensors, a sharded "
+             "model.safetensors.index.json, or their folder (default: a "
              "seeded initialization)"),
     cl::value_desc("path"));
 static cl::opt<std::string> trainFile(

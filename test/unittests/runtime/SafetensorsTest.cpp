@@ -241,3 +241,64 @@ TEST_F(SafetensorsTest, RejectsOffsetsThatDoNotTileTheData) {
 }
 
 } // namespace
+
+namespace {
+
+TEST_F(SafetensorsTest, ModelWeightsReadShardsThroughTheIndex) {
+  std::vector<float> a = {1, 2}, b = {3, 4, 5};
+  std::string folder = dir.string();
+  ASSERT_TRUE(writeSafetensors(folder + "/model-00001-of-00002.safetensors",
+                               {{"model.embed_tokens.weight", DType::F32, {2}, a.data()}})
+                  .ok());
+  ASSERT_TRUE(writeSafetensors(folder + "/model-00002-of-00002.safetensors",
+                               {{"lm_head.weight", DType::F32, {3}, b.data()}})
+                  .ok());
+  std::ofstream(folder + "/model.safetensors.index.json")
+      << R"({"metadata": {"total_size": 20}, "weight_map": {
+            "model.embed_tokens.weight": "model-00001-of-00002.safetensors",
+            "lm_head.weight": "model-00002-of-00002.safetensors"}})";
+  for (std::string path : {folder, folder + "/model.safetensors.index.json"}) {
+    std::unique_ptr<ModelWeights> weights;
+    Status status = ModelWeights::open(path, weights);
+    ASSERT_TRUE(status.ok()) << status.message();
+    std::vector<float> out;
+    ASSERT_TRUE(weights->readF32("lm_head.weight", out, {3}).ok());
+    EXPECT_EQ(out, b);
+    ASSERT_TRUE(weights->readF32("model.embed_tokens.weight", out, {2}).ok());
+    EXPECT_EQ(out, a);
+    Status missing = weights->readF32("model.norm.weight", out);
+    EXPECT_NE(missing.message().find("'model.norm.weight': not found"),
+              std::string::npos);
+  }
+}
+
+TEST_F(SafetensorsTest, ModelWeightsRejectABadIndex) {
+  std::vector<float> a = {1, 2};
+  std::string folder = dir.string();
+  ASSERT_TRUE(writeSafetensors(folder + "/shard.safetensors",
+                               {{"x", DType::F32, {2}, a.data()}})
+                  .ok());
+  std::unique_ptr<ModelWeights> weights;
+  std::ofstream(folder + "/model.safetensors.index.json")
+      << R"({"weight_map": {"y": "shard.safetensors"}})";
+  Status status = ModelWeights::open(folder, weights);
+  EXPECT_NE(status.message().find("weight_map puts 'y' in shard.safetensors, "
+                                  "which does not hold it"),
+            std::string::npos)
+      << status.message();
+  std::ofstream(folder + "/model.safetensors.index.json")
+      << R"({"weight_map": {"x": "missing.safetensors"}})";
+  status = ModelWeights::open(folder, weights);
+  EXPECT_NE(status.message().find("missing.safetensors: cannot open"),
+            std::string::npos)
+      << status.message();
+  std::ofstream(folder + "/model.safetensors.index.json") << "[]";
+  status = ModelWeights::open(folder, weights);
+  EXPECT_NE(status.message().find("expected a JSON object with a 'weight_map'"),
+            std::string::npos)
+      << status.message();
+  status = ModelWeights::open((dir / "empty").string(), weights);
+  EXPECT_FALSE(status.ok());
+}
+
+} // namespace

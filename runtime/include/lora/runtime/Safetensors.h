@@ -71,6 +71,25 @@ private:
   std::map<std::string, std::string> meta;
 };
 
+/// The weights of a model: one safetensors file, or the shards listed by a
+/// Hugging Face `model.safetensors.index.json` ({"weight_map": {tensor:
+/// shard file}}). `path` may be either file or a folder holding one.
+class ModelWeights {
+public:
+  static Status open(const std::string &path,
+                     std::unique_ptr<ModelWeights> &result);
+  /// As SafetensorsFile::readF32, from whichever shard holds `name`.
+  Status readF32(std::string_view name, std::vector<float> &out,
+                 const std::vector<int64_t> &expectedShape = {}) const;
+  /// Where the weights come from, for messages.
+  const std::string &path() const { return source; }
+
+private:
+  std::string source;
+  std::vector<std::unique_ptr<SafetensorsFile>> shards;
+  std::map<std::string, size_t, std::less<>> shardOf;
+};
+
 /// A tensor to write: `data` holds numElements * dtypeSize(dtype) bytes.
 struct TensorToWrite {
   std::string name;

@@ -88,7 +88,8 @@ class Trainer {
 public:
   explicit Trainer(CompiledStep &step);
 
-  /// Base weights from a safetensors file ("" for a seeded initialization:
+  /// Base weights from a safetensors file, a sharded index or a folder
+  /// holding either ("" for a seeded initialization:
   /// normal(0, 0.02), norm weights 1); adapters as PEFT initializes them
   /// (A kaiming-uniform with a = sqrt(5), B zeros); moments zero.
   Status initialize(const std::string &baseWeights, uint64_t seed);
