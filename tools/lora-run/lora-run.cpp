@@ -18,6 +18,7 @@
 #include "lora/Runner/JitStep.h"
 #include "lora/runtime/Data.h"
 #include "lora/runtime/Trainer.h"
+#include "lora/runtime/TrainingRun.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -382,6 +383,37 @@ private:
 };
 } // namespace
 
+/// The training-run flags, for the runtime's driver.
+static rt::RunOptions runOptions() {
+  rt::RunOptions run;
+  run.method = method.empty() ? "lora" : method.getValue();
+  run.batchSize = batchSize > 0 ? batchSize : 8;
+  run.sequenceLength = seqLen > 0 ? seqLen : 64;
+  run.trainFile = trainFile;
+  run.dataset = dataset;
+  run.modelWeights = modelWeights;
+  run.outputDir = outputDir;
+  run.maxSteps = maxSteps;
+  run.learningRate = learningRate;
+  run.schedulerType = schedulerType;
+  run.warmupSteps = warmupSteps;
+  run.seed = seed;
+  run.seedGiven = seed.getNumOccurrences() > 0;
+  run.loggingSteps = loggingSteps;
+  run.saveSteps = saveSteps;
+  run.saveTotalLimit = saveTotalLimit;
+  run.stopAtStep = stopAtStep;
+  run.resumeFrom = resumeFrom;
+  run.saveMerged = saveMerged;
+  run.adapter.rank = loraRank;
+  run.adapter.alpha = loraAlpha > 0 ? double(loraAlpha) : 2.0 * loraRank;
+  run.adapter.useRsLora = useRsLora;
+  run.adapter.dropout = loraDropout;
+  run.adapter.baseModel =
+      configPath.empty() ? std::string("lora-run builtin") : configPath.getValue();
+  return run;
+}
+
 static int runTrain() {
   if (int status = checkShapeFlags())
     return status;
@@ -399,31 +431,27 @@ static int runTrain() {
                 " is smaller than the byte tokenizer's " +
                 llvm::Twine(rt::ByteTokenizer::kVocabSize) +
                 "; use a .bin token file with ids below it");
-  if (maxSteps <= 0)
-    return fail("--max_steps must be > 0, got " + llvm::Twine(maxSteps));
-  std::string trainingMethod = method.empty() ? "lora" : method.getValue();
-  if (trainingMethod == "frozen")
+  rt::RunOptions run = runOptions();
+  if (run.method == "frozen")
     return fail("--method frozen trains nothing; use lora, full or mixed");
-  mlir::lora::BatchShape shape{batchSize > 0 ? batchSize : 8,
-                               seqLen > 0 ? seqLen : 64};
-  rt::Schedule schedule;
-  if (rt::Status status = rt::Schedule::parseKind(schedulerType, schedule.kind);
+  // Cheap flag checks first, before the compile.
+  rt::Schedule::Kind kind;
+  if (rt::Status status = rt::Schedule::parseKind(schedulerType, kind);
       !status.ok())
     return fail(status.message());
-  schedule.peak = learningRate > 0 ? learningRate
-                  : trainingMethod == "full" ? 5e-4
-                                             : 5e-3;
-  schedule.warmupSteps = warmupSteps;
-  schedule.totalSteps = maxSteps;
+  if (maxSteps <= 0)
+    return fail("--max_steps must be > 0, got " + llvm::Twine(maxSteps));
 
   mlir::MLIRContext context;
   mlir::OwningOpRef<mlir::ModuleOp> module =
       mlir::ModuleOp::create(mlir::UnknownLoc::get(&context));
-  if (int status = buildStep(*module, config, shape, true, trainingMethod))
+  if (int status = buildStep(*module, config,
+                             {run.batchSize, run.sequenceLength}, true,
+                             run.method))
     return status;
-  llvm::errs() << "lora-run: compiling the " << trainingMethod
-               << " training step (batch " << shape.batchSize << " x "
-               << shape.sequenceLength << " tokens)...\n";
+  llvm::errs() << "lora-run: compiling the " << run.method
+               << " training step (batch " << run.batchSize << " x "
+               << run.sequenceLength << " tokens)...\n";
   auto start = std::chrono::steady_clock::now();
   auto jit = mlir::lora::JitStep::compile(*module, "step");
   if (!jit)
@@ -433,123 +461,8 @@ static int runTrain() {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
           .count());
   JitCompiledStep step(std::move(*jit));
-
-  // A resumed run takes its seed (initialization, shuffling, dropout) and
-  // its data position from the checkpoint.
-  uint64_t runSeed = seed;
-  std::string checkpoint;
-  rt::Trainer::CheckpointState resumed;
-  if (!resumeFrom.empty()) {
-    checkpoint = resumeFrom == "latest"
-                     ? rt::Trainer::latestCheckpoint(outputDir)
-                     : resumeFrom.getValue();
-    if (checkpoint.empty())
-      return fail("--resume_from_checkpoint latest: no checkpoint in " +
-                  outputDir);
-    if (rt::Status status =
-            rt::Trainer::readCheckpointState(checkpoint, resumed);
-        !status.ok())
-      return fail(status.message());
-    if (seed.getNumOccurrences() && seed != resumed.seed)
-      return fail("--seed " + llvm::Twine(seed) + " differs from the "
-                  "checkpoint's " + llvm::Twine(resumed.seed) +
-                  "; leave --seed out when resuming");
-    if (resumed.step >= maxSteps)
-      return fail(checkpoint + " is at step " + llvm::Twine(resumed.step) +
-                  ", not before --max_steps " + llvm::Twine(maxSteps));
-    runSeed = resumed.seed;
-  }
-
-  rt::ByteTokenizer tokenizer;
-  std::vector<rt::Example> examples;
-  if (!trainFile.empty()) {
-    if (rt::Status status = rt::loadDataset(trainFile, tokenizer,
-                                            shape.sequenceLength, examples);
-        !status.ok())
-      return fail(status.message());
-  } else {
-    if (dataset != "text" && dataset != "arithmetic")
-      return fail("--dataset: expected text or arithmetic, got '" + dataset +
-                  "'");
-    examples = rt::builtinDataset(dataset, 4096, runSeed, tokenizer);
-  }
-  rt::Batcher batcher(std::move(examples), shape.batchSize,
-                      shape.sequenceLength, runSeed);
-
-  rt::Trainer trainer(step);
-  if (rt::Status status = trainer.initialize(modelWeights, runSeed);
-      !status.ok())
+  if (rt::Status status = rt::runTraining(step, run); !status.ok())
     return fail(status.message());
-  if (!checkpoint.empty()) {
-    if (rt::Status status = trainer.loadCheckpoint(checkpoint); !status.ok())
-      return fail(status.message());
-    batcher.seek(resumed.epoch, resumed.position);
-    llvm::errs() << "lora-run: resuming from " << checkpoint << " at step "
-                 << resumed.step << "\n";
-  }
-  std::error_code error = llvm::sys::fs::create_directories(outputDir);
-  if (error)
-    return fail(outputDir + ": cannot create: " + error.message());
-  rt::TrainOptions options;
-  options.maxSteps = maxSteps;
-  options.startStep = resumed.step;
-  options.schedule = schedule;
-  options.seed = runSeed;
-  options.loggingSteps = loggingSteps;
-  options.metricsPath = outputDir + "/metrics.jsonl";
-  options.interactive = isatty(STDERR_FILENO);
-  options.checkpointDir = outputDir;
-  options.saveSteps = saveSteps;
-  options.saveTotalLimit = saveTotalLimit;
-  options.stopAtStep = stopAtStep;
-  int64_t lastStep =
-      stopAtStep > 0 ? std::min<int64_t>(stopAtStep, maxSteps) : maxSteps;
-  double firstLoss = 0, lastLoss = 0;
-  bool first = true;
-  if (rt::Status status =
-          trainer.train(batcher, options,
-                        [&](const rt::StepMetrics &m) {
-                          if (first)
-                            firstLoss = m.loss;
-                          first = false;
-                          lastLoss = m.loss;
-                        });
-      !status.ok())
-    return fail(status.message());
-  llvm::errs() << llvm::formatv("lora-run: loss {0:f4} -> {1:f4} at step {2}; "
-                                "metrics in {3}/metrics.jsonl, checkpoint in "
-                                "{3}/checkpoint-{2}\n",
-                                firstLoss, lastLoss, lastStep,
-                                outputDir.getValue());
-  if (lastStep < maxSteps) {
-    llvm::errs() << "lora-run: stopped at step " << lastStep
-                 << " (--stop_at_step); continue with "
-                    "--resume_from_checkpoint latest\n";
-    return 0;
-  }
-
-  rt::AdapterConfig adapter;
-  adapter.rank = loraRank;
-  adapter.alpha = loraAlpha > 0 ? double(loraAlpha) : 2.0 * loraRank;
-  adapter.useRsLora = useRsLora;
-  adapter.dropout = loraDropout;
-  adapter.baseModel =
-      configPath.empty() ? std::string("lora-run builtin") : configPath.getValue();
-  if (trainingMethod != "full") {
-    if (rt::Status status = trainer.exportPeftAdapter(outputDir, adapter);
-        !status.ok())
-      return fail(status.message());
-    llvm::errs() << "lora-run: wrote the PEFT adapter " << outputDir
-                 << "/adapter_model.safetensors and adapter_config.json\n";
-  }
-  if (trainingMethod != "lora" || saveMerged) {
-    std::string merged =
-        trainingMethod == "lora" ? outputDir + "/merged" : outputDir.getValue();
-    if (rt::Status status = trainer.exportMergedModel(merged, adapter);
-        !status.ok())
-      return fail(status.message());
-    llvm::errs() << "lora-run: wrote " << merged << "/model.safetensors\n";
-  }
   return 0;
 }
 

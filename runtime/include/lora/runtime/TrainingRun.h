@@ -1,0 +1,45 @@
+//===- TrainingRun.h - one training run, from data to exports ---*- C++ -*-===//
+//
+// What `lora-run train` (JIT) and `lora-train` (an ahead-of-time artifact)
+// both do once they hold a compiled step: pick the data, initialize or load
+// the weights, resume from a checkpoint, train, and export. Messages name
+// the command-line flags both tools share.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LORA_RUNTIME_TRAININGRUN_H
+#define LORA_RUNTIME_TRAININGRUN_H
+
+#include "lora/runtime/Trainer.h"
+
+#include <string>
+
+namespace lora::runtime {
+
+struct RunOptions {
+  std::string method = "lora"; // lora, full or mixed
+  int64_t batchSize = 8, sequenceLength = 64;
+  std::string trainFile; // "" for the built-in --dataset
+  std::string dataset = "text";
+  std::string modelWeights; // "" for a seeded initialization
+  std::string outputDir = "lora-run-output";
+  int64_t maxSteps = 300;
+  /// 0: 5e-3 for lora and mixed, 5e-4 for full.
+  double learningRate = 0;
+  std::string schedulerType = "linear";
+  int64_t warmupSteps = 0;
+  uint64_t seed = 42;
+  bool seedGiven = false;
+  int64_t loggingSteps = 10;
+  int64_t saveSteps = 0, saveTotalLimit = 0, stopAtStep = 0;
+  std::string resumeFrom; // a checkpoint folder, "latest" or ""
+  bool saveMerged = false;
+  AdapterConfig adapter;
+};
+
+/// Runs training with `step`; progress and a summary go to stderr.
+Status runTraining(CompiledStep &step, const RunOptions &options);
+
+} // namespace lora::runtime
+
+#endif // LORA_RUNTIME_TRAININGRUN_H

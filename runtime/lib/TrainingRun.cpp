@@ -1,0 +1,133 @@
+//===- TrainingRun.cpp - one training run, from data to exports -----------===//
+
+#include "lora/runtime/TrainingRun.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <unistd.h>
+
+namespace lora::runtime {
+
+Status runTraining(CompiledStep &step, const RunOptions &options) {
+  if (options.maxSteps <= 0)
+    return Status::error("--max_steps must be > 0, got " +
+                         std::to_string(options.maxSteps));
+  Schedule schedule;
+  LORA_RETURN_IF_ERROR(Schedule::parseKind(options.schedulerType,
+                                           schedule.kind));
+  schedule.peak = options.learningRate > 0 ? options.learningRate
+                  : options.method == "full" ? 5e-4
+                                             : 5e-3;
+  schedule.warmupSteps = options.warmupSteps;
+  schedule.totalSteps = options.maxSteps;
+
+  // A resumed run takes its seed (initialization, shuffling, dropout) and
+  // its data position from the checkpoint.
+  uint64_t seed = options.seed;
+  std::string checkpoint;
+  Trainer::CheckpointState resumed;
+  if (!options.resumeFrom.empty()) {
+    checkpoint = options.resumeFrom == "latest"
+                     ? Trainer::latestCheckpoint(options.outputDir)
+                     : options.resumeFrom;
+    if (checkpoint.empty())
+      return Status::error("--resume_from_checkpoint latest: no checkpoint "
+                           "in " +
+                           options.outputDir);
+    LORA_RETURN_IF_ERROR(Trainer::readCheckpointState(checkpoint, resumed));
+    if (options.seedGiven && options.seed != resumed.seed)
+      return Status::error("--seed " + std::to_string(options.seed) +
+                           " differs from the checkpoint's " +
+                           std::to_string(resumed.seed) +
+                           "; leave --seed out when resuming");
+    if (resumed.step >= options.maxSteps)
+      return Status::error(checkpoint + " is at step " +
+                           std::to_string(resumed.step) +
+                           ", not before --max_steps " +
+                           std::to_string(options.maxSteps));
+    seed = resumed.seed;
+  }
+
+  ByteTokenizer tokenizer;
+  std::vector<Example> examples;
+  if (!options.trainFile.empty()) {
+    LORA_RETURN_IF_ERROR(loadDataset(options.trainFile, tokenizer,
+                                     options.sequenceLength, examples));
+  } else {
+    if (options.dataset != "text" && options.dataset != "arithmetic")
+      return Status::error("--dataset: expected text or arithmetic, got '" +
+                           options.dataset + "'");
+    examples = builtinDataset(options.dataset, 4096, seed, tokenizer);
+  }
+  Batcher batcher(std::move(examples), options.batchSize,
+                  options.sequenceLength, seed);
+
+  Trainer trainer(step);
+  LORA_RETURN_IF_ERROR(trainer.initialize(options.modelWeights, seed));
+  if (!checkpoint.empty()) {
+    LORA_RETURN_IF_ERROR(trainer.loadCheckpoint(checkpoint));
+    batcher.seek(resumed.epoch, resumed.position);
+    std::fprintf(stderr, "lora-run: resuming from %s at step %lld\n",
+                 checkpoint.c_str(), (long long)resumed.step);
+  }
+  std::error_code error;
+  std::filesystem::create_directories(options.outputDir, error);
+  if (error)
+    return Status::error(options.outputDir +
+                         ": cannot create: " + error.message());
+
+  TrainOptions train;
+  train.maxSteps = options.maxSteps;
+  train.startStep = resumed.step;
+  train.schedule = schedule;
+  train.seed = seed;
+  train.loggingSteps = options.loggingSteps;
+  train.metricsPath = options.outputDir + "/metrics.jsonl";
+  train.interactive = isatty(STDERR_FILENO);
+  train.checkpointDir = options.outputDir;
+  train.saveSteps = options.saveSteps;
+  train.saveTotalLimit = options.saveTotalLimit;
+  train.stopAtStep = options.stopAtStep;
+  int64_t lastStep = options.stopAtStep > 0
+                         ? std::min(options.stopAtStep, options.maxSteps)
+                         : options.maxSteps;
+  double firstLoss = 0, lastLoss = 0;
+  bool first = true;
+  LORA_RETURN_IF_ERROR(trainer.train(batcher, train, [&](const StepMetrics &m) {
+    if (first)
+      firstLoss = m.loss;
+    first = false;
+    lastLoss = m.loss;
+  }));
+  std::fprintf(stderr,
+               "lora-run: loss %.4f -> %.4f at step %lld; metrics in "
+               "%s/metrics.jsonl, checkpoint in %s/checkpoint-%lld\n",
+               firstLoss, lastLoss, (long long)lastStep,
+               options.outputDir.c_str(), options.outputDir.c_str(),
+               (long long)lastStep);
+  if (lastStep < options.maxSteps) {
+    std::fprintf(stderr, "lora-run: stopped at step %lld (--stop_at_step); "
+                         "continue with --resume_from_checkpoint latest\n",
+                 (long long)lastStep);
+    return Status::success();
+  }
+  if (options.method != "full") {
+    LORA_RETURN_IF_ERROR(
+        trainer.exportPeftAdapter(options.outputDir, options.adapter));
+    std::fprintf(stderr,
+                 "lora-run: wrote the PEFT adapter "
+                 "%s/adapter_model.safetensors and adapter_config.json\n",
+                 options.outputDir.c_str());
+  }
+  if (options.method != "lora" || options.saveMerged) {
+    std::string merged = options.method == "lora"
+                             ? options.outputDir + "/merged"
+                             : options.outputDir;
+    LORA_RETURN_IF_ERROR(trainer.exportMergedModel(merged, options.adapter));
+    std::fprintf(stderr, "lora-run: wrote %s/model.safetensors\n",
+                 merged.c_str());
+  }
+  return Status::success();
+}
+
+} // namespace lora::runtime
