@@ -16,6 +16,7 @@ packages=(
   zlib1g-dev libzstd-dev libxml2-dev libedit-dev           # LLVM's CMake deps
   libopenblas-dev                                          # CPU GEMMs
   nlohmann-json3-dev                                       # JSON headers
+  libcli11-dev                                             # lora-train's flags
   libgtest-dev libgmock-dev                                # unit tests
   python3                                                  # lit
 )

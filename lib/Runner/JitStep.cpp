@@ -7,6 +7,7 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
+#include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/InitAllDialects.h"
@@ -46,13 +47,12 @@ static llvm::Expected<BufferSpec> specOf(Type type, StringAttr name,
   return spec;
 }
 
-llvm::Expected<std::unique_ptr<JitStep>> JitStep::compile(ModuleOp module,
-                                                          StringRef name) {
+llvm::Error mlir::lora::lowerStepForCpu(ModuleOp module, StringRef name,
+                                        std::vector<BufferSpec> &arguments,
+                                        std::vector<BufferSpec> &results) {
   auto function = module.lookupSymbol<func::FuncOp>(name);
   if (!function)
     return jitError("no function @" + name + " to compile");
-  std::unique_ptr<JitStep> step(new JitStep());
-  step->entry = name.str();
   for (unsigned i = 0; i < function.getNumArguments(); ++i) {
     auto spec = specOf(function.getArgumentTypes()[i],
                        function.getArgAttrOfType<StringAttr>(
@@ -62,7 +62,7 @@ llvm::Expected<std::unique_ptr<JitStep>> JitStep::compile(ModuleOp module,
       return spec.takeError();
     if (std::optional<Role> role = getParameterRole(function, i))
       spec->role = stringifyRole(*role).str();
-    step->argumentSpecs.push_back(*spec);
+    arguments.push_back(*spec);
   }
   for (unsigned i = 0; i < function.getNumResults(); ++i) {
     auto spec = specOf(function.getResultTypes()[i],
@@ -71,7 +71,7 @@ llvm::Expected<std::unique_ptr<JitStep>> JitStep::compile(ModuleOp module,
                        "result #" + Twine(i));
     if (!spec)
       return spec.takeError();
-    step->resultSpecs.push_back(*spec);
+    results.push_back(*spec);
   }
   // Bufferization and the LLVM translation come as dialect extensions.
   DialectRegistry registry;
@@ -99,16 +99,33 @@ llvm::Expected<std::unique_ptr<JitStep>> JitStep::compile(ModuleOp module,
   PassManager pm(module.getContext());
   if (failed(buildCpuLoweringPipeline(pm)) || failed(pm.run(module)))
     return jitError("lowering @" + name + " for the CPU failed:\n" +
-                   diagnostics);
+                    diagnostics);
+  return llvm::Error::success();
+}
 
+static void initializeNativeTarget() {
   static bool initialized = [] {
     llvm::InitializeNativeTarget();
     llvm::InitializeNativeTargetAsmPrinter();
     return true;
   }();
   (void)initialized;
+}
+
+llvm::Expected<std::unique_ptr<JitStep>> JitStep::compile(ModuleOp module,
+                                                          StringRef name) {
+  std::unique_ptr<JitStep> step(new JitStep());
+  step->entry = name.str();
+  if (llvm::Error error = lowerStepForCpu(module, name, step->argumentSpecs,
+                                          step->resultSpecs))
+    return std::move(error);
+  initializeNativeTarget();
   ExecutionEngineOptions options;
   options.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Aggressive;
+  // O3 on the LLVM IR before codegen: without it the step runs as the
+  // lowering wrote it (an order of magnitude slower).
+  auto optimize = makeOptimizingTransformer(3, 0, nullptr);
+  options.transformer = optimize;
   auto engine = ExecutionEngine::create(module, options);
   if (!engine)
     return engine.takeError();

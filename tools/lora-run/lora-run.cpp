@@ -51,15 +51,18 @@ static cl::SubCommand evalCommand(
             "file (the study's learning and forgetting measure)");
 static cl::SubCommand generateCommand(
     "generate", "Continue --prompt greedily or by temperature sampling");
+static cl::SubCommand compileCommand(
+    "compile", "Compile the training step ahead of time: step.so + "
+               "manifest.json, which lora-train runs without MLIR");
 static cl::SubCommand train("train",
                             "Compile the training step for the CPU and "
                             "train; with no flags, a built-in small Llama on "
                             "built-in data");
 
 // Flags of both subcommands.
-#define BOTH cl::sub(emitMlir), cl::sub(train)
+#define BOTH cl::sub(emitMlir), cl::sub(train), cl::sub(compileCommand)
 #define USES_MODEL cl::sub(emitMlir), cl::sub(train), cl::sub(evalCommand), \
-                   cl::sub(generateCommand)
+                   cl::sub(generateCommand), cl::sub(compileCommand)
 #define RUNS_MODEL cl::sub(train), cl::sub(evalCommand), cl::sub(generateCommand)
 static cl::OptionCategory modelCategory("Model and batch");
 static cl::opt<std::string>
@@ -132,6 +135,12 @@ static cl::opt<double>
 static cl::opt<std::string> outputPath("o", cl::sub(emitMlir),
                                        cl::desc("Output file (default -)"),
                                        cl::value_desc("path"), cl::init("-"));
+
+// compile only.
+static cl::opt<std::string> artifactDir(
+    "o", cl::sub(compileCommand),
+    cl::desc("Folder for step.so and manifest.json (default lora-step)"),
+    cl::value_desc("dir"), cl::init("lora-step"));
 
 // train only.
 static cl::OptionCategory runCategory("Training run");
@@ -466,6 +475,48 @@ static int runTrain() {
   return 0;
 }
 
+static int runCompile() {
+  if (int status = checkShapeFlags())
+    return status;
+  mlir::lora::LlamaConfig config = builtinConfig();
+  if (!configPath.empty()) {
+    llvm::Expected<mlir::lora::LlamaConfig> read =
+        mlir::lora::readLlamaConfig(configPath);
+    if (!read)
+      return fail(llvm::toString(read.takeError()));
+    config = *read;
+  }
+  rt::RunOptions run = runOptions();
+  if (run.method == "frozen")
+    return fail("--method frozen trains nothing; use lora, full or mixed");
+  mlir::MLIRContext context;
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      mlir::ModuleOp::create(mlir::UnknownLoc::get(&context));
+  if (int status = buildStep(*module, config,
+                             {run.batchSize, run.sequenceLength}, true,
+                             run.method))
+    return status;
+  // What lora-train needs to know about the step besides its buffers.
+  llvm::json::Object metadata{
+      {"method", run.method},
+      {"batch_size", run.batchSize},
+      {"max_seq_length", run.sequenceLength},
+      {"base_model", run.adapter.baseModel},
+      {"adapter", llvm::json::Object{{"r", run.adapter.rank},
+                                     {"lora_alpha", run.adapter.alpha},
+                                     {"use_rslora", run.adapter.useRsLora},
+                                     {"lora_dropout", run.adapter.dropout}}}};
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << llvm::json::Value(std::move(metadata));
+  if (llvm::Error error =
+          mlir::lora::writeCpuArtifact(*module, "step", artifactDir, text))
+    return fail(llvm::toString(std::move(error)));
+  llvm::errs() << "lora-run: wrote " << artifactDir << "/step.so and "
+               << artifactDir << "/manifest.json\n";
+  return 0;
+}
+
 /// The model of --config, or the built-in one.
 static llvm::Expected<mlir::lora::LlamaConfig> modelConfig() {
   if (configPath.empty())
@@ -631,6 +682,8 @@ int main(int argc, char **argv) {
     return runTrain();
   if (evalCommand)
     return runEval();
+  if (compileCommand)
+    return runCompile();
   if (generateCommand)
     return runGenerate();
   cl::PrintHelpMessage();

@@ -31,6 +31,18 @@ struct BufferSpec {
   int64_t numElements() const;
 };
 
+/// Records the buffer specs of @`name` and lowers `module` (modified in
+/// place) to the LLVM dialect, with a C interface for @`name`.
+llvm::Error lowerStepForCpu(ModuleOp module, StringRef name,
+                            std::vector<BufferSpec> &arguments,
+                            std::vector<BufferSpec> &results);
+
+/// Compiles @`name` ahead of time into `directory`: step.so (position
+/// independent, for this machine's CPU) and manifest.json (its buffers and
+/// `metadata`), which the runtime alone can load (runtime/Artifact.h).
+llvm::Error writeCpuArtifact(ModuleOp module, StringRef name,
+                             StringRef directory, const std::string &metadata);
+
 class JitStep {
 public:
   /// Lowers `module` (modified in place) and compiles function `name`.

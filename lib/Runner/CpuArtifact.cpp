@@ -1,0 +1,161 @@
+//===- CpuArtifact.cpp - ahead-of-time compilation of a step --------------===//
+//
+// The LLVM dialect module becomes LLVM IR, is optimized at O3, gains a
+// `lora_step_packed(void **buffers)` entry (one descriptor pointer per
+// buffer, so a loader needs no per-signature code), is emitted as a
+// position-independent object for this machine, and is linked into step.so
+// by the system C compiler; every other function is internal. GEMM and libm symbols stay undefined: the
+// loading program provides them.
+//
+//===----------------------------------------------------------------------===//
+
+#include "lora/Runner/JitStep.h"
+
+#include "mlir/ExecutionEngine/ExecutionEngine.h"
+#include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/Target/LLVMIR/Export.h"
+#include "llvm/IR/IRBuilder.h"
+#include "llvm/IR/LegacyPassManager.h"
+#include "llvm/IR/Module.h"
+#include "llvm/MC/TargetRegistry.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Target/TargetMachine.h"
+#include "llvm/Target/TargetOptions.h"
+#include "llvm/TargetParser/Host.h"
+
+using namespace mlir;
+using namespace mlir::lora;
+
+static llvm::Error artifactError(const Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+static llvm::json::Array describe(const std::vector<BufferSpec> &specs) {
+  llvm::json::Array list;
+  for (const BufferSpec &spec : specs) {
+    std::string dtype = spec.elementType.isF32()          ? "F32"
+                        : spec.elementType.isInteger(32) ? "I32"
+                                                         : "I64";
+    list.push_back(llvm::json::Object{
+        {"name", spec.name},
+        {"shape", llvm::json::Array(spec.shape)},
+        {"dtype", dtype},
+        {"role", spec.role}});
+  }
+  return list;
+}
+
+llvm::Error mlir::lora::writeCpuArtifact(ModuleOp module, StringRef name,
+                                         StringRef directory,
+                                         const std::string &metadata) {
+  std::vector<BufferSpec> arguments, results;
+  if (llvm::Error error = lowerStepForCpu(module, name, arguments, results))
+    return error;
+
+  llvm::InitializeNativeTarget();
+  llvm::InitializeNativeTargetAsmPrinter();
+  llvm::LLVMContext context;
+  std::unique_ptr<llvm::Module> llvmModule =
+      translateModuleToLLVMIR(module, context, "lora-step");
+  if (!llvmModule)
+    return artifactError("translating @" + name + " to LLVM IR failed");
+
+  std::string triple = llvm::sys::getProcessTriple(), lookupError;
+  const llvm::Target *target =
+      llvm::TargetRegistry::lookupTarget(triple, lookupError);
+  if (!target)
+    return artifactError("no LLVM target for " + triple + ": " + lookupError);
+  llvm::StringMap<bool> hostFeatures = llvm::sys::getHostCPUFeatures();
+  std::string features;
+  for (const auto &feature : hostFeatures)
+    features += (features.empty() ? "" : ",") +
+                std::string(feature.second ? "+" : "-") +
+                feature.first().str();
+  std::unique_ptr<llvm::TargetMachine> machine(target->createTargetMachine(
+      llvm::Triple(triple), llvm::sys::getHostCPUName(), features,
+      llvm::TargetOptions(), llvm::Reloc::PIC_, std::nullopt,
+      llvm::CodeGenOptLevel::Aggressive));
+  if (!machine)
+    return artifactError("cannot create a target machine for " + triple);
+  ExecutionEngine::setupTargetTripleAndDataLayout(llvmModule.get(),
+                                                  machine.get());
+  // lora_step_packed(void **buffers): _mlir_ciface_<name>(buffers[0], ...).
+  llvm::Function *entry =
+      llvmModule->getFunction(("_mlir_ciface_" + name).str());
+  if (!entry)
+    return artifactError("the lowered module lacks _mlir_ciface_" + name);
+  auto *pointer = llvm::PointerType::get(context, 0);
+  auto *packed = llvm::Function::Create(
+      llvm::FunctionType::get(llvm::Type::getVoidTy(context), {pointer},
+                              false),
+      llvm::Function::ExternalLinkage, "lora_step_packed", llvmModule.get());
+  llvm::IRBuilder<> b(llvm::BasicBlock::Create(context, "entry", packed));
+  std::vector<llvm::Value *> callArguments;
+  for (unsigned i = 0; i < entry->arg_size(); ++i)
+    callArguments.push_back(b.CreateLoad(
+        pointer, b.CreateConstGEP1_64(pointer, packed->getArg(0), i)));
+  b.CreateCall(entry, callArguments);
+  b.CreateRetVoid();
+  // Only the packed entry is exported: a global `step` would be interposed
+  // by libc's step() when the library is loaded, and internal functions
+  // inline better.
+  for (llvm::Function &function : *llvmModule)
+    if (!function.isDeclaration() && &function != packed)
+      function.setLinkage(llvm::GlobalValue::InternalLinkage);
+  if (llvm::Error error =
+          makeOptimizingTransformer(3, 0, machine.get())(llvmModule.get()))
+    return error;
+
+  if (std::error_code error = llvm::sys::fs::create_directories(directory))
+    return artifactError(directory + ": cannot create: " + error.message());
+  llvm::SmallString<128> object(directory), library(directory),
+      manifest(directory);
+  llvm::sys::path::append(object, "step.o");
+  llvm::sys::path::append(library, "step.so");
+  llvm::sys::path::append(manifest, "manifest.json");
+  {
+    std::error_code error;
+    llvm::raw_fd_ostream out(object, error);
+    if (error)
+      return artifactError(object + ": " + error.message());
+    llvm::legacy::PassManager emit;
+    if (machine->addPassesToEmitFile(emit, out, nullptr,
+                                     llvm::CodeGenFileType::ObjectFile))
+      return artifactError("the target cannot emit object files");
+    emit.run(*llvmModule);
+  }
+  llvm::ErrorOr<std::string> compiler = llvm::sys::findProgramByName("cc");
+  if (!compiler)
+    return artifactError("cannot find 'cc' to link step.so");
+  std::string message;
+  int status = llvm::sys::ExecuteAndWait(
+      *compiler, {*compiler, "-shared", "-o", library, object}, std::nullopt,
+      {}, 0, 0, &message);
+  llvm::sys::fs::remove(object);
+  if (status != 0)
+    return artifactError("linking " + library + " failed: " + message);
+
+  auto parsedMetadata = llvm::json::parse(metadata);
+  if (!parsedMetadata)
+    return parsedMetadata.takeError();
+  llvm::json::Object root{{"format", "lora-mlir-cpu-step"},
+                          {"version", 1},
+                          {"library", "step.so"},
+                          {"entry", "lora_step_packed"},
+                          {"target", triple},
+                          {"cpu", llvm::sys::getHostCPUName().str()},
+                          {"arguments", describe(arguments)},
+                          {"results", describe(results)},
+                          {"metadata", std::move(*parsedMetadata)}};
+  std::error_code error;
+  llvm::raw_fd_ostream out(manifest, error);
+  if (error)
+    return artifactError(manifest + ": " + error.message());
+  out << llvm::formatv("{0:2}", llvm::json::Value(std::move(root))) << "\n";
+  return llvm::Error::success();
+}

@@ -1,0 +1,125 @@
+//===- Artifact.cpp - load an ahead-of-time compiled step -----------------===//
+
+#include "lora/runtime/Artifact.h"
+
+#include "lora/runtime/Gemm.h"
+
+#include <nlohmann/json.hpp>
+
+#include <dlfcn.h>
+#include <fstream>
+
+namespace lora::runtime {
+
+namespace {
+
+Status parseBuffers(const std::string &manifest, const nlohmann::json &list,
+                    const char *key, std::vector<BufferInfo> &out) {
+  if (!list.is_array())
+    return Status::error(manifest + ": '" + key + "' is not a list");
+  for (const nlohmann::json &entry : list) {
+    if (!entry.is_object() || !entry["name"].is_string() ||
+        !entry["shape"].is_array() || !entry["dtype"].is_string() ||
+        !entry["role"].is_string())
+      return Status::error(manifest + ": an entry of '" + key +
+                           "' lacks name, shape, dtype or role");
+    BufferInfo info;
+    info.name = entry["name"].get<std::string>();
+    info.role = entry["role"].get<std::string>();
+    for (const nlohmann::json &dim : entry["shape"]) {
+      if (!dim.is_number_unsigned())
+        return Status::error(manifest + ": buffer '" + info.name +
+                             "' has a bad shape");
+      info.shape.push_back(dim.get<int64_t>());
+    }
+    std::optional<DType> dtype = parseDType(entry["dtype"].get<std::string>());
+    if (!dtype)
+      return Status::error(manifest + ": buffer '" + info.name +
+                           "' has an unknown dtype");
+    info.dtype = *dtype;
+    out.push_back(std::move(info));
+  }
+  return Status::success();
+}
+
+} // namespace
+
+Status ArtifactStep::open(const std::string &directory,
+                          std::unique_ptr<ArtifactStep> &result) {
+  std::string manifestPath = directory + "/manifest.json";
+  std::ifstream in(manifestPath);
+  if (!in)
+    return Status::error(manifestPath + ": cannot open (not an artifact of "
+                                        "lora-run compile?)");
+  nlohmann::json manifest = nlohmann::json::parse(in, nullptr, false);
+  if (manifest.is_discarded() || !manifest.is_object() ||
+      manifest.value("format", "") != "lora-mlir-cpu-step")
+    return Status::error(manifestPath + ": not a lora-mlir CPU step manifest");
+  if (manifest.value("version", 0) != 1)
+    return Status::error(manifestPath + ": unsupported version");
+  std::unique_ptr<ArtifactStep> step(new ArtifactStep());
+  step->path = directory;
+  LORA_RETURN_IF_ERROR(parseBuffers(manifestPath, manifest["arguments"],
+                                    "arguments", step->args));
+  LORA_RETURN_IF_ERROR(
+      parseBuffers(manifestPath, manifest["results"], "results", step->outs));
+  step->metadataText = manifest.value("metadata", nlohmann::json::object()).dump();
+  // step.so calls the runtime's GEMM; the loading program must export it.
+  // Taking its address here also keeps it in a statically linked program.
+  static void *volatile gemm =
+      reinterpret_cast<void *>(&_mlir_ciface_lora_sgemm_f32);
+  if (!gemm || !dlsym(RTLD_DEFAULT, "_mlir_ciface_lora_sgemm_f32"))
+    return Status::error("this program does not export the runtime's GEMM "
+                         "entry point that step.so calls; link it with "
+                         "-rdynamic (ENABLE_EXPORTS)");
+  std::string library =
+      directory + "/" + manifest.value("library", std::string("step.so"));
+  step->library = dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!step->library)
+    return Status::error(library + ": cannot load: " + dlerror());
+  std::string entry =
+      manifest.value("entry", std::string("lora_step_packed"));
+  step->entry = reinterpret_cast<void (*)(void **)>(
+      dlsym(step->library, entry.c_str()));
+  if (!step->entry)
+    return Status::error(library + ": no symbol '" + entry + "'");
+  result = std::move(step);
+  return Status::success();
+}
+
+ArtifactStep::~ArtifactStep() {
+  if (library)
+    dlclose(library);
+}
+
+Status ArtifactStep::run(const std::vector<void *> &arguments,
+                         const std::vector<void *> &results) {
+  if (arguments.size() != args.size() || results.size() != outs.size())
+    return Status::error(path + ": the step takes " +
+                         std::to_string(args.size()) + " arguments and " +
+                         std::to_string(outs.size()) + " results");
+  // One memref descriptor per buffer: {allocated, aligned, offset,
+  // sizes[rank], strides[rank]}; results are the trailing out-parameters.
+  std::vector<std::vector<int64_t>> descriptors;
+  auto describe = [&](void *data, const BufferInfo &info) {
+    std::vector<int64_t> d = {int64_t(reinterpret_cast<intptr_t>(data)),
+                              int64_t(reinterpret_cast<intptr_t>(data)), 0};
+    d.insert(d.end(), info.shape.begin(), info.shape.end());
+    std::vector<int64_t> strides(info.shape.size(), 1);
+    for (int64_t i = int64_t(info.shape.size()) - 2; i >= 0; --i)
+      strides[i] = strides[i + 1] * info.shape[i + 1];
+    d.insert(d.end(), strides.begin(), strides.end());
+    descriptors.push_back(std::move(d));
+  };
+  for (size_t i = 0; i < args.size(); ++i)
+    describe(arguments[i], args[i]);
+  for (size_t i = 0; i < outs.size(); ++i)
+    describe(results[i], outs[i]);
+  std::vector<void *> pointers;
+  for (std::vector<int64_t> &d : descriptors)
+    pointers.push_back(d.data());
+  entry(pointers.data());
+  return Status::success();
+}
+
+} // namespace lora::runtime
