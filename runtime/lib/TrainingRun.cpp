@@ -67,8 +67,8 @@ Status runTraining(CompiledStep &step, const RunOptions &options) {
   if (!checkpoint.empty()) {
     LORA_RETURN_IF_ERROR(trainer.loadCheckpoint(checkpoint));
     batcher.seek(resumed.epoch, resumed.position);
-    std::fprintf(stderr, "lora-run: resuming from %s at step %lld\n",
-                 checkpoint.c_str(), (long long)resumed.step);
+    std::fprintf(stderr, "%s: resuming from %s at step %lld\n",
+                 options.programName.c_str(), checkpoint.c_str(), (long long)resumed.step);
   }
   std::error_code error;
   std::filesystem::create_directories(options.outputDir, error);
@@ -100,32 +100,32 @@ Status runTraining(CompiledStep &step, const RunOptions &options) {
     lastLoss = m.loss;
   }));
   std::fprintf(stderr,
-               "lora-run: loss %.4f -> %.4f at step %lld; metrics in "
+               "%s: loss %.4f -> %.4f at step %lld; metrics in "
                "%s/metrics.jsonl, checkpoint in %s/checkpoint-%lld\n",
-               firstLoss, lastLoss, (long long)lastStep,
+               options.programName.c_str(), firstLoss, lastLoss, (long long)lastStep,
                options.outputDir.c_str(), options.outputDir.c_str(),
                (long long)lastStep);
   if (lastStep < options.maxSteps) {
-    std::fprintf(stderr, "lora-run: stopped at step %lld (--stop_at_step); "
+    std::fprintf(stderr, "%s: stopped at step %lld (--stop_at_step); "
                          "continue with --resume_from_checkpoint latest\n",
-                 (long long)lastStep);
+                 options.programName.c_str(), (long long)lastStep);
     return Status::success();
   }
   if (options.method != "full") {
     LORA_RETURN_IF_ERROR(
         trainer.exportPeftAdapter(options.outputDir, options.adapter));
     std::fprintf(stderr,
-                 "lora-run: wrote the PEFT adapter "
+                 "%s: wrote the PEFT adapter "
                  "%s/adapter_model.safetensors and adapter_config.json\n",
-                 options.outputDir.c_str());
+                 options.programName.c_str(), options.outputDir.c_str());
   }
   if (options.method != "lora" || options.saveMerged) {
     std::string merged = options.method == "lora"
                              ? options.outputDir + "/merged"
                              : options.outputDir;
     LORA_RETURN_IF_ERROR(trainer.exportMergedModel(merged, options.adapter));
-    std::fprintf(stderr, "lora-run: wrote %s/model.safetensors\n",
-                 merged.c_str());
+    std::fprintf(stderr, "%s: wrote %s/model.safetensors\n",
+                 options.programName.c_str(), merged.c_str());
   }
   return Status::success();
 }

@@ -55,6 +55,7 @@ int main(int argc, char **argv) {
                "Also write the merged model");
   CLI11_PARSE(app, argc, argv);
   run.seedGiven = seed->count() > 0;
+  run.programName = "lora-train";
 
   std::unique_ptr<rt::ArtifactStep> step;
   if (rt::Status status = rt::ArtifactStep::open(artifact, step); !status.ok())

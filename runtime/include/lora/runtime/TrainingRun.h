@@ -17,6 +17,8 @@
 namespace lora::runtime {
 
 struct RunOptions {
+  /// Prefix of progress messages: the program's name.
+  std::string programName = "lora-run";
   std::string method = "lora"; // lora, full or mixed
   int64_t batchSize = 8, sequenceLength = 64;
   std::string trainFile; // "" for the built-in --dataset
