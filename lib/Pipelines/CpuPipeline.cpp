@@ -28,10 +28,15 @@ static constexpr const char *kLowering =
     "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}, "
     "func.func(buffer-hoisting), buffer-deallocation-pipeline, "
     "convert-bufferization-to-memref, lora-matmul-to-blas, "
-    "convert-linalg-to-loops, "
-    "expand-strided-metadata, lower-affine, convert-scf-to-cf, "
-    "convert-math-to-llvm, finalize-memref-to-llvm, convert-arith-to-llvm, "
-    "convert-cf-to-llvm, convert-func-to-llvm, convert-index-to-llvm, "
+    // Non-GEMM kernels: affine loops, whose innermost contiguous loops the
+    // super-vectorizer turns into 8-wide vector code (reductions included).
+    "convert-linalg-to-affine-loops, "
+    "func.func(affine-super-vectorize{virtual-vector-size=8 "
+    "vectorize-reductions=true}), canonicalize, "
+    "expand-strided-metadata, lower-affine, convert-vector-to-scf, "
+    "convert-scf-to-cf, convert-vector-to-llvm, convert-math-to-llvm, "
+    "finalize-memref-to-llvm, convert-arith-to-llvm, convert-cf-to-llvm, "
+    "convert-func-to-llvm, convert-index-to-llvm, convert-ub-to-llvm, "
     "reconcile-unrealized-casts";
 
 LogicalResult mlir::lora::buildCpuLoweringPipeline(OpPassManager &pm) {
