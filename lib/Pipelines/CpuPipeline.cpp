@@ -35,7 +35,7 @@ static constexpr const char *kLowering =
     "vectorize-reductions=true}), canonicalize, "
     "expand-strided-metadata, lower-affine, convert-vector-to-scf, "
     "convert-scf-to-cf, convert-vector-to-llvm, convert-math-to-llvm, "
-    "finalize-memref-to-llvm, convert-arith-to-llvm, convert-cf-to-llvm, "
+    "finalize-memref-to-llvm{use-generic-functions=true}, convert-arith-to-llvm, convert-cf-to-llvm, "
     "convert-func-to-llvm, convert-index-to-llvm, convert-ub-to-llvm, "
     "reconcile-unrealized-casts";
 

@@ -14,6 +14,7 @@
 #include "mlir/InitAllExtensions.h"
 #include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "mlir/Pass/PassManager.h"
+#include "lora/runtime/Arena.h"
 #include "lora/runtime/Gemm.h"
 
 #include "llvm/ExecutionEngine/Orc/Mangling.h"
@@ -135,6 +136,12 @@ llvm::Expected<std::unique_ptr<JitStep>> JitStep::compile(ModuleOp module,
     llvm::orc::SymbolMap symbols;
     symbols[interner("_mlir_ciface_lora_sgemm_f32")] = {
         llvm::orc::ExecutorAddr::fromPtr(&_mlir_ciface_lora_sgemm_f32),
+        llvm::JITSymbolFlags::Exported};
+    symbols[interner("_mlir_memref_to_llvm_alloc")] = {
+        llvm::orc::ExecutorAddr::fromPtr(&_mlir_memref_to_llvm_alloc),
+        llvm::JITSymbolFlags::Exported};
+    symbols[interner("_mlir_memref_to_llvm_free")] = {
+        llvm::orc::ExecutorAddr::fromPtr(&_mlir_memref_to_llvm_free),
         llvm::JITSymbolFlags::Exported};
     return symbols;
   });

@@ -2,6 +2,7 @@
 
 #include "lora/runtime/Artifact.h"
 
+#include "lora/runtime/Arena.h"
 #include "lora/runtime/Gemm.h"
 
 #include <nlohmann/json.hpp>
@@ -64,14 +65,21 @@ Status ArtifactStep::open(const std::string &directory,
   LORA_RETURN_IF_ERROR(
       parseBuffers(manifestPath, manifest["results"], "results", step->outs));
   step->metadataText = manifest.value("metadata", nlohmann::json::object()).dump();
-  // step.so calls the runtime's GEMM; the loading program must export it.
-  // Taking its address here also keeps it in a statically linked program.
-  static void *volatile gemm =
-      reinterpret_cast<void *>(&_mlir_ciface_lora_sgemm_f32);
-  if (!gemm || !dlsym(RTLD_DEFAULT, "_mlir_ciface_lora_sgemm_f32"))
-    return Status::error("this program does not export the runtime's GEMM "
-                         "entry point that step.so calls; link it with "
-                         "-rdynamic (ENABLE_EXPORTS)");
+  // step.so calls the runtime's GEMM and arena; the loading program must
+  // export them. Taking their addresses here also keeps them in a
+  // statically linked program.
+  static void *volatile used[] = {
+      reinterpret_cast<void *>(&_mlir_ciface_lora_sgemm_f32),
+      reinterpret_cast<void *>(&_mlir_memref_to_llvm_alloc),
+      reinterpret_cast<void *>(&_mlir_memref_to_llvm_free)};
+  for (const char *symbol :
+       {"_mlir_ciface_lora_sgemm_f32", "_mlir_memref_to_llvm_alloc",
+        "_mlir_memref_to_llvm_free"})
+    if (!used[0] || !dlsym(RTLD_DEFAULT, symbol))
+      return Status::error(std::string("this program does not export '") +
+                           symbol +
+                           "', which step.so calls; link it with -rdynamic "
+                           "(ENABLE_EXPORTS)");
   std::string library =
       directory + "/" + manifest.value("library", std::string("step.so"));
   step->library = dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);

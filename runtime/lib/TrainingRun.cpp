@@ -2,6 +2,8 @@
 
 #include "lora/runtime/TrainingRun.h"
 
+#include "lora/runtime/Arena.h"
+
 #include <cstdio>
 #include <filesystem>
 #include <unistd.h>
@@ -105,6 +107,14 @@ Status runTraining(CompiledStep &step, const RunOptions &options) {
                options.programName.c_str(), firstLoss, lastLoss, (long long)lastStep,
                options.outputDir.c_str(), options.outputDir.c_str(),
                (long long)lastStep);
+  ArenaStats arena = activationArenaStats();
+  std::fprintf(stderr,
+               "%s: activation arena %.1f MiB (peak in use %.1f MiB); %llu "
+               "allocations reused, %llu from the system\n",
+               options.programName.c_str(), arena.reservedBytes / 1048576.0,
+               arena.peakLiveBytes / 1048576.0,
+               (unsigned long long)arena.reusedAllocations,
+               (unsigned long long)arena.systemAllocations);
   if (lastStep < options.maxSteps) {
     std::fprintf(stderr, "%s: stopped at step %lld (--stop_at_step); "
                          "continue with --resume_from_checkpoint latest\n",
