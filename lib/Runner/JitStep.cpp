@@ -48,9 +48,9 @@ static llvm::Expected<BufferSpec> specOf(Type type, StringAttr name,
   return spec;
 }
 
-llvm::Error mlir::lora::lowerStepForCpu(ModuleOp module, StringRef name,
-                                        std::vector<BufferSpec> &arguments,
-                                        std::vector<BufferSpec> &results) {
+llvm::Error mlir::lora::collectBufferSpecs(ModuleOp module, StringRef name,
+                                           std::vector<BufferSpec> &arguments,
+                                           std::vector<BufferSpec> &results) {
   auto function = module.lookupSymbol<func::FuncOp>(name);
   if (!function)
     return jitError("no function @" + name + " to compile");
@@ -74,6 +74,16 @@ llvm::Error mlir::lora::lowerStepForCpu(ModuleOp module, StringRef name,
       return spec.takeError();
     results.push_back(*spec);
   }
+  return llvm::Error::success();
+}
+
+llvm::Error mlir::lora::lowerStepForCpu(ModuleOp module, StringRef name,
+                                        std::vector<BufferSpec> &arguments,
+                                        std::vector<BufferSpec> &results) {
+  if (llvm::Error error =
+          collectBufferSpecs(module, name, arguments, results))
+    return error;
+  auto function = module.lookupSymbol<func::FuncOp>(name);
   // Bufferization and the LLVM translation come as dialect extensions.
   DialectRegistry registry;
   registerAllDialects(registry);

@@ -54,16 +54,22 @@ static cl::SubCommand generateCommand(
 static cl::SubCommand compileCommand(
     "compile", "Compile the training step ahead of time: step.so + "
                "manifest.json, which lora-train runs without MLIR");
+static cl::SubCommand exportCommand(
+    "export", "Write the PEFT adapter and/or the merged model of a "
+              "checkpoint (give the flags the run was trained with)");
 static cl::SubCommand train("train",
                             "Compile the training step for the CPU and "
                             "train; with no flags, a built-in small Llama on "
                             "built-in data");
 
 // Flags of both subcommands.
-#define BOTH cl::sub(emitMlir), cl::sub(train), cl::sub(compileCommand)
+#define BOTH cl::sub(emitMlir), cl::sub(train), cl::sub(compileCommand), \
+             cl::sub(exportCommand)
 #define USES_MODEL cl::sub(emitMlir), cl::sub(train), cl::sub(evalCommand), \
-                   cl::sub(generateCommand), cl::sub(compileCommand)
-#define RUNS_MODEL cl::sub(train), cl::sub(evalCommand), cl::sub(generateCommand)
+                   cl::sub(generateCommand), cl::sub(compileCommand), \
+                   cl::sub(exportCommand)
+#define RUNS_MODEL cl::sub(train), cl::sub(evalCommand), \
+                   cl::sub(generateCommand), cl::sub(exportCommand)
 static cl::OptionCategory modelCategory("Model and batch");
 static cl::opt<std::string>
     configPath("config", USES_MODEL, cl::cat(modelCategory),
@@ -162,7 +168,8 @@ static cl::opt<std::string>
                      "arithmetic (default text)"),
             cl::init("text"));
 static cl::opt<std::string>
-    outputDir("output_dir", cl::sub(train), cl::cat(runCategory),
+    outputDir("output_dir", cl::sub(train), cl::sub(exportCommand),
+              cl::cat(runCategory),
               cl::desc("Where the adapter, metrics.jsonl and exports go "
                        "(default lora-run-output)"),
               cl::init("lora-run-output"));
@@ -212,8 +219,14 @@ static cl::opt<int64_t> stopAtStep(
              "interrupted (the schedule still spans --max_steps); continue "
              "with --resume_from_checkpoint latest"),
     cl::init(0));
+static cl::opt<std::string> exportCheckpoint(
+    "checkpoint", cl::sub(exportCommand), cl::cat(runCategory),
+    cl::desc("The checkpoint folder to export (default: the latest in "
+             "--output_dir)"),
+    cl::value_desc("path"));
 static cl::opt<bool> saveMerged(
-    "save_merged", cl::sub(train), cl::cat(runCategory),
+    "save_merged", cl::sub(train), cl::sub(exportCommand),
+    cl::cat(runCategory),
     cl::desc("Also write the merged model (W + s·B·A) as model.safetensors "
              "under <output_dir>/merged"));
 // eval and generate.
@@ -517,6 +530,97 @@ static int runCompile() {
   return 0;
 }
 
+namespace {
+/// A step known only by its buffers: enough to hold a checkpoint's state
+/// and export it, with nothing compiled.
+class BuffersOnlyStep : public rt::CompiledStep {
+public:
+  BuffersOnlyStep(std::vector<rt::BufferInfo> arguments,
+                  std::vector<rt::BufferInfo> results)
+      : argumentInfo(std::move(arguments)), resultInfo(std::move(results)) {}
+  const std::vector<rt::BufferInfo> &arguments() const override {
+    return argumentInfo;
+  }
+  const std::vector<rt::BufferInfo> &results() const override {
+    return resultInfo;
+  }
+  rt::Status run(const std::vector<void *> &,
+                 const std::vector<void *> &) override {
+    return rt::Status::error("this step is not compiled");
+  }
+
+private:
+  std::vector<rt::BufferInfo> argumentInfo, resultInfo;
+};
+} // namespace
+
+static int runExport() {
+  if (int status = checkShapeFlags())
+    return status;
+  mlir::lora::LlamaConfig config = builtinConfig();
+  if (!configPath.empty()) {
+    llvm::Expected<mlir::lora::LlamaConfig> read =
+        mlir::lora::readLlamaConfig(configPath);
+    if (!read)
+      return fail(llvm::toString(read.takeError()));
+    config = *read;
+  }
+  rt::RunOptions run = runOptions();
+  std::string checkpoint = exportCheckpoint.empty()
+                               ? rt::Trainer::latestCheckpoint(outputDir)
+                               : exportCheckpoint.getValue();
+  if (checkpoint.empty())
+    return fail("no checkpoint in " + outputDir + "; pass --checkpoint");
+  rt::Trainer::CheckpointState state;
+  if (rt::Status status = rt::Trainer::readCheckpointState(checkpoint, state);
+      !status.ok())
+    return fail(status.message());
+  mlir::MLIRContext context;
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      mlir::ModuleOp::create(mlir::UnknownLoc::get(&context));
+  if (int status = buildStep(*module, config,
+                             {run.batchSize, run.sequenceLength}, true,
+                             run.method))
+    return status;
+  std::vector<mlir::lora::BufferSpec> arguments, results;
+  if (llvm::Error error = mlir::lora::collectBufferSpecs(*module, "step",
+                                                         arguments, results))
+    return fail(llvm::toString(std::move(error)));
+  auto convert = [](const std::vector<mlir::lora::BufferSpec> &specs) {
+    std::vector<rt::BufferInfo> out;
+    for (const auto &spec : specs)
+      out.push_back({spec.name, spec.shape,
+                     spec.elementType.isF32()          ? rt::DType::F32
+                     : spec.elementType.isInteger(32) ? rt::DType::I32
+                                                      : rt::DType::I64,
+                     spec.role});
+    return out;
+  };
+  BuffersOnlyStep step(convert(arguments), convert(results));
+  rt::Trainer trainer(step);
+  if (rt::Status status = trainer.initialize(modelWeights, state.seed);
+      !status.ok())
+    return fail(status.message());
+  if (rt::Status status = trainer.loadCheckpoint(checkpoint); !status.ok())
+    return fail(status.message());
+  if (run.method != "full") {
+    if (rt::Status status = trainer.exportPeftAdapter(outputDir, run.adapter);
+        !status.ok())
+      return fail(status.message());
+    llvm::errs() << "lora-run: wrote the PEFT adapter of " << checkpoint
+                 << " to " << outputDir << "\n";
+  }
+  if (run.method != "lora" || saveMerged) {
+    std::string merged =
+        run.method == "lora" ? outputDir + "/merged" : outputDir.getValue();
+    if (rt::Status status = trainer.exportMergedModel(merged, run.adapter);
+        !status.ok())
+      return fail(status.message());
+    llvm::errs() << "lora-run: wrote " << merged << "/model.safetensors\n";
+  }
+  return 0;
+}
+
 /// The model of --config, or the built-in one.
 static llvm::Expected<mlir::lora::LlamaConfig> modelConfig() {
   if (configPath.empty())
@@ -684,6 +788,8 @@ int main(int argc, char **argv) {
     return runEval();
   if (compileCommand)
     return runCompile();
+  if (exportCommand)
+    return runExport();
   if (generateCommand)
     return runGenerate();
   cl::PrintHelpMessage();

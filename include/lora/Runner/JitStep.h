@@ -31,6 +31,11 @@ struct BufferSpec {
   int64_t numElements() const;
 };
 
+/// The buffer specs of @`name`: its arguments and results, by name and role.
+llvm::Error collectBufferSpecs(ModuleOp module, StringRef name,
+                               std::vector<BufferSpec> &arguments,
+                               std::vector<BufferSpec> &results);
+
 /// Records the buffer specs of @`name` and lowers `module` (modified in
 /// place) to the LLVM dialect, with a C interface for @`name`.
 llvm::Error lowerStepForCpu(ModuleOp module, StringRef name,
