@@ -98,6 +98,18 @@ Tensor matmulTransposed(const Tensor &x, const Tensor &w, double scale,
   return y;
 }
 
+/// Every token id lies in [0, vocab).
+llvm::Error checkIds(Operation *op, const Tensor &ids, int64_t vocab) {
+  for (int64_t p = 0; p < ids.numElements(); ++p) {
+    int64_t id = int64_t(ids.data[p]);
+    if (id < 0 || id >= vocab)
+      return opError(op, llvm::formatv("token id {0} at position {1} is "
+                                       "outside the vocabulary [0, {2})",
+                                       id, p, vocab));
+  }
+  return llvm::Error::success();
+}
+
 /// Inverted dropout with the shared counter-based mask.
 Tensor dropout(const Tensor &x, int64_t seed, double rate) {
   Tensor y = x;
@@ -128,12 +140,10 @@ llvm::Error Evaluator::embedding(EmbeddingOp op) {
   if (!shape)
     return shape.takeError();
   Tensor out = Tensor::filled(*shape, 0.0);
+  if (llvm::Error error = checkIds(op, ids, vocab))
+    return error;
   for (int64_t p = 0; p < ids.numElements(); ++p) {
     int64_t id = int64_t(ids.data[p]);
-    if (id < 0 || id >= vocab)
-      return opError(op, llvm::formatv("token id {0} at position {1} is "
-                                       "outside the vocabulary [0, {2})",
-                                       id, p, vocab));
     for (int64_t d = 0; d < hidden; ++d)
       out.data[p * hidden + d] = table.data[id * hidden + d];
   }
@@ -148,12 +158,10 @@ llvm::Error Evaluator::embeddingGrad(EmbeddingGradOp op) {
     return shape.takeError();
   Tensor out = Tensor::filled(*shape, 0.0);
   int64_t vocab = out.shape[0], hidden = out.shape[1];
+  if (llvm::Error error = checkIds(op, ids, vocab))
+    return error;
   for (int64_t p = 0; p < ids.numElements(); ++p) {
     int64_t id = int64_t(ids.data[p]);
-    if (id < 0 || id >= vocab)
-      return opError(op, llvm::formatv("token id {0} at position {1} is "
-                                       "outside the vocabulary [0, {2})",
-                                       id, p, vocab));
     for (int64_t d = 0; d < hidden; ++d)
       out.data[id * hidden + d] += grad.data[p * hidden + d];
   }

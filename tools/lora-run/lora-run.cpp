@@ -289,6 +289,13 @@ static mlir::lora::LlamaConfig builtinConfig() {
   return config;
 }
 
+/// The model of --config, or the built-in one.
+static llvm::Expected<mlir::lora::LlamaConfig> modelConfig() {
+  if (configPath.empty())
+    return builtinConfig();
+  return mlir::lora::readLlamaConfig(configPath);
+}
+
 /// Builds the step into `module`: the forward pass and loss, then the
 /// training pipeline when `withTraining`.
 static int buildStep(mlir::ModuleOp module,
@@ -362,29 +369,28 @@ static int runEmitMlir() {
   return 0;
 }
 
+/// A compiler-side buffer spec as the runtime describes buffers.
+static rt::BufferInfo toBufferInfo(const mlir::lora::BufferSpec &spec) {
+  rt::BufferInfo info;
+  info.name = spec.name;
+  info.shape = spec.shape;
+  info.role = spec.role;
+  info.dtype = spec.elementType.isF32()          ? rt::DType::F32
+               : spec.elementType.isInteger(32) ? rt::DType::I32
+                                                : rt::DType::I64;
+  return info;
+}
+
 namespace {
 /// The JIT-compiled step, as the runtime's trainer sees it.
 class JitCompiledStep : public rt::CompiledStep {
 public:
   explicit JitCompiledStep(std::unique_ptr<mlir::lora::JitStep> jit)
       : jit(std::move(jit)) {
-    auto convert = [](const mlir::lora::BufferSpec &spec) {
-      rt::BufferInfo info;
-      info.name = spec.name;
-      info.shape = spec.shape;
-      info.role = spec.role;
-      if (spec.elementType.isF32())
-        info.dtype = rt::DType::F32;
-      else if (spec.elementType.isInteger(32))
-        info.dtype = rt::DType::I32;
-      else
-        info.dtype = rt::DType::I64;
-      return info;
-    };
     for (const auto &spec : this->jit->arguments())
-      argumentInfo.push_back(convert(spec));
+      argumentInfo.push_back(toBufferInfo(spec));
     for (const auto &spec : this->jit->results())
-      resultInfo.push_back(convert(spec));
+      resultInfo.push_back(toBufferInfo(spec));
   }
   const std::vector<rt::BufferInfo> &arguments() const override {
     return argumentInfo;
@@ -439,14 +445,10 @@ static rt::RunOptions runOptions() {
 static int runTrain() {
   if (int status = checkShapeFlags())
     return status;
-  mlir::lora::LlamaConfig config = builtinConfig();
-  if (!configPath.empty()) {
-    llvm::Expected<mlir::lora::LlamaConfig> read =
-        mlir::lora::readLlamaConfig(configPath);
-    if (!read)
-      return fail(llvm::toString(read.takeError()));
-    config = *read;
-  }
+  llvm::Expected<mlir::lora::LlamaConfig> readConfig = modelConfig();
+  if (!readConfig)
+    return fail(llvm::toString(readConfig.takeError()));
+  const mlir::lora::LlamaConfig &config = *readConfig;
   if (config.vocabSize < rt::ByteTokenizer::kVocabSize &&
       (trainFile.empty() || !llvm::StringRef(trainFile).ends_with(".bin")))
     return fail("vocab_size " + llvm::Twine(config.vocabSize) +
@@ -491,14 +493,10 @@ static int runTrain() {
 static int runCompile() {
   if (int status = checkShapeFlags())
     return status;
-  mlir::lora::LlamaConfig config = builtinConfig();
-  if (!configPath.empty()) {
-    llvm::Expected<mlir::lora::LlamaConfig> read =
-        mlir::lora::readLlamaConfig(configPath);
-    if (!read)
-      return fail(llvm::toString(read.takeError()));
-    config = *read;
-  }
+  llvm::Expected<mlir::lora::LlamaConfig> readConfig = modelConfig();
+  if (!readConfig)
+    return fail(llvm::toString(readConfig.takeError()));
+  const mlir::lora::LlamaConfig &config = *readConfig;
   rt::RunOptions run = runOptions();
   if (run.method == "frozen")
     return fail("--method frozen trains nothing; use lora, full or mixed");
@@ -557,14 +555,10 @@ private:
 static int runExport() {
   if (int status = checkShapeFlags())
     return status;
-  mlir::lora::LlamaConfig config = builtinConfig();
-  if (!configPath.empty()) {
-    llvm::Expected<mlir::lora::LlamaConfig> read =
-        mlir::lora::readLlamaConfig(configPath);
-    if (!read)
-      return fail(llvm::toString(read.takeError()));
-    config = *read;
-  }
+  llvm::Expected<mlir::lora::LlamaConfig> readConfig = modelConfig();
+  if (!readConfig)
+    return fail(llvm::toString(readConfig.takeError()));
+  const mlir::lora::LlamaConfig &config = *readConfig;
   rt::RunOptions run = runOptions();
   std::string checkpoint = exportCheckpoint.empty()
                                ? rt::Trainer::latestCheckpoint(outputDir)
@@ -589,11 +583,7 @@ static int runExport() {
   auto convert = [](const std::vector<mlir::lora::BufferSpec> &specs) {
     std::vector<rt::BufferInfo> out;
     for (const auto &spec : specs)
-      out.push_back({spec.name, spec.shape,
-                     spec.elementType.isF32()          ? rt::DType::F32
-                     : spec.elementType.isInteger(32) ? rt::DType::I32
-                                                      : rt::DType::I64,
-                     spec.role});
+      out.push_back(toBufferInfo(spec));
     return out;
   };
   BuffersOnlyStep step(convert(arguments), convert(results));
@@ -621,12 +611,6 @@ static int runExport() {
   return 0;
 }
 
-/// The model of --config, or the built-in one.
-static llvm::Expected<mlir::lora::LlamaConfig> modelConfig() {
-  if (configPath.empty())
-    return builtinConfig();
-  return mlir::lora::readLlamaConfig(configPath);
-}
 
 /// Attaches the adapter of --adapter, as adapter_config.json describes it.
 static int attachAdapter(mlir::ModuleOp module) {

@@ -3,6 +3,8 @@
 #include "lora/runtime/Data.h"
 #include "lora/runtime/Schedule.h"
 
+#include "TempDir.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -16,18 +18,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-class DataTest : public ::testing::Test {
+class DataTest : public lora::test::TempDirTest {
 protected:
-  void SetUp() override {
-    dir = fs::temp_directory_path() /
-          ("lora-data-" +
-           std::string(::testing::UnitTest::GetInstance()
-                           ->current_test_info()
-                           ->name()) +
-           "-" + std::to_string(::getpid()));
-    fs::create_directories(dir);
-  }
-  void TearDown() override { fs::remove_all(dir); }
   std::string write(const std::string &name, const std::string &text) {
     std::string path = (dir / name).string();
     std::ofstream(path, std::ios::binary) << text;
@@ -38,7 +30,6 @@ protected:
     EXPECT_NE(status.message().find(part), std::string::npos)
         << status.message();
   }
-  fs::path dir;
   ByteTokenizer tokenizer;
 };
 

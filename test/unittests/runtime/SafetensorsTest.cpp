@@ -8,6 +8,8 @@
 
 #include "lora/runtime/Safetensors.h"
 
+#include "TempDir.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -22,17 +24,8 @@ namespace fs = std::filesystem;
 namespace {
 
 /// A fresh directory per test, removed afterwards.
-class SafetensorsTest : public ::testing::Test {
+class SafetensorsTest : public lora::test::TempDirTest {
 protected:
-  void SetUp() override {
-    const auto *info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir = fs::temp_directory_path() /
-          ("lora-safetensors-" + std::string(info->name()) + "-" +
-           std::to_string(::getpid()));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  void TearDown() override { fs::remove_all(dir); }
 
   /// Writes a file made of an 8-byte length, `header` and `data` bytes.
   std::string rawFile(const std::string &header, size_t dataBytes,
@@ -59,7 +52,6 @@ protected:
           << "message '" << status.message() << "' lacks '" << part << "'";
   }
 
-  fs::path dir;
 };
 
 TEST_F(SafetensorsTest, ReadsFileWrittenByHuggingFaceSafetensors) {

@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "TempDir.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -65,18 +67,8 @@ public:
   int64_t poisonAt = -1;
 };
 
-class TrainerTest : public ::testing::Test {
+class TrainerTest : public lora::test::TempDirTest {
 protected:
-  void SetUp() override {
-    dir = fs::temp_directory_path() /
-          ("lora-trainer-" +
-           std::string(::testing::UnitTest::GetInstance()
-                           ->current_test_info()
-                           ->name()) +
-           "-" + std::to_string(::getpid()));
-    fs::create_directories(dir);
-  }
-  void TearDown() override { fs::remove_all(dir); }
   Batcher batcher() {
     ByteTokenizer tokenizer;
     return Batcher(builtinDataset("text", 8, 1, tokenizer), 2, 4, 1);
@@ -86,7 +78,6 @@ protected:
     EXPECT_TRUE(trainer.read(name, values)) << name;
     return values;
   }
-  fs::path dir;
   FakeStep step;
 };
 
