@@ -29,10 +29,13 @@ static constexpr const char *kLowering =
     "func.func(buffer-hoisting), buffer-deallocation-pipeline, "
     "convert-bufferization-to-memref, lora-matmul-to-blas, "
     // Non-GEMM kernels: affine loops, whose innermost contiguous loops the
-    // super-vectorizer turns into 8-wide vector code (reductions included).
+    // super-vectorizer turns into 8-wide vector code (reductions included),
+    // then tiled by 32. (Tiling before vectorizing yields invalid
+    // vector.transfer_write ops in MLIR 22.)
     "convert-linalg-to-affine-loops, "
     "func.func(affine-super-vectorize{virtual-vector-size=8 "
-    "vectorize-reductions=true}), canonicalize, "
+    "vectorize-reductions=true}), func.func(affine-loop-tile{tile-size=32}), "
+    "canonicalize, "
     "expand-strided-metadata, lower-affine, convert-vector-to-scf, "
     "convert-scf-to-cf, convert-vector-to-llvm, convert-math-to-llvm, "
     "finalize-memref-to-llvm{use-generic-functions=true}, convert-arith-to-llvm, convert-cf-to-llvm, "
