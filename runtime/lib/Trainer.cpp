@@ -48,13 +48,31 @@ double uniformFor(uint64_t seed, const std::string &name, uint64_t index) {
 
 } // namespace
 
+void Trainer::FreeDeleter::operator()(uint8_t *p) const { std::free(p); }
+
 Trainer::Trainer(CompiledStep &step) : step(step) {
-  for (const BufferInfo &info : step.arguments()) {
-    argumentIndex[info.name] = argumentData.size();
-    argumentData.emplace_back(info.numElements() * dtypeSize(info.dtype));
-  }
-  for (const BufferInfo &info : step.results())
-    resultData.emplace_back(info.numElements() * dtypeSize(info.dtype));
+  // Lays `buffers` out in one 64-byte aligned, zeroed allocation.
+  auto layout = [](const std::vector<BufferInfo> &buffers,
+                   std::unique_ptr<uint8_t, FreeDeleter> &arena,
+                   std::vector<Span> &spans) {
+    size_t total = 0;
+    std::vector<size_t> offsets;
+    for (const BufferInfo &info : buffers) {
+      offsets.push_back(total);
+      size_t bytes = size_t(info.numElements()) * dtypeSize(info.dtype);
+      total += (bytes + 63) / 64 * 64;
+    }
+    arena.reset(static_cast<uint8_t *>(std::aligned_alloc(64, total + 64)));
+    std::memset(arena.get(), 0, total + 64);
+    for (size_t i = 0; i < buffers.size(); ++i)
+      spans.push_back({arena.get() + offsets[i],
+                       size_t(buffers[i].numElements()) *
+                           dtypeSize(buffers[i].dtype)});
+  };
+  layout(step.arguments(), argumentArena, argumentData);
+  layout(step.results(), resultArena, resultData);
+  for (size_t i = 0; i < step.arguments().size(); ++i)
+    argumentIndex[step.arguments()[i].name] = i;
 }
 
 Status Trainer::initialize(const std::string &baseWeights, uint64_t seed) {
@@ -104,7 +122,7 @@ bool Trainer::read(const std::string &name, std::vector<float> &out) const {
   if (it == argumentIndex.end() ||
       step.arguments()[it->second].dtype != DType::F32)
     return false;
-  const std::vector<uint8_t> &bytes = argumentData[it->second];
+  const Span &bytes = argumentData[it->second];
   out.resize(bytes.size() / sizeof(float));
   std::memcpy(out.data(), bytes.data(), bytes.size());
   return true;
@@ -112,11 +130,11 @@ bool Trainer::read(const std::string &name, std::vector<float> &out) const {
 
 Status Trainer::train(Batcher &batcher, const TrainOptions &options,
                       const std::function<void(const StepMetrics &)> &onLog) {
-  auto slot = [&](const char *name) -> std::vector<uint8_t> * {
+  auto slot = [&](const char *name) -> Span * {
     auto it = argumentIndex.find(name);
     return it == argumentIndex.end() ? nullptr : &argumentData[it->second];
   };
-  std::vector<uint8_t> *ids = slot("input_ids"), *positions = slot("positions"),
+  Span *ids = slot("input_ids"), *positions = slot("positions"),
                        *labels = slot("labels"), *lr = slot("lr"),
                        *stepCount = slot("step"), *dropoutSeed =
                                                        slot("dropout_seed");
@@ -188,9 +206,9 @@ Status Trainer::train(Batcher &batcher, const TrainOptions &options,
       std::memcpy(dropoutSeed->data(), &seed, sizeof seed);
     }
     std::vector<void *> args, results;
-    for (std::vector<uint8_t> &data : argumentData)
+    for (Span &data : argumentData)
       args.push_back(data.data());
-    for (std::vector<uint8_t> &data : resultData)
+    for (Span &data : resultData)
       results.push_back(data.data());
     LORA_RETURN_IF_ERROR(step.run(args, results));
     for (size_t r = 0; r < resultData.size(); ++r)
@@ -385,11 +403,11 @@ Status Trainer::loadPeftAdapter(const std::string &directory) {
 Status Trainer::evaluate(const std::vector<Example> &examples,
                          int64_t batchSize, int64_t sequenceLength,
                          Evaluation &result) {
-  auto slot = [&](const char *name) -> std::vector<uint8_t> * {
+  auto slot = [&](const char *name) -> Span * {
     auto it = argumentIndex.find(name);
     return it == argumentIndex.end() ? nullptr : &argumentData[it->second];
   };
-  std::vector<uint8_t> *ids = slot("input_ids"), *positions = slot("positions"),
+  Span *ids = slot("input_ids"), *positions = slot("positions"),
                        *labels = slot("labels");
   if (!ids || !positions || !labels || step.results().size() != 1 ||
       step.results()[0].name != "loss")
@@ -409,7 +427,7 @@ Status Trainer::evaluate(const std::vector<Example> &examples,
     std::memcpy(positions->data(), batch.positions.data(), positions->size());
     std::memcpy(labels->data(), batch.labels.data(), labels->size());
     std::vector<void *> args, results = {resultData[0].data()};
-    for (std::vector<uint8_t> &data : argumentData)
+    for (Span &data : argumentData)
       args.push_back(data.data());
     LORA_RETURN_IF_ERROR(step.run(args, results));
     float loss;
@@ -453,7 +471,7 @@ Status Trainer::generate(std::vector<int32_t> &tokens, int64_t maxNewTokens,
     std::fill(idData, idData + window, ByteTokenizer::kEndOfSequence);
     std::copy(tokens.begin(), tokens.end(), idData);
     std::vector<void *> args, results = {resultData[0].data()};
-    for (std::vector<uint8_t> &data : argumentData)
+    for (Span &data : argumentData)
       args.push_back(data.data());
     LORA_RETURN_IF_ERROR(step.run(args, results));
     const float *row = logits + (int64_t(tokens.size()) - 1) * vocab;

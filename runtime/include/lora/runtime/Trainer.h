@@ -155,9 +155,23 @@ public:
   bool read(const std::string &name, std::vector<float> &out) const;
 
 private:
+  /// A buffer within one of the arenas.
+  struct Span {
+    uint8_t *pointer = nullptr;
+    size_t length = 0;
+    uint8_t *data() const { return pointer; }
+    size_t size() const { return length; }
+  };
+  struct FreeDeleter {
+    void operator()(uint8_t *p) const;
+  };
+
   CompiledStep &step;
-  /// One buffer per argument and per result, as bytes.
-  std::vector<std::vector<uint8_t>> argumentData, resultData;
+  /// Two arenas, one allocation each: the arguments (parameters, moments,
+  /// the batch) and the results. After a step, a result and the argument it
+  /// feeds trade places (a pointer swap, no copy).
+  std::unique_ptr<uint8_t, FreeDeleter> argumentArena, resultArena;
+  std::vector<Span> argumentData, resultData;
   std::map<std::string, size_t> argumentIndex;
 };
 
