@@ -48,8 +48,7 @@ llvm::Error mlir::lora::buildLlamaStep(ModuleOp module,
     return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
   };
   if (shape.batchSize <= 0)
-    return fail("batch size must be positive, got " +
-                Twine(shape.batchSize));
+    return fail("batch size must be positive, got " + Twine(shape.batchSize));
   if (shape.sequenceLength <= 0)
     return fail("sequence length must be positive, got " +
                 Twine(shape.sequenceLength));
@@ -95,9 +94,8 @@ llvm::Error mlir::lora::buildLlamaStep(ModuleOp module,
     layers.push_back(layer);
   }
   unsigned finalNorm = param("model.norm.weight", {D});
-  unsigned lmHead = config.tieWordEmbeddings
-                        ? embed
-                        : param("lm_head.weight", {V, D});
+  unsigned lmHead =
+      config.tieWordEmbeddings ? embed : param("lm_head.weight", {V, D});
   unsigned ids = args.add("input_ids", tensor({B, T}, i32), false);
   unsigned positions = args.add("positions", tensor({B, T}, i32), false);
   bool withLoss = output == StepOutput::Loss;
@@ -107,8 +105,8 @@ llvm::Error mlir::lora::buildLlamaStep(ModuleOp module,
   builder.setInsertionPointToEnd(module.getBody());
   auto function = func::FuncOp::create(
       builder, NameLoc::get(builder.getStringAttr("model")), "step",
-      builder.getFunctionType(args.types, {withLoss ? tensor({}, f32)
-                                                    : tensor({B, T, V}, f32)}));
+      builder.getFunctionType(
+          args.types, {withLoss ? tensor({}, f32) : tensor({B, T, V}, f32)}));
   for (unsigned i = 0; i < args.types.size(); ++i) {
     function.setArgAttr(i, LoraDialect::getParamNameAttrName(),
                         builder.getStringAttr(args.names[i]));
@@ -126,28 +124,28 @@ llvm::Error mlir::lora::buildLlamaStep(ModuleOp module,
   FloatAttr theta = builder.getF64FloatAttr(config.ropeTheta);
   auto linear = [&](Location at, Value x, unsigned weight, int64_t out) {
     return LinearOp::create(builder, at, tensor({B, T, out}, f32), x,
-                            arg(weight), Value(), Value(), Value(),
-                            FloatAttr(), FloatAttr())
+                            arg(weight), Value(), Value(), Value(), FloatAttr(),
+                            FloatAttr())
         .getResult();
   };
 
-  Value hidden = EmbeddingOp::create(builder, loc("model.embed_tokens"),
-                                     tensor({B, T, D}, f32), arg(embed),
-                                     arg(ids));
+  Value hidden =
+      EmbeddingOp::create(builder, loc("model.embed_tokens"),
+                          tensor({B, T, D}, f32), arg(embed), arg(ids));
   for (auto [l, layer] : llvm::enumerate(layers)) {
     std::string p = "model.layers." + std::to_string(l) + ".";
-    Value normed = RMSNormOp::create(builder, loc(p + "input_layernorm"),
-                                     hidden.getType(), hidden,
-                                     arg(layer.inputNorm), eps);
+    Value normed =
+        RMSNormOp::create(builder, loc(p + "input_layernorm"), hidden.getType(),
+                          hidden, arg(layer.inputNorm), eps);
     Value q = linear(loc(p + "self_attn.q_proj"), normed, layer.q, Q);
     Value k = linear(loc(p + "self_attn.k_proj"), normed, layer.k, KV);
     Value v = linear(loc(p + "self_attn.v_proj"), normed, layer.v, KV);
-    Value qRot = RoPEOp::create(builder, loc(p + "self_attn.rotary_emb"),
-                                q.getType(), q, arg(positions), theta,
-                                builder.getI64IntegerAttr(Dh));
-    Value kRot = RoPEOp::create(builder, loc(p + "self_attn.rotary_emb"),
-                                k.getType(), k, arg(positions), theta,
-                                builder.getI64IntegerAttr(Dh));
+    Value qRot =
+        RoPEOp::create(builder, loc(p + "self_attn.rotary_emb"), q.getType(), q,
+                       arg(positions), theta, builder.getI64IntegerAttr(Dh));
+    Value kRot =
+        RoPEOp::create(builder, loc(p + "self_attn.rotary_emb"), k.getType(), k,
+                       arg(positions), theta, builder.getI64IntegerAttr(Dh));
     Value attended = AttentionOp::create(
         builder, loc(p + "self_attn"), q.getType(), qRot, kRot, v,
         builder.getI64IntegerAttr(config.numAttentionHeads),
@@ -156,20 +154,19 @@ llvm::Error mlir::lora::buildLlamaStep(ModuleOp module,
     Value projected = linear(loc(p + "self_attn.o_proj"), attended, layer.o, D);
     hidden = AddOp::create(builder, loc(p + "residual"), hidden.getType(),
                            hidden, projected);
-    normed = RMSNormOp::create(builder, loc(p + "post_attention_layernorm"),
-                               hidden.getType(), hidden, arg(layer.postNorm),
-                               eps);
+    normed =
+        RMSNormOp::create(builder, loc(p + "post_attention_layernorm"),
+                          hidden.getType(), hidden, arg(layer.postNorm), eps);
     Value gate = linear(loc(p + "mlp.gate_proj"), normed, layer.gate, F);
     Value up = linear(loc(p + "mlp.up_proj"), normed, layer.up, F);
-    Value act = SwiGLUOp::create(builder, loc(p + "mlp.act_fn"),
-                                 gate.getType(), gate, up);
+    Value act = SwiGLUOp::create(builder, loc(p + "mlp.act_fn"), gate.getType(),
+                                 gate, up);
     Value down = linear(loc(p + "mlp.down_proj"), act, layer.down, D);
     hidden = AddOp::create(builder, loc(p + "residual"), hidden.getType(),
                            hidden, down);
   }
-  Value normed = RMSNormOp::create(builder, loc("model.norm"),
-                                   hidden.getType(), hidden, arg(finalNorm),
-                                   eps);
+  Value normed = RMSNormOp::create(builder, loc("model.norm"), hidden.getType(),
+                                   hidden, arg(finalNorm), eps);
   Value logits = linear(loc("lm_head"), normed, lmHead, V);
   if (!withLoss) {
     func::ReturnOp::create(builder, loc("lm_head"), logits);
@@ -177,9 +174,9 @@ llvm::Error mlir::lora::buildLlamaStep(ModuleOp module,
                            builder.getStringAttr("logits"));
     return llvm::Error::success();
   }
-  Value loss = CrossEntropyOp::create(builder, loc("loss"), tensor({}, f32),
-                                      logits, arg(labels),
-                                      builder.getI64IntegerAttr(-100));
+  Value loss =
+      CrossEntropyOp::create(builder, loc("loss"), tensor({}, f32), logits,
+                             arg(labels), builder.getI64IntegerAttr(-100));
   func::ReturnOp::create(builder, loc("loss"), loss);
   function.setResultAttr(0, LoraDialect::getParamNameAttrName(),
                          builder.getStringAttr("loss"));

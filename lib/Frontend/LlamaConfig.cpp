@@ -31,9 +31,9 @@ public:
       os << *found;
     else
       os << "(missing)";
-    return llvm::createStringError(
-        llvm::inconvertibleErrorCode(),
-        llvm::Twine(source) + ": key '" + key + "' = " + value + ": " + what);
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   llvm::Twine(source) + ": key '" + key +
+                                       "' = " + value + ": " + what);
   }
 
   const llvm::json::Value *take(StringRef key) {
@@ -93,12 +93,23 @@ public:
   /// Every key not consumed: the first one is an error.
   llvm::Error rejectUnknownKeys(bool allowMetadata = true) const {
     // Metadata that does not change the computation.
-    static const llvm::StringSet<> harmless = {
-        "_name_or_path", "torch_dtype", "dtype", "transformers_version",
-        "bos_token_id", "eos_token_id", "pad_token_id", "initializer_range",
-        "use_cache", "output_attentions", "output_hidden_states",
-        "return_dict", "tokenizer_class", "id2label", "label2id",
-        "max_sequence_length", "attention_dropout"};
+    static const llvm::StringSet<> harmless = {"_name_or_path",
+                                               "torch_dtype",
+                                               "dtype",
+                                               "transformers_version",
+                                               "bos_token_id",
+                                               "eos_token_id",
+                                               "pad_token_id",
+                                               "initializer_range",
+                                               "use_cache",
+                                               "output_attentions",
+                                               "output_hidden_states",
+                                               "return_dict",
+                                               "tokenizer_class",
+                                               "id2label",
+                                               "label2id",
+                                               "max_sequence_length",
+                                               "attention_dropout"};
     std::vector<StringRef> unknown;
     for (const auto &entry : object)
       if (!used.contains(entry.first) &&
@@ -125,8 +136,7 @@ llvm::Expected<LlamaConfig> mlir::lora::parseLlamaConfig(StringRef jsonText,
   llvm::Expected<llvm::json::Value> parsed = llvm::json::parse(jsonText);
   if (!parsed)
     return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                   llvm::Twine(source) +
-                                       ": not valid JSON: " +
+                                   llvm::Twine(source) + ": not valid JSON: " +
                                        llvm::toString(parsed.takeError()));
   const llvm::json::Object *object = parsed->getAsObject();
   if (!object)
@@ -168,9 +178,9 @@ llvm::Expected<LlamaConfig> mlir::lora::parseLlamaConfig(StringRef jsonText,
   if (llvm::Error error =
           reader.positiveInt("num_attention_heads", config.numAttentionHeads))
     return std::move(error);
-  if (llvm::Error error = reader.positiveInt("num_key_value_heads",
-                                             config.numKeyValueHeads,
-                                             config.numAttentionHeads))
+  if (llvm::Error error =
+          reader.positiveInt("num_key_value_heads", config.numKeyValueHeads,
+                             config.numAttentionHeads))
     return std::move(error);
   if (config.numAttentionHeads % config.numKeyValueHeads != 0)
     return reader.error("num_key_value_heads",
@@ -221,8 +231,8 @@ llvm::Expected<LlamaConfig> mlir::lora::parseLlamaConfig(StringRef jsonText,
 
   // Features that change the computation; only their neutral value is
   // implemented.
-  if (llvm::Error error = reader.mustBe("hidden_act", "silu",
-                                        "an activation other than silu"))
+  if (llvm::Error error =
+          reader.mustBe("hidden_act", "silu", "an activation other than silu"))
     return std::move(error);
   if (llvm::Error error =
           reader.mustBe("attention_bias", false, "attention bias"))
@@ -232,8 +242,8 @@ llvm::Expected<LlamaConfig> mlir::lora::parseLlamaConfig(StringRef jsonText,
   if (llvm::Error error =
           reader.mustBe("rope_scaling", nullptr, "rope scaling"))
     return std::move(error);
-  if (llvm::Error error = reader.mustBe("sliding_window", nullptr,
-                                        "sliding-window attention"))
+  if (llvm::Error error =
+          reader.mustBe("sliding_window", nullptr, "sliding-window attention"))
     return std::move(error);
   if (llvm::Error error = reader.mustBe("pretraining_tp", int64_t(1),
                                         "tensor-parallel pretraining slices"))
@@ -251,8 +261,8 @@ llvm::Expected<LlamaConfig> mlir::lora::readLlamaConfig(StringRef path) {
   llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buffer =
       llvm::MemoryBuffer::getFile(path, /*IsText=*/true);
   if (!buffer)
-    return llvm::createStringError(buffer.getError(),
-                                   llvm::Twine(path) + ": cannot read: " +
-                                       buffer.getError().message());
+    return llvm::createStringError(
+        buffer.getError(),
+        llvm::Twine(path) + ": cannot read: " + buffer.getError().message());
   return parseLlamaConfig((*buffer)->getBuffer(), path);
 }

@@ -25,7 +25,8 @@ static constexpr const char *kLowering =
     "eliminate-empty-tensors, "
     "one-shot-bufferize{bufferize-function-boundaries "
     "function-boundary-type-conversion=identity-layout-map}, canonicalize, "
-    "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}, "
+    "buffer-results-to-out-params{hoist-static-allocs "
+    "modify-public-functions}, "
     "func.func(buffer-hoisting), buffer-deallocation-pipeline, "
     "convert-bufferization-to-memref, lora-matmul-to-blas, "
     // Non-GEMM kernels: affine loops, whose innermost contiguous loops the
@@ -38,7 +39,8 @@ static constexpr const char *kLowering =
     "canonicalize, "
     "expand-strided-metadata, lower-affine, convert-vector-to-scf, "
     "convert-scf-to-cf, convert-vector-to-llvm, convert-math-to-llvm, "
-    "finalize-memref-to-llvm{use-generic-functions=true}, convert-arith-to-llvm, convert-cf-to-llvm, "
+    "finalize-memref-to-llvm{use-generic-functions=true}, "
+    "convert-arith-to-llvm, convert-cf-to-llvm, "
     "convert-func-to-llvm, convert-index-to-llvm, convert-ub-to-llvm, "
     "reconcile-unrealized-casts";
 
@@ -57,7 +59,6 @@ LogicalResult mlir::lora::buildCpuLoweringPipeline(OpPassManager &pm) {
 
 void mlir::lora::registerCpuPipeline() {
   PassPipelineRegistration<>(
-      "lora-cpu-pipeline",
-      "Lower a lora step to the LLVM dialect for the CPU",
+      "lora-cpu-pipeline", "Lower a lora step to the LLVM dialect for the CPU",
       [](OpPassManager &pm) { (void)buildCpuLoweringPipeline(pm); });
 }

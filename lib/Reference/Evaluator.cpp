@@ -43,10 +43,9 @@ llvm::Error opError(Operation *op, const Twine &message) {
   std::string location;
   llvm::raw_string_ostream os(location);
   op->getLoc().print(os);
-  return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                 location + ": '" +
-                                     op->getName().getStringRef() + "': " +
-                                     message);
+  return llvm::createStringError(
+      llvm::inconvertibleErrorCode(),
+      location + ": '" + op->getName().getStringRef() + "': " + message);
 }
 
 /// Product of all dims but the last: the number of rows of a [..., n]
@@ -73,7 +72,7 @@ private:
   llvm::Error rmsNormGrad(RMSNormGradOp op);
   llvm::Error linear(LinearOp op);
   llvm::Error rope(Operation *op, Value input, Value positions, double theta,
-            int64_t headDim, double sign);
+                   int64_t headDim, double sign);
   llvm::Error attention(AttentionOp op);
   llvm::Error attentionGrad(AttentionGradOp op);
   llvm::Error crossEntropy(Operation *op, Value logits, Value labels,
@@ -235,8 +234,9 @@ llvm::Error Evaluator::linear(LinearOp op) {
   return llvm::Error::success();
 }
 
-llvm::Error Evaluator::rope(Operation *op, Value inputValue, Value positionsValue,
-                     double theta, int64_t headDim, double sign) {
+llvm::Error Evaluator::rope(Operation *op, Value inputValue,
+                            Value positionsValue, double theta, int64_t headDim,
+                            double sign) {
   const Tensor &x = get(inputValue), &positions = get(positionsValue);
   int64_t n = rows(x), features = last(x), half = headDim / 2;
   Tensor y = x;
@@ -404,8 +404,8 @@ llvm::Error Evaluator::adamw(AdamWOp op) {
   double clip = 1.0;
   if (op.getGradNorm()) {
     double norm = get(op.getGradNorm()).data[0];
-    clip = std::min(1.0, op.getMaxGradNorm()->convertToDouble() /
-                             (norm + 1e-6));
+    clip =
+        std::min(1.0, op.getMaxGradNorm()->convertToDouble() / (norm + 1e-6));
   }
   double correction1 = 1.0 - std::pow(beta1, step);
   double correction2 = 1.0 - std::pow(beta2, step);
@@ -466,11 +466,11 @@ llvm::Error Evaluator::step(Operation *op) {
       })
       .Case([&](RoPEOp op) {
         return rope(op, op.getInput(), op.getPositions(),
-             op.getTheta().convertToDouble(), op.getHeadDim(), 1.0);
+                    op.getTheta().convertToDouble(), op.getHeadDim(), 1.0);
       })
       .Case([&](RoPEGradOp op) {
         return rope(op, op.getGrad(), op.getPositions(),
-             op.getTheta().convertToDouble(), op.getHeadDim(), -1.0);
+                    op.getTheta().convertToDouble(), op.getHeadDim(), -1.0);
       })
       .Case([&](AttentionOp op) { return attention(op); })
       .Case([&](AttentionGradOp op) { return attentionGrad(op); })
@@ -558,9 +558,9 @@ Evaluator::run(func::FuncOp function, const std::vector<Tensor> &args) {
   if (!function.getBody().hasOneBlock())
     return opError(function, "expected a function with one block");
   if (args.size() != function.getNumArguments())
-    return opError(function, llvm::formatv("expected {0} arguments, got {1}",
-                                           function.getNumArguments(),
-                                           args.size()));
+    return opError(function,
+                   llvm::formatv("expected {0} arguments, got {1}",
+                                 function.getNumArguments(), args.size()));
   for (auto [i, arg] : llvm::enumerate(function.getArguments())) {
     auto shape = shapeOf(function, arg.getType());
     if (!shape)

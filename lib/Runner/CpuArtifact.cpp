@@ -4,8 +4,8 @@
 // `lora_step_packed(void **buffers)` entry (one descriptor pointer per
 // buffer, so a loader needs no per-signature code), is emitted as a
 // position-independent object for this machine, and is linked into step.so
-// by the system C compiler; every other function is internal. GEMM and libm symbols stay undefined: the
-// loading program provides them.
+// by the system C compiler; every other function is internal. GEMM and libm
+// symbols stay undefined: the loading program provides them.
 //
 //===----------------------------------------------------------------------===//
 
@@ -38,14 +38,13 @@ static llvm::Error artifactError(const Twine &message) {
 static llvm::json::Array describe(const std::vector<BufferSpec> &specs) {
   llvm::json::Array list;
   for (const BufferSpec &spec : specs) {
-    std::string dtype = spec.elementType.isF32()          ? "F32"
+    std::string dtype = spec.elementType.isF32()         ? "F32"
                         : spec.elementType.isInteger(32) ? "I32"
                                                          : "I64";
-    list.push_back(llvm::json::Object{
-        {"name", spec.name},
-        {"shape", llvm::json::Array(spec.shape)},
-        {"dtype", dtype},
-        {"role", spec.role}});
+    list.push_back(llvm::json::Object{{"name", spec.name},
+                                      {"shape", llvm::json::Array(spec.shape)},
+                                      {"dtype", dtype},
+                                      {"role", spec.role}});
   }
   return list;
 }
@@ -74,8 +73,7 @@ llvm::Error mlir::lora::writeCpuArtifact(ModuleOp module, StringRef name,
   std::string features;
   for (const auto &feature : hostFeatures)
     features += (features.empty() ? "" : ",") +
-                std::string(feature.second ? "+" : "-") +
-                feature.first().str();
+                std::string(feature.second ? "+" : "-") + feature.first().str();
   std::unique_ptr<llvm::TargetMachine> machine(target->createTargetMachine(
       llvm::Triple(triple), llvm::sys::getHostCPUName(), features,
       llvm::TargetOptions(), llvm::Reloc::PIC_, std::nullopt,
@@ -91,8 +89,7 @@ llvm::Error mlir::lora::writeCpuArtifact(ModuleOp module, StringRef name,
     return artifactError("the lowered module lacks _mlir_ciface_" + name);
   auto *pointer = llvm::PointerType::get(context, 0);
   auto *packed = llvm::Function::Create(
-      llvm::FunctionType::get(llvm::Type::getVoidTy(context), {pointer},
-                              false),
+      llvm::FunctionType::get(llvm::Type::getVoidTy(context), {pointer}, false),
       llvm::Function::ExternalLinkage, "lora_step_packed", llvmModule.get());
   llvm::IRBuilder<> b(llvm::BasicBlock::Create(context, "entry", packed));
   std::vector<llvm::Value *> callArguments;

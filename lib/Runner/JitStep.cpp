@@ -5,6 +5,8 @@
 #include "lora/Dialect/Lora/IR/LoraDialect.h"
 #include "lora/Pipelines/CpuPipeline.h"
 
+#include "lora/runtime/Arena.h"
+#include "lora/runtime/Gemm.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
@@ -12,10 +14,8 @@
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/InitAllDialects.h"
 #include "mlir/InitAllExtensions.h"
-#include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "mlir/Pass/PassManager.h"
-#include "lora/runtime/Arena.h"
-#include "lora/runtime/Gemm.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
 
 #include "llvm/ExecutionEngine/Orc/Mangling.h"
 #include "llvm/Support/TargetSelect.h"
@@ -80,8 +80,7 @@ llvm::Error mlir::lora::collectBufferSpecs(ModuleOp module, StringRef name,
 llvm::Error mlir::lora::lowerStepForCpu(ModuleOp module, StringRef name,
                                         std::vector<BufferSpec> &arguments,
                                         std::vector<BufferSpec> &results) {
-  if (llvm::Error error =
-          collectBufferSpecs(module, name, arguments, results))
+  if (llvm::Error error = collectBufferSpecs(module, name, arguments, results))
     return error;
   auto function = module.lookupSymbol<func::FuncOp>(name);
   // Bufferization and the LLVM translation come as dialect extensions.
@@ -98,7 +97,8 @@ llvm::Error mlir::lora::lowerStepForCpu(ModuleOp module, StringRef name,
   for (unsigned i = 0; i < function.getNumResults(); ++i)
     function.setResultAttrs(i, DictionaryAttr::get(module.getContext()));
   // Give the entry a C interface: every buffer a pointer to a descriptor.
-  function->setAttr("llvm.emit_c_interface", UnitAttr::get(module.getContext()));
+  function->setAttr("llvm.emit_c_interface",
+                    UnitAttr::get(module.getContext()));
 
   // Capture diagnostics so that a failed lowering says why.
   std::string diagnostics;
@@ -127,8 +127,8 @@ llvm::Expected<std::unique_ptr<JitStep>> JitStep::compile(ModuleOp module,
                                                           StringRef name) {
   std::unique_ptr<JitStep> step(new JitStep());
   step->entry = name.str();
-  if (llvm::Error error = lowerStepForCpu(module, name, step->argumentSpecs,
-                                          step->resultSpecs))
+  if (llvm::Error error =
+          lowerStepForCpu(module, name, step->argumentSpecs, step->resultSpecs))
     return std::move(error);
   initializeNativeTarget();
   ExecutionEngineOptions options;
@@ -159,14 +159,13 @@ llvm::Expected<std::unique_ptr<JitStep>> JitStep::compile(ModuleOp module,
   return step;
 }
 
-llvm::Error JitStep::run(ArrayRef<void *> arguments,
-                         ArrayRef<void *> results) {
+llvm::Error JitStep::run(ArrayRef<void *> arguments, ArrayRef<void *> results) {
   if (arguments.size() != argumentSpecs.size() ||
       results.size() != resultSpecs.size())
     return jitError("@" + entry + " takes " + Twine(argumentSpecs.size()) +
-                   " arguments and " + Twine(resultSpecs.size()) +
-                   " results, got " + Twine(arguments.size()) + " and " +
-                   Twine(results.size()));
+                    " arguments and " + Twine(resultSpecs.size()) +
+                    " results, got " + Twine(arguments.size()) + " and " +
+                    Twine(results.size()));
   // One memref descriptor per buffer: {allocated, aligned, offset,
   // sizes[rank], strides[rank]}, all 8 bytes wide; results are the
   // trailing out-parameters.

@@ -64,7 +64,8 @@ Status ArtifactStep::open(const std::string &directory,
                                     "arguments", step->args));
   LORA_RETURN_IF_ERROR(
       parseBuffers(manifestPath, manifest["results"], "results", step->outs));
-  step->metadataText = manifest.value("metadata", nlohmann::json::object()).dump();
+  step->metadataText =
+      manifest.value("metadata", nlohmann::json::object()).dump();
   // step.so calls the runtime's GEMM and arena; the loading program must
   // export them. Taking their addresses here also keeps them in a
   // statically linked program.
@@ -85,10 +86,9 @@ Status ArtifactStep::open(const std::string &directory,
   step->library = dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!step->library)
     return Status::error(library + ": cannot load: " + dlerror());
-  std::string entry =
-      manifest.value("entry", std::string("lora_step_packed"));
-  step->entry = reinterpret_cast<void (*)(void **)>(
-      dlsym(step->library, entry.c_str()));
+  std::string entry = manifest.value("entry", std::string("lora_step_packed"));
+  step->entry =
+      reinterpret_cast<void (*)(void **)>(dlsym(step->library, entry.c_str()));
   if (!step->entry)
     return Status::error(library + ": no symbol '" + entry + "'");
   result = std::move(step);

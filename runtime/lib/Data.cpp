@@ -15,7 +15,8 @@ namespace lora::runtime {
 
 namespace {
 
-Status lineError(const std::string &path, size_t line, const std::string &what) {
+Status lineError(const std::string &path, size_t line,
+                 const std::string &what) {
   return Status::error(path + ":" + std::to_string(line) + ": " + what);
 }
 
@@ -137,7 +138,8 @@ Status loadTokenFile(const std::string &path, int64_t sequenceLength,
       std::memcpy(&id, bytes.data() + 4 * i, 4);
       if (id < 0 || id >= vocabSize)
         return Status::error(path + ": token " + std::to_string(i) + " is " +
-                             std::to_string(id) + ", outside the vocabulary [0, " +
+                             std::to_string(id) +
+                             ", outside the vocabulary [0, " +
                              std::to_string(vocabSize) + ")");
       example.tokens.push_back(id);
       example.lossMask.push_back(1);
@@ -162,9 +164,8 @@ Status loadDataset(const std::string &path, const ByteTokenizer &tokenizer,
   if (endsWith(".bin"))
     return loadTokenFile(path, sequenceLength, ByteTokenizer::kVocabSize,
                          examples);
-  return Status::error(path +
-                       ": unknown data format; expected .jsonl (prompt/"
-                       "response or text), .txt or .bin (int32 tokens)");
+  return Status::error(path + ": unknown data format; expected .jsonl (prompt/"
+                              "response or text), .txt or .bin (int32 tokens)");
 }
 
 std::vector<Example> builtinDataset(const std::string &name, int64_t count,
@@ -172,14 +173,14 @@ std::vector<Example> builtinDataset(const std::string &name, int64_t count,
                                     const ByteTokenizer &tokenizer) {
   Random random(seed);
   std::vector<Example> examples;
-  static const char *subjects[] = {"the cat", "a dog", "the old man",
-                                   "my sister", "the bird", "a child",
+  static const char *subjects[] = {"the cat",     "a dog",       "the old man",
+                                   "my sister",   "the bird",    "a child",
                                    "the teacher", "our neighbor"};
-  static const char *verbs[] = {"sees", "likes", "follows", "finds",
-                                "carries", "watches", "calls", "helps"};
-  static const char *objects[] = {"the ball", "a red apple", "the river",
-                                  "a small house", "the green tree",
-                                  "the book", "a warm coat", "the garden"};
+  static const char *verbs[] = {"sees",    "likes",   "follows", "finds",
+                                "carries", "watches", "calls",   "helps"};
+  static const char *objects[] = {
+      "the ball",       "a red apple", "the river",   "a small house",
+      "the green tree", "the book",    "a warm coat", "the garden"};
   for (int64_t i = 0; i < count; ++i) {
     Example example;
     if (name == "arithmetic") {
@@ -243,8 +244,8 @@ Batch makeBatch(const std::vector<const Example *> &rows, int64_t batchSize,
     if (row >= int64_t(rows.size()))
       continue;
     const Example &example = *rows[row];
-    int64_t length = std::min<int64_t>(int64_t(example.tokens.size()),
-                                       sequenceLength + 1);
+    int64_t length =
+        std::min<int64_t>(int64_t(example.tokens.size()), sequenceLength + 1);
     for (int64_t t = 0; t < sequenceLength; ++t) {
       size_t cell = size_t(row * sequenceLength + t);
       if (t < length)

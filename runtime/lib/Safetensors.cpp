@@ -169,8 +169,8 @@ Status SafetensorsFile::open(const std::string &path,
         return fileError(path, "'__metadata__' is not a JSON object");
       for (const auto &[key, value] : entry.items()) {
         if (!value.is_string())
-          return fileError(path, "metadata " + inQuotes(key) +
-                                     " is not a string");
+          return fileError(path,
+                           "metadata " + inQuotes(key) + " is not a string");
         file->meta[key] = value.get<std::string>();
       }
       continue;
@@ -188,12 +188,11 @@ Status SafetensorsFile::open(const std::string &path,
   uint64_t expected = 0;
   for (const TensorInfo &tensor : file->tensorList) {
     if (tensor.begin != expected)
-      return tensorError(path, tensor.name,
-                         "data_offsets begin at " +
-                             std::to_string(tensor.begin) + ", expected " +
-                             std::to_string(expected) +
-                             (tensor.begin < expected ? " (overlap)"
-                                                      : " (gap)"));
+      return tensorError(
+          path, tensor.name,
+          "data_offsets begin at " + std::to_string(tensor.begin) +
+              ", expected " + std::to_string(expected) +
+              (tensor.begin < expected ? " (overlap)" : " (gap)"));
     expected = tensor.end;
   }
   if (expected != dataSize)
@@ -211,9 +210,9 @@ const TensorInfo *SafetensorsFile::find(std::string_view name) const {
   return nullptr;
 }
 
-Status SafetensorsFile::readF32(std::string_view name, std::vector<float> &out,
-                                const std::vector<int64_t> &expectedShape)
-    const {
+Status
+SafetensorsFile::readF32(std::string_view name, std::vector<float> &out,
+                         const std::vector<int64_t> &expectedShape) const {
   const TensorInfo *tensor = find(name);
   if (!tensor)
     return tensorError(filePath, name, "not found");
@@ -355,8 +354,8 @@ Status writeSafetensors(const std::string &path,
                 headerText.size();
   for (size_t i = 0; ok && i < tensors.size(); ++i) {
     const TensorToWrite &tensor = tensors[i];
-    size_t size = size_t(checkedNumElements(tensor.shape)) *
-                  dtypeSize(tensor.dtype);
+    size_t size =
+        size_t(checkedNumElements(tensor.shape)) * dtypeSize(tensor.dtype);
     ok = size == 0 || std::fwrite(tensor.data, 1, size, out) == size;
   }
   ok = std::fflush(out) == 0 && ok;
@@ -370,8 +369,8 @@ Status writeSafetensors(const std::string &path,
   if (std::rename(temporary.c_str(), path.c_str()) != 0) {
     std::string reason = std::strerror(errno);
     std::remove(temporary.c_str());
-    return fileError(path, "cannot rename the temporary file into place: " +
-                               reason);
+    return fileError(path,
+                     "cannot rename the temporary file into place: " + reason);
   }
   return Status::success();
 }

@@ -24,9 +24,8 @@ Status Schedule::parseKind(const std::string &name, Kind &kind) {
 double Schedule::at(int64_t step) const {
   if (step < warmupSteps)
     return peak * double(step) / double(std::max<int64_t>(1, warmupSteps));
-  double progress =
-      double(step - warmupSteps) /
-      double(std::max<int64_t>(1, totalSteps - warmupSteps));
+  double progress = double(step - warmupSteps) /
+                    double(std::max<int64_t>(1, totalSteps - warmupSteps));
   progress = std::min(1.0, progress);
   switch (kind) {
   case Kind::Constant:

@@ -7,14 +7,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <algorithm>
-#include <cstdlib>
 #include <set>
 
 namespace lora::runtime {
@@ -65,9 +65,9 @@ Trainer::Trainer(CompiledStep &step) : step(step) {
     arena.reset(static_cast<uint8_t *>(std::aligned_alloc(64, total + 64)));
     std::memset(arena.get(), 0, total + 64);
     for (size_t i = 0; i < buffers.size(); ++i)
-      spans.push_back({arena.get() + offsets[i],
-                       size_t(buffers[i].numElements()) *
-                           dtypeSize(buffers[i].dtype)});
+      spans.push_back(
+          {arena.get() + offsets[i],
+           size_t(buffers[i].numElements()) * dtypeSize(buffers[i].dtype)});
   };
   layout(step.arguments(), argumentArena, argumentData);
   layout(step.results(), resultArena, resultData);
@@ -135,9 +135,8 @@ Status Trainer::train(Batcher &batcher, const TrainOptions &options,
     return it == argumentIndex.end() ? nullptr : &argumentData[it->second];
   };
   Span *ids = slot("input_ids"), *positions = slot("positions"),
-                       *labels = slot("labels"), *lr = slot("lr"),
-                       *stepCount = slot("step"), *dropoutSeed =
-                                                       slot("dropout_seed");
+       *labels = slot("labels"), *lr = slot("lr"), *stepCount = slot("step"),
+       *dropoutSeed = slot("dropout_seed");
   if (!ids || !positions || !labels || !lr || !stepCount)
     return Status::error("the compiled step lacks input_ids, positions, "
                          "labels, lr or step: is it a training step?");
@@ -169,8 +168,8 @@ Status Trainer::train(Batcher &batcher, const TrainOptions &options,
   auto save = [&](int64_t t) -> Status {
     if (options.checkpointDir.empty())
       return Status::success();
-    LORA_RETURN_IF_ERROR(saveCheckpoint(options.checkpointDir +
-                                            "/checkpoint-" + std::to_string(t),
+    LORA_RETURN_IF_ERROR(saveCheckpoint(options.checkpointDir + "/checkpoint-" +
+                                            std::to_string(t),
                                         t, options.seed, batcher));
     if (options.saveTotalLimit > 0) {
       // Oldest first: checkpoint-<N> sorted by N.
@@ -223,20 +222,20 @@ Status Trainer::train(Batcher &batcher, const TrainOptions &options,
     if (!std::isfinite(loss)) {
       if (metrics)
         std::fclose(metrics);
-      return Status::error("the loss is " + std::to_string(loss) +
-                           " at step " + std::to_string(t) +
+      return Status::error("the loss is " + std::to_string(loss) + " at step " +
+                           std::to_string(t) +
                            "; lower --learning_rate or check the data");
     }
-    double elapsed = std::chrono::duration<double>(
-                         std::chrono::steady_clock::now() - start)
-                         .count();
-    StepMetrics m{t, loss, norm, rate, tokens / std::max(elapsed, 1e-9),
+    double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
+    StepMetrics m{t,      loss, norm, rate, tokens / std::max(elapsed, 1e-9),
                   elapsed};
     bool logNow = t % std::max<int64_t>(1, options.loggingSteps) == 0 ||
                   t == lastStep || t == options.startStep + 1;
     if (options.interactive || logNow) {
       double eta = elapsed / double(t - options.startStep) *
-                 double(options.maxSteps - t);
+                   double(options.maxSteps - t);
       std::fprintf(stderr,
                    "%sstep %lld/%lld  loss %.4f  grad_norm %.3f  lr %.2e  "
                    "%.0f tok/s  ETA %.0fs%s",
@@ -285,8 +284,8 @@ Status Trainer::saveCheckpoint(const std::string &directory, int64_t step,
     if (it == argumentIndex.end())
       continue;
     const BufferInfo &info = this->step.arguments()[it->second];
-    tensors.push_back({info.name, info.dtype, info.shape,
-                       argumentData[it->second].data()});
+    tensors.push_back(
+        {info.name, info.dtype, info.shape, argumentData[it->second].data()});
   }
   std::string temporary = directory + ".tmp";
   std::error_code error;
@@ -309,8 +308,9 @@ Status Trainer::saveCheckpoint(const std::string &directory, int64_t step,
   fs::remove_all(directory, error);
   fs::rename(temporary, directory, error);
   if (error)
-    return Status::error(directory + ": cannot move the checkpoint into "
-                                     "place: " +
+    return Status::error(directory +
+                         ": cannot move the checkpoint into "
+                         "place: " +
                          error.message());
   return Status::success();
 }
@@ -326,8 +326,7 @@ Status Trainer::readCheckpointState(const std::string &directory,
     return json.is_object() && json.contains(key) &&
            json[key].is_number_integer();
   };
-  if (!has("global_step") || !has("seed") || !has("epoch") ||
-      !has("position"))
+  if (!has("global_step") || !has("seed") || !has("epoch") || !has("position"))
     return Status::error(directory + "/trainer_state.json: malformed");
   state.step = json["global_step"].get<int64_t>();
   state.seed = json["seed"].get<uint64_t>();
@@ -408,7 +407,7 @@ Status Trainer::evaluate(const std::vector<Example> &examples,
     return it == argumentIndex.end() ? nullptr : &argumentData[it->second];
   };
   Span *ids = slot("input_ids"), *positions = slot("positions"),
-                       *labels = slot("labels");
+       *labels = slot("labels");
   if (!ids || !positions || !labels || step.results().size() != 1 ||
       step.results()[0].name != "loss")
     return Status::error("evaluation needs a step from input_ids, positions "
@@ -523,8 +522,8 @@ Status Trainer::exportPeftAdapter(const std::string &directory,
       {"lora_alpha", config.alpha},
       {"lora_dropout", config.dropout},
       {"use_rslora", config.useRsLora},
-      {"target_modules", std::vector<std::string>(modules.begin(),
-                                                  modules.end())},
+      {"target_modules",
+       std::vector<std::string>(modules.begin(), modules.end())},
       {"bias", "none"},
       {"fan_in_fan_out", false},
       {"init_lora_weights", true},
@@ -558,8 +557,8 @@ Status Trainer::exportMergedModel(const std::string &directory,
   for (const BufferInfo &a : step.arguments()) {
     if (a.role != "lora" || !endsWith(a.name, ".lora_A.weight"))
       continue;
-    std::string module = a.name.substr(0, a.name.size() -
-                                              std::strlen(".lora_A.weight"));
+    std::string module =
+        a.name.substr(0, a.name.size() - std::strlen(".lora_A.weight"));
     std::vector<float> matrixA, matrixB;
     auto weight = merged.find(module + ".weight");
     if (!read(a.name, matrixA) || !read(module + ".lora_B.weight", matrixB) ||

@@ -15,9 +15,9 @@ Status runTraining(CompiledStep &step, const RunOptions &options) {
     return Status::error("--max_steps must be > 0, got " +
                          std::to_string(options.maxSteps));
   Schedule schedule;
-  LORA_RETURN_IF_ERROR(Schedule::parseKind(options.schedulerType,
-                                           schedule.kind));
-  schedule.peak = options.learningRate > 0 ? options.learningRate
+  LORA_RETURN_IF_ERROR(
+      Schedule::parseKind(options.schedulerType, schedule.kind));
+  schedule.peak = options.learningRate > 0   ? options.learningRate
                   : options.method == "full" ? 5e-4
                                              : 5e-3;
   schedule.warmupSteps = options.warmupSteps;
@@ -43,10 +43,9 @@ Status runTraining(CompiledStep &step, const RunOptions &options) {
                            std::to_string(resumed.seed) +
                            "; leave --seed out when resuming");
     if (resumed.step >= options.maxSteps)
-      return Status::error(checkpoint + " is at step " +
-                           std::to_string(resumed.step) +
-                           ", not before --max_steps " +
-                           std::to_string(options.maxSteps));
+      return Status::error(
+          checkpoint + " is at step " + std::to_string(resumed.step) +
+          ", not before --max_steps " + std::to_string(options.maxSteps));
     seed = resumed.seed;
   }
 
@@ -70,7 +69,8 @@ Status runTraining(CompiledStep &step, const RunOptions &options) {
     LORA_RETURN_IF_ERROR(trainer.loadCheckpoint(checkpoint));
     batcher.seek(resumed.epoch, resumed.position);
     std::fprintf(stderr, "%s: resuming from %s at step %lld\n",
-                 options.programName.c_str(), checkpoint.c_str(), (long long)resumed.step);
+                 options.programName.c_str(), checkpoint.c_str(),
+                 (long long)resumed.step);
   }
   std::error_code error;
   std::filesystem::create_directories(options.outputDir, error);
@@ -104,9 +104,9 @@ Status runTraining(CompiledStep &step, const RunOptions &options) {
   std::fprintf(stderr,
                "%s: loss %.4f -> %.4f at step %lld; metrics in "
                "%s/metrics.jsonl, checkpoint in %s/checkpoint-%lld\n",
-               options.programName.c_str(), firstLoss, lastLoss, (long long)lastStep,
-               options.outputDir.c_str(), options.outputDir.c_str(),
-               (long long)lastStep);
+               options.programName.c_str(), firstLoss, lastLoss,
+               (long long)lastStep, options.outputDir.c_str(),
+               options.outputDir.c_str(), (long long)lastStep);
   ArenaStats arena = activationArenaStats();
   std::fprintf(stderr,
                "%s: activation arena %.1f MiB (peak in use %.1f MiB); %llu "
@@ -116,8 +116,9 @@ Status runTraining(CompiledStep &step, const RunOptions &options) {
                (unsigned long long)arena.reusedAllocations,
                (unsigned long long)arena.systemAllocations);
   if (lastStep < options.maxSteps) {
-    std::fprintf(stderr, "%s: stopped at step %lld (--stop_at_step); "
-                         "continue with --resume_from_checkpoint latest\n",
+    std::fprintf(stderr,
+                 "%s: stopped at step %lld (--stop_at_step); "
+                 "continue with --resume_from_checkpoint latest\n",
                  options.programName.c_str(), (long long)lastStep);
     return Status::success();
   }

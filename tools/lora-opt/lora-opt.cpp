@@ -27,6 +27,6 @@ int main(int argc, char **argv) {
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);
   registry.insert<mlir::lora::LoraDialect>();
-  return mlir::asMainReturnCode(mlir::MlirOptMain(
-      argc, argv, "lora-mlir optimizer driver\n", registry));
+  return mlir::asMainReturnCode(
+      mlir::MlirOptMain(argc, argv, "lora-mlir optimizer driver\n", registry));
 }

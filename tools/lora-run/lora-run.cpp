@@ -49,27 +49,33 @@ static cl::SubCommand emitMlir("emit-mlir",
 static cl::SubCommand evalCommand(
     "eval", "Mean loss and perplexity of a model, with --adapter, on a data "
             "file (the study's learning and forgetting measure)");
-static cl::SubCommand generateCommand(
-    "generate", "Continue --prompt greedily or by temperature sampling");
-static cl::SubCommand compileCommand(
-    "compile", "Compile the training step ahead of time: step.so + "
-               "manifest.json, which lora-train runs without MLIR");
-static cl::SubCommand exportCommand(
-    "export", "Write the PEFT adapter and/or the merged model of a "
-              "checkpoint (give the flags the run was trained with)");
+static cl::SubCommand
+    generateCommand("generate",
+                    "Continue --prompt greedily or by temperature sampling");
+static cl::SubCommand
+    compileCommand("compile",
+                   "Compile the training step ahead of time: step.so + "
+                   "manifest.json, which lora-train runs without MLIR");
+static cl::SubCommand
+    exportCommand("export",
+                  "Write the PEFT adapter and/or the merged model of a "
+                  "checkpoint (give the flags the run was trained with)");
 static cl::SubCommand train("train",
                             "Compile the training step for the CPU and "
                             "train; with no flags, a built-in small Llama on "
                             "built-in data");
 
 // Flags of both subcommands.
-#define BOTH cl::sub(emitMlir), cl::sub(train), cl::sub(compileCommand), \
-             cl::sub(exportCommand)
-#define USES_MODEL cl::sub(emitMlir), cl::sub(train), cl::sub(evalCommand), \
-                   cl::sub(generateCommand), cl::sub(compileCommand), \
-                   cl::sub(exportCommand)
-#define RUNS_MODEL cl::sub(train), cl::sub(evalCommand), \
-                   cl::sub(generateCommand), cl::sub(exportCommand)
+#define BOTH                                                                   \
+  cl::sub(emitMlir), cl::sub(train), cl::sub(compileCommand),                  \
+      cl::sub(exportCommand)
+#define USES_MODEL                                                             \
+  cl::sub(emitMlir), cl::sub(train), cl::sub(evalCommand),                     \
+      cl::sub(generateCommand), cl::sub(compileCommand),                       \
+      cl::sub(exportCommand)
+#define RUNS_MODEL                                                             \
+  cl::sub(train), cl::sub(evalCommand), cl::sub(generateCommand),              \
+      cl::sub(exportCommand)
 static cl::OptionCategory modelCategory("Model and batch");
 static cl::opt<std::string>
     configPath("config", USES_MODEL, cl::cat(modelCategory),
@@ -101,16 +107,17 @@ static cl::opt<std::string> method(
 static cl::opt<int64_t> loraRank("r", BOTH, cl::cat(trainingCategory),
                                  cl::desc("LoRA rank (default 8)"),
                                  cl::init(8));
-static cl::opt<double>
-    loraAlpha("lora_alpha", BOTH, cl::cat(trainingCategory),
-              cl::desc("LoRA alpha (default 2 * r)"), cl::init(0.0));
+static cl::opt<double> loraAlpha("lora_alpha", BOTH, cl::cat(trainingCategory),
+                                 cl::desc("LoRA alpha (default 2 * r)"),
+                                 cl::init(0.0));
 static cl::list<std::string> targetModules(
     "target_modules", BOTH, cl::cat(trainingCategory), cl::CommaSeparated,
     cl::desc("Modules that get adapters: all-linear (default) or names "
              "such as q_proj,v_proj or self_attn"));
-static cl::list<std::string> fullModules(
-    "full_modules", BOTH, cl::cat(trainingCategory), cl::CommaSeparated,
-    cl::desc("Modules trained in full (method=full: default all)"));
+static cl::list<std::string>
+    fullModules("full_modules", BOTH, cl::cat(trainingCategory),
+                cl::CommaSeparated,
+                cl::desc("Modules trained in full (method=full: default all)"));
 static cl::opt<double> loraDropout("lora_dropout", BOTH,
                                    cl::cat(trainingCategory),
                                    cl::desc("Dropout on the adapter input"),
@@ -225,8 +232,7 @@ static cl::opt<std::string> exportCheckpoint(
              "--output_dir)"),
     cl::value_desc("path"));
 static cl::opt<bool> saveMerged(
-    "save_merged", cl::sub(train), cl::sub(exportCommand),
-    cl::cat(runCategory),
+    "save_merged", cl::sub(train), cl::sub(exportCommand), cl::cat(runCategory),
     cl::desc("Also write the merged model (W + s·B·A) as model.safetensors "
              "under <output_dir>/merged"));
 // eval and generate.
@@ -237,17 +243,15 @@ static cl::opt<std::string> adapterDir(
     cl::desc("A PEFT adapter folder (adapter_config.json + "
              "adapter_model.safetensors) to apply to the base model"),
     cl::value_desc("dir"));
-static cl::opt<std::string> evalFile(
-    "eval_file", cl::sub(evalCommand), cl::cat(inferenceCategory),
-    cl::desc("Data to score (.jsonl, .txt, .bin); default: built-in "
-             "--dataset with a seed the training data does not use"),
-    cl::value_desc("path"));
+static cl::opt<std::string>
+    evalFile("eval_file", cl::sub(evalCommand), cl::cat(inferenceCategory),
+             cl::desc("Data to score (.jsonl, .txt, .bin); default: built-in "
+                      "--dataset with a seed the training data does not use"),
+             cl::value_desc("path"));
 static cl::opt<std::string> prompt("prompt", cl::sub(generateCommand),
                                    cl::cat(inferenceCategory),
-                                   cl::desc("Text to continue"),
-                                   cl::init(""));
-static cl::opt<int64_t> maxNewTokens("max_new_tokens",
-                                     cl::sub(generateCommand),
+                                   cl::desc("Text to continue"), cl::init(""));
+static cl::opt<int64_t> maxNewTokens("max_new_tokens", cl::sub(generateCommand),
                                      cl::cat(inferenceCategory),
                                      cl::desc("Tokens to add (default 64)"),
                                      cl::init(64));
@@ -375,7 +379,7 @@ static rt::BufferInfo toBufferInfo(const mlir::lora::BufferSpec &spec) {
   info.name = spec.name;
   info.shape = spec.shape;
   info.role = spec.role;
-  info.dtype = spec.elementType.isF32()          ? rt::DType::F32
+  info.dtype = spec.elementType.isF32()         ? rt::DType::F32
                : spec.elementType.isInteger(32) ? rt::DType::I32
                                                 : rt::DType::I64;
   return info;
@@ -437,8 +441,8 @@ static rt::RunOptions runOptions() {
   run.adapter.alpha = loraAlpha > 0 ? double(loraAlpha) : 2.0 * loraRank;
   run.adapter.useRsLora = useRsLora;
   run.adapter.dropout = loraDropout;
-  run.adapter.baseModel =
-      configPath.empty() ? std::string("lora-run builtin") : configPath.getValue();
+  run.adapter.baseModel = configPath.empty() ? std::string("lora-run builtin")
+                                             : configPath.getValue();
   return run;
 }
 
@@ -469,9 +473,9 @@ static int runTrain() {
   mlir::MLIRContext context;
   mlir::OwningOpRef<mlir::ModuleOp> module =
       mlir::ModuleOp::create(mlir::UnknownLoc::get(&context));
-  if (int status = buildStep(*module, config,
-                             {run.batchSize, run.sequenceLength}, true,
-                             run.method))
+  if (int status =
+          buildStep(*module, config, {run.batchSize, run.sequenceLength}, true,
+                    run.method))
     return status;
   llvm::errs() << "lora-run: compiling the " << run.method
                << " training step (batch " << run.batchSize << " x "
@@ -503,9 +507,9 @@ static int runCompile() {
   mlir::MLIRContext context;
   mlir::OwningOpRef<mlir::ModuleOp> module =
       mlir::ModuleOp::create(mlir::UnknownLoc::get(&context));
-  if (int status = buildStep(*module, config,
-                             {run.batchSize, run.sequenceLength}, true,
-                             run.method))
+  if (int status =
+          buildStep(*module, config, {run.batchSize, run.sequenceLength}, true,
+                    run.method))
     return status;
   // What lora-train needs to know about the step besides its buffers.
   llvm::json::Object metadata{
@@ -572,13 +576,13 @@ static int runExport() {
   mlir::MLIRContext context;
   mlir::OwningOpRef<mlir::ModuleOp> module =
       mlir::ModuleOp::create(mlir::UnknownLoc::get(&context));
-  if (int status = buildStep(*module, config,
-                             {run.batchSize, run.sequenceLength}, true,
-                             run.method))
+  if (int status =
+          buildStep(*module, config, {run.batchSize, run.sequenceLength}, true,
+                    run.method))
     return status;
   std::vector<mlir::lora::BufferSpec> arguments, results;
-  if (llvm::Error error = mlir::lora::collectBufferSpecs(*module, "step",
-                                                         arguments, results))
+  if (llvm::Error error =
+          mlir::lora::collectBufferSpecs(*module, "step", arguments, results))
     return fail(llvm::toString(std::move(error)));
   auto convert = [](const std::vector<mlir::lora::BufferSpec> &specs) {
     std::vector<rt::BufferInfo> out;
@@ -610,7 +614,6 @@ static int runExport() {
   }
   return 0;
 }
-
 
 /// Attaches the adapter of --adapter, as adapter_config.json describes it.
 static int attachAdapter(mlir::ModuleOp module) {
@@ -745,9 +748,9 @@ static int runGenerate() {
   mlir::MLIRContext context;
   std::unique_ptr<JitCompiledStep> step;
   std::unique_ptr<rt::Trainer> model;
-  if (int status = prepareInference(context, *config, {1, window},
-                                    mlir::lora::StepOutput::Logits, step,
-                                    model))
+  if (int status =
+          prepareInference(context, *config, {1, window},
+                           mlir::lora::StepOutput::Logits, step, model))
     return status;
   size_t promptLength = tokens.size();
   if (rt::Status status =
@@ -761,9 +764,9 @@ static int runGenerate() {
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
-  cl::ParseCommandLineOptions(
-      argc, argv,
-      "lora-run: build, finetune (LoRA or full) and evaluate language models\n");
+  cl::ParseCommandLineOptions(argc, argv,
+                              "lora-run: build, finetune (LoRA or full) and "
+                              "evaluate language models\n");
   if (emitMlir)
     return runEmitMlir();
   if (train)

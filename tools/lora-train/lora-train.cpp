@@ -51,8 +51,7 @@ int main(int argc, char **argv) {
                  "A checkpoint folder or 'latest'");
   app.add_option("--stop_at_step", run.stopAtStep,
                  "End this run after step N with a checkpoint");
-  app.add_flag("--save_merged", run.saveMerged,
-               "Also write the merged model");
+  app.add_flag("--save_merged", run.saveMerged, "Also write the merged model");
   CLI11_PARSE(app, argc, argv);
   run.seedGiven = seed->count() > 0;
   run.programName = "lora-train";

@@ -54,18 +54,16 @@ struct TrainingPipelineOptions
   Option<double> weightDecay{*this, "weight-decay",
                              llvm::cl::desc("AdamW weight decay"),
                              llvm::cl::init(0.0)};
-  Option<double> maxGradNorm{
-      *this, "max-grad-norm",
-      llvm::cl::desc("Global-norm clipping (0: off)"), llvm::cl::init(1.0)};
+  Option<double> maxGradNorm{*this, "max-grad-norm",
+                             llvm::cl::desc("Global-norm clipping (0: off)"),
+                             llvm::cl::init(1.0)};
 };
 
 /// Adds the passes that turn a model's forward pass and loss into a
 /// training step. Fails, through `error`, on inconsistent options.
-LogicalResult
-buildTrainingPipeline(OpPassManager &pm,
-                      const TrainingPipelineOptions &options,
-                      llvm::function_ref<LogicalResult(const llvm::Twine &)>
-                          error);
+LogicalResult buildTrainingPipeline(
+    OpPassManager &pm, const TrainingPipelineOptions &options,
+    llvm::function_ref<LogicalResult(const llvm::Twine &)> error);
 
 /// Registers `lora-training-pipeline` for lora-opt.
 void registerLoraPipelines();

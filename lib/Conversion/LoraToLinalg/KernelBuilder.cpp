@@ -9,8 +9,8 @@ using namespace mlir;
 using namespace mlir::lora;
 
 AffineMap KernelBuilder::map(StringRef text) {
-  Attribute attr = parseAttribute(("affine_map<" + text + ">").str(),
-                                  b.getContext());
+  Attribute attr =
+      parseAttribute(("affine_map<" + text + ">").str(), b.getContext());
   return cast<AffineMapAttr>(attr).getValue();
 }
 
@@ -36,8 +36,7 @@ Value KernelBuilder::filled(ArrayRef<int64_t> shape, double value) {
       .getResult(0);
 }
 
-SmallVector<Value> KernelBuilder::generic(ValueRange inputs,
-                                          ValueRange outputs,
+SmallVector<Value> KernelBuilder::generic(ValueRange inputs, ValueRange outputs,
                                           ArrayRef<StringRef> maps,
                                           StringRef iterators,
                                           KernelBody body) {
@@ -49,8 +48,8 @@ SmallVector<Value> KernelBuilder::generic(ValueRange inputs,
     iteratorTypes.push_back(kind == 'r' ? utils::IteratorType::reduction
                                         : utils::IteratorType::parallel);
   auto op = linalg::GenericOp::create(
-      b, loc, TypeRange(outputs), inputs, outputs, indexingMaps,
-      iteratorTypes, [&](OpBuilder &inner, Location at, ValueRange args) {
+      b, loc, TypeRange(outputs), inputs, outputs, indexingMaps, iteratorTypes,
+      [&](OpBuilder &inner, Location at, ValueRange args) {
         linalg::YieldOp::create(inner, at, body(inner, at, args));
       });
   return SmallVector<Value>(op.getResults());

@@ -48,8 +48,7 @@ RankedTensorType typeOf(Value value) {
 }
 
 /// Base of the patterns: checks f32 and hands a KernelBuilder to `lower`.
-template <typename OpTy>
-struct LoraLowering : OpConversionPattern<OpTy> {
+template <typename OpTy> struct LoraLowering : OpConversionPattern<OpTy> {
   using OpConversionPattern<OpTy>::OpConversionPattern;
   using Adaptor = typename OpTy::Adaptor;
 
@@ -87,35 +86,35 @@ Value lowerDropout(KernelBuilder &k, Value input, Value seedTensor,
       return arith::ShRUIOp::create(bb, loc, v, c(s));
     };
     x = arith::AddIOp::create(bb, loc, x, c(0x9e3779b97f4a7c15ull));
-    x = arith::MulIOp::create(
-        bb, loc, arith::XOrIOp::create(bb, loc, x, shr(x, 30)),
-        c(0xbf58476d1ce4e5b9ull));
-    x = arith::MulIOp::create(
-        bb, loc, arith::XOrIOp::create(bb, loc, x, shr(x, 27)),
-        c(0x94d049bb133111ebull));
+    x = arith::MulIOp::create(bb, loc,
+                              arith::XOrIOp::create(bb, loc, x, shr(x, 30)),
+                              c(0xbf58476d1ce4e5b9ull));
+    x = arith::MulIOp::create(bb, loc,
+                              arith::XOrIOp::create(bb, loc, x, shr(x, 27)),
+                              c(0x94d049bb133111ebull));
     return arith::XOrIOp::create(bb, loc, x, shr(x, 31)).getResult();
   };
   Value seedHash = splitmix(b, k.scalar(seedTensor));
   auto type = typeOf(input);
   Value flat = k.collapseAll(input);
-  Value out = k.elementwise(flat, 1, [&](OpBuilder &bb, Location at,
-                                         ValueRange args) {
-    Math m{bb, at};
-    Value i = arith::IndexCastOp::create(bb, at, bb.getI64Type(),
-                                         k.loopIndex(bb, 0));
-    Value bits = splitmix(bb, arith::XOrIOp::create(bb, at, seedHash, i));
-    Value top = arith::ShRUIOp::create(
-        bb, at, bits,
-        arith::ConstantOp::create(bb, at, bb.getI64IntegerAttr(11)));
-    Value uniform = arith::MulFOp::create(
-        bb, at, arith::UIToFPOp::create(bb, at, bb.getF64Type(), top),
-        arith::ConstantOp::create(bb, at, bb.getF64FloatAttr(0x1.0p-53)));
-    Value keep = arith::CmpFOp::create(
-        bb, at, arith::CmpFPredicate::OGE, uniform,
-        arith::ConstantOp::create(bb, at, bb.getF64FloatAttr(rate)));
-    return SmallVector<Value>{m.select(
-        keep, m.mul(args[0], m.f32(1.0 / (1.0 - rate))), m.f32(0.0))};
-  })[0];
+  Value out =
+      k.elementwise(flat, 1, [&](OpBuilder &bb, Location at, ValueRange args) {
+        Math m{bb, at};
+        Value i = arith::IndexCastOp::create(bb, at, bb.getI64Type(),
+                                             k.loopIndex(bb, 0));
+        Value bits = splitmix(bb, arith::XOrIOp::create(bb, at, seedHash, i));
+        Value top = arith::ShRUIOp::create(
+            bb, at, bits,
+            arith::ConstantOp::create(bb, at, bb.getI64IntegerAttr(11)));
+        Value uniform = arith::MulFOp::create(
+            bb, at, arith::UIToFPOp::create(bb, at, bb.getF64Type(), top),
+            arith::ConstantOp::create(bb, at, bb.getF64FloatAttr(0x1.0p-53)));
+        Value keep = arith::CmpFOp::create(
+            bb, at, arith::CmpFPredicate::OGE, uniform,
+            arith::ConstantOp::create(bb, at, bb.getF64FloatAttr(rate)));
+        return SmallVector<Value>{m.select(
+            keep, m.mul(args[0], m.f32(1.0 / (1.0 - rate))), m.f32(0.0))};
+      })[0];
   return k.expandTo(out, type, /*allDims=*/true);
 }
 
@@ -137,16 +136,15 @@ Value attentionProbabilities(KernelBuilder &k, Value q5, Value k4,
                              double scale) {
   ArrayRef<int64_t> qs = shapeOf(q5);
   int64_t B = qs[0], T = qs[1], KV = qs[2], G = qs[3];
-  Value scores =
-      k.generic({q5, k4}, k.filled({B, KV, G, T, T}, 0.0),
-                {"(b, kv, g, t, j, d) -> (b, t, kv, g, d)",
-                 "(b, kv, g, t, j, d) -> (b, j, kv, d)",
-                 "(b, kv, g, t, j, d) -> (b, kv, g, t, j)"},
-                "pppppr", [&](OpBuilder &bb, Location at, ValueRange args) {
-                  Math m{bb, at};
-                  return SmallVector<Value>{
-                      m.add(args[2], m.mul(args[0], args[1]))};
-                })[0];
+  Value scores = k.generic(
+      {q5, k4}, k.filled({B, KV, G, T, T}, 0.0),
+      {"(b, kv, g, t, j, d) -> (b, t, kv, g, d)",
+       "(b, kv, g, t, j, d) -> (b, j, kv, d)",
+       "(b, kv, g, t, j, d) -> (b, kv, g, t, j)"},
+      "pppppr", [&](OpBuilder &bb, Location at, ValueRange args) {
+        Math m{bb, at};
+        return SmallVector<Value>{m.add(args[2], m.mul(args[0], args[1]))};
+      })[0];
   auto visible = [&](OpBuilder &bb, Location at) {
     return arith::CmpIOp::create(bb, at, arith::CmpIPredicate::ule,
                                  k.loopIndex(bb, 4), k.loopIndex(bb, 3));
@@ -161,24 +159,21 @@ Value attentionProbabilities(KernelBuilder &k, Value q5, Value k4,
                   return SmallVector<Value>{
                       m.select(visible(bb, at), m.max(args[1], s), args[1])};
                 })[0];
-  Value exps =
-      k.generic({scores, maximum}, k.empty({B, KV, G, T, T}),
-                {full, row, full}, "ppppp",
+  Value exps = k.generic(
+      {scores, maximum}, k.empty({B, KV, G, T, T}), {full, row, full}, "ppppp",
+      [&](OpBuilder &bb, Location at, ValueRange args) {
+        Math m{bb, at};
+        Value e = m.exp(m.sub(m.mul(args[0], m.f32(scale)), args[1]));
+        return SmallVector<Value>{m.select(visible(bb, at), e, m.f32(0.0))};
+      })[0];
+  Value total =
+      k.generic(exps, k.filled({B, KV, G, T}, 0.0), {full, row}, "ppppr",
                 [&](OpBuilder &bb, Location at, ValueRange args) {
                   Math m{bb, at};
-                  Value e = m.exp(m.sub(m.mul(args[0], m.f32(scale)), args[1]));
-                  return SmallVector<Value>{
-                      m.select(visible(bb, at), e, m.f32(0.0))};
+                  return SmallVector<Value>{m.add(args[1], args[0])};
                 })[0];
-  Value total = k.generic(exps, k.filled({B, KV, G, T}, 0.0), {full, row},
-                          "ppppr",
-                          [&](OpBuilder &bb, Location at, ValueRange args) {
-                            Math m{bb, at};
-                            return SmallVector<Value>{m.add(args[1], args[0])};
-                          })[0];
-  return k.generic({exps, total}, k.empty({B, KV, G, T, T}),
-                   {full, row, full}, "ppppp",
-                   [&](OpBuilder &bb, Location at, ValueRange args) {
+  return k.generic({exps, total}, k.empty({B, KV, G, T, T}), {full, row, full},
+                   "ppppp", [&](OpBuilder &bb, Location at, ValueRange args) {
                      Math m{bb, at};
                      return SmallVector<Value>{m.div(args[0], args[1])};
                    })[0];
@@ -227,8 +222,7 @@ Value mergeHeads(KernelBuilder &k, Value x) {
   SmallVector<ReassociationIndices> groups = {{0}, {1}, {}};
   for (int64_t i = 2; i < rank; ++i)
     groups.back().push_back(i);
-  return tensor::CollapseShapeOp::create(k.builder(), k.location(), x,
-                                         groups);
+  return tensor::CollapseShapeOp::create(k.builder(), k.location(), x, groups);
 }
 
 /// Per-row log-sum-exp pieces of logits [n, v]: the row max and Σ exp(x -
@@ -270,15 +264,14 @@ Value isCounted(OpBuilder &bb, Location at, Value label, int64_t ignore) {
 
 /// The number of counted labels, as f32 (at least 1, so 0/0 is 0).
 Value countedLabels(KernelBuilder &k, Value labels1d, int64_t ignore) {
-  Value count = k.generic(labels1d, k.filled({}, 0.0),
-                          {"(n) -> (n)", "(n) -> ()"}, "r",
-                          [&](OpBuilder &bb, Location at, ValueRange args) {
-                            Math m{bb, at};
-                            Value one = m.select(
-                                isCounted(bb, at, args[0], ignore),
-                                m.f32(1.0), m.f32(0.0));
-                            return SmallVector<Value>{m.add(args[1], one)};
-                          })[0];
+  Value count =
+      k.generic(labels1d, k.filled({}, 0.0), {"(n) -> (n)", "(n) -> ()"}, "r",
+                [&](OpBuilder &bb, Location at, ValueRange args) {
+                  Math m{bb, at};
+                  Value one = m.select(isCounted(bb, at, args[0], ignore),
+                                       m.f32(1.0), m.f32(0.0));
+                  return SmallVector<Value>{m.add(args[1], one)};
+                })[0];
   Math m{k.builder(), k.location()};
   return m.max(k.scalar(count), m.f32(1.0));
 }
@@ -294,14 +287,15 @@ struct EmbeddingLowering : LoraLowering<EmbeddingOp> {
     Value table = a.getTable();
     Value ids = k.collapseAll(a.getIds());
     int64_t positions = shapeOf(ids)[0], hidden = shapeOf(table)[1];
-    Value rows = k.generic(
-        ids, k.empty({positions, hidden}), {"(p, d) -> (p)", "(p, d) -> (p, d)"},
-        "pp", [&](OpBuilder &bb, Location at, ValueRange args) {
-          Value id = arith::IndexCastOp::create(bb, at, bb.getIndexType(),
-                                                args[0]);
-          return SmallVector<Value>{tensor::ExtractOp::create(
-              bb, at, table, ValueRange{id, k.loopIndex(bb, 1)})};
-        })[0];
+    Value rows =
+        k.generic(ids, k.empty({positions, hidden}),
+                  {"(p, d) -> (p)", "(p, d) -> (p, d)"}, "pp",
+                  [&](OpBuilder &bb, Location at, ValueRange args) {
+                    Value id = arith::IndexCastOp::create(
+                        bb, at, bb.getIndexType(), args[0]);
+                    return SmallVector<Value>{tensor::ExtractOp::create(
+                        bb, at, table, ValueRange{id, k.loopIndex(bb, 1)})};
+                  })[0];
     return {k.expandTo(rows, op.getType(), /*allDims=*/false)};
   }
 };
@@ -320,8 +314,7 @@ struct EmbeddingGradLowering : LoraLowering<EmbeddingGradOp> {
     Location loc = k.location();
     Value zero = k.index(0), one = k.index(1);
     auto outer = scf::ForOp::create(
-        b, loc, zero, k.index(positions), one,
-        ValueRange{k.filled(table, 0.0)},
+        b, loc, zero, k.index(positions), one, ValueRange{k.filled(table, 0.0)},
         [&](OpBuilder &ob, Location at, Value p, ValueRange acc) {
           Value id = arith::IndexCastOp::create(
               ob, at, ob.getIndexType(),
@@ -333,8 +326,7 @@ struct EmbeddingGradLowering : LoraLowering<EmbeddingGradOp> {
                 Value sum = m.add(
                     tensor::ExtractOp::create(ib, at2, acc2[0],
                                               ValueRange{id, d}),
-                    tensor::ExtractOp::create(ib, at2, grad,
-                                              ValueRange{p, d}));
+                    tensor::ExtractOp::create(ib, at2, grad, ValueRange{p, d}));
                 scf::YieldOp::create(
                     ib, at2,
                     ValueRange{tensor::InsertOp::create(ib, at2, sum, acc2[0],
@@ -360,9 +352,9 @@ struct RMSNormLowering : LoraLowering<RMSNormOp> {
          "(n, d) -> (n, d)"},
         "pp", [&](OpBuilder &bb, Location at, ValueRange args) {
           Math m{bb, at};
-          Value inverse = m.div(
-              m.f32(1.0),
-              m.sqrt(m.add(m.div(args[1], m.f32(hidden)), m.f32(eps))));
+          Value inverse =
+              m.div(m.f32(1.0),
+                    m.sqrt(m.add(m.div(args[1], m.f32(hidden)), m.f32(eps))));
           return SmallVector<Value>{m.mul(m.mul(args[0], inverse), args[2])};
         })[0];
     return {k.expandTo(y, op.getType(), /*allDims=*/false)};
@@ -380,18 +372,18 @@ struct RMSNormGradLowering : LoraLowering<RMSNormGradOp> {
     double eps = op.getEpsilon().convertToDouble();
     Value squares = rowSum(k, x, [](Math &m, Value v) { return m.mul(v, v); });
     // dot[n] = Σ_d dy·w·x
-    Value dot = k.generic(
-        {x, dy, w}, k.filled({rows}, 0.0),
-        {"(n, d) -> (n, d)", "(n, d) -> (n, d)", "(n, d) -> (d)",
-         "(n, d) -> (n)"},
-        "pr", [&](OpBuilder &bb, Location at, ValueRange args) {
-          Math m{bb, at};
-          return SmallVector<Value>{
-              m.add(args[3], m.mul(m.mul(args[0], args[1]), args[2]))};
-        })[0];
+    Value dot =
+        k.generic({x, dy, w}, k.filled({rows}, 0.0),
+                  {"(n, d) -> (n, d)", "(n, d) -> (n, d)", "(n, d) -> (d)",
+                   "(n, d) -> (n)"},
+                  "pr", [&](OpBuilder &bb, Location at, ValueRange args) {
+                    Math m{bb, at};
+                    return SmallVector<Value>{m.add(
+                        args[3], m.mul(m.mul(args[0], args[1]), args[2]))};
+                  })[0];
     auto inverseOf = [&](Math &m, Value sumSquares) {
-      return m.div(m.f32(1.0), m.sqrt(m.add(m.div(sumSquares, m.f32(hidden)),
-                                            m.f32(eps))));
+      return m.div(m.f32(1.0),
+                   m.sqrt(m.add(m.div(sumSquares, m.f32(hidden)), m.f32(eps))));
     };
     Value dx = k.generic(
         {x, dy, w, squares, dot}, k.empty({rows, hidden}),
@@ -405,16 +397,16 @@ struct RMSNormGradLowering : LoraLowering<RMSNormGradOp> {
               m.sub(m.mul(m.mul(r, args[1]), args[2]),
                     m.div(m.mul(m.mul(r3, args[0]), args[4]), m.f32(hidden)))};
         })[0];
-    Value dw = k.generic(
-        {x, dy, squares}, k.filled({hidden}, 0.0),
-        {"(n, d) -> (n, d)", "(n, d) -> (n, d)", "(n, d) -> (n)",
-         "(n, d) -> (d)"},
-        "rp", [&](OpBuilder &bb, Location at, ValueRange args) {
-          Math m{bb, at};
-          Value r = inverseOf(m, args[2]);
-          return SmallVector<Value>{
-              m.add(args[3], m.mul(m.mul(args[0], args[1]), r))};
-        })[0];
+    Value dw =
+        k.generic({x, dy, squares}, k.filled({hidden}, 0.0),
+                  {"(n, d) -> (n, d)", "(n, d) -> (n, d)", "(n, d) -> (n)",
+                   "(n, d) -> (d)"},
+                  "rp", [&](OpBuilder &bb, Location at, ValueRange args) {
+                    Math m{bb, at};
+                    Value r = inverseOf(m, args[2]);
+                    return SmallVector<Value>{
+                        m.add(args[3], m.mul(m.mul(args[0], args[1]), r))};
+                  })[0];
     return {k.expandTo(dx, typeOf(op.getInputGrad()), /*allDims=*/false), dw};
   }
 };
@@ -440,14 +432,14 @@ struct LinearLowering : LoraLowering<LinearOp> {
     if (op.hasAdapter()) {
       Value dropped = x;
       if (op.getDropout())
-        dropped = lowerDropout(k, x, a.getSeed(),
-                               op.getDropout()->convertToDouble());
+        dropped =
+            lowerDropout(k, x, a.getSeed(), op.getDropout()->convertToDouble());
       int64_t rank = shapeOf(a.getLoraA())[0];
       Value u = k.matmul(dropped, a.getLoraA(), k.filled({rows, rank}, 0.0),
                          false, /*transposeB=*/true);
       // Y += (s·U)·Bᵀ, accumulated into the base GEMM's output.
-      y = k.matmul(scaled(k, u, op.getScale()->convertToDouble()),
-                   a.getLoraB(), y, false, /*transposeB=*/true);
+      y = k.matmul(scaled(k, u, op.getScale()->convertToDouble()), a.getLoraB(),
+                   y, false, /*transposeB=*/true);
     }
     return {k.expandTo(y, op.getType(), /*allDims=*/false)};
   }
@@ -459,8 +451,8 @@ struct LinearGradInputLowering : LoraLowering<LinearGradInputOp> {
                            KernelBuilder &k) const override {
     Value dy = k.collapseRows(a.getGrad());
     int64_t rows = shapeOf(dy)[0], in = shapeOf(a.getWeight())[1];
-    Value dx = k.matmul(dy, a.getWeight(), k.filled({rows, in}, 0.0), false,
-                        false);
+    Value dx =
+        k.matmul(dy, a.getWeight(), k.filled({rows, in}, 0.0), false, false);
     dx = scaled(k, dx, op.getScale().convertToDouble());
     return {k.expandTo(dx, op.getType(), /*allDims=*/false)};
   }
@@ -518,15 +510,16 @@ Value lowerRoPE(KernelBuilder &k, Value input, Value positions, double theta,
             m.exp(m.mul(jf, m.f32(-2.0 * std::log(theta) / headDim)));
         Value position =
             arith::SIToFPOp::create(bb, at, bb.getF32Type(), args[0]);
-        Value angle = m.mul(m.mul(position, inverseFrequency), m.f32(angleSign));
+        Value angle =
+            m.mul(m.mul(position, inverseFrequency), m.f32(angleSign));
         Value self = tensor::ExtractOp::create(bb, at, x, ValueRange{n, f});
         Value other =
             tensor::ExtractOp::create(bb, at, x, ValueRange{n, partner});
         // first half: x1·cos − x2·sin; second half: x2·cos + x1·sin
         Value sign = m.select(first, m.f32(-1.0), m.f32(1.0));
-        return SmallVector<Value>{m.add(m.mul(self, m.cos(angle)),
-                                        m.mul(m.mul(sign, other),
-                                              m.sin(angle)))};
+        return SmallVector<Value>{
+            m.add(m.mul(self, m.cos(angle)),
+                  m.mul(m.mul(sign, other), m.sin(angle)))};
       })[0];
   return k.expandTo(y, typeOf(input), /*allDims=*/false);
 }
@@ -585,16 +578,15 @@ struct AttentionGradLowering : LoraLowering<AttentionGradOp> {
     Value p = attentionProbabilities(k, q, key, scale);
     int64_t B = q5[0], T = q5[1], KV = q5[2], G = q5[3];
     // dP[b, kv, g, t, j] = Σ_d dO[b, t, kv, g, d] · v[b, j, kv, d]
-    Value dp = k.generic({dOut, value}, k.filled({B, KV, G, T, T}, 0.0),
-                         {"(b, kv, g, t, j, d) -> (b, t, kv, g, d)",
-                          "(b, kv, g, t, j, d) -> (b, j, kv, d)",
-                          "(b, kv, g, t, j, d) -> (b, kv, g, t, j)"},
-                         "pppppr",
-                         [&](OpBuilder &bb, Location at, ValueRange args) {
-                           Math m{bb, at};
-                           return SmallVector<Value>{
-                               m.add(args[2], m.mul(args[0], args[1]))};
-                         })[0];
+    Value dp = k.generic(
+        {dOut, value}, k.filled({B, KV, G, T, T}, 0.0),
+        {"(b, kv, g, t, j, d) -> (b, t, kv, g, d)",
+         "(b, kv, g, t, j, d) -> (b, j, kv, d)",
+         "(b, kv, g, t, j, d) -> (b, kv, g, t, j)"},
+        "pppppr", [&](OpBuilder &bb, Location at, ValueRange args) {
+          Math m{bb, at};
+          return SmallVector<Value>{m.add(args[2], m.mul(args[0], args[1]))};
+        })[0];
     const char *full = "(b, kv, g, t, j) -> (b, kv, g, t, j)";
     const char *row = "(b, kv, g, t, j) -> (b, kv, g, t)";
     Value weighted = k.generic(
@@ -604,14 +596,13 @@ struct AttentionGradLowering : LoraLowering<AttentionGradOp> {
           return SmallVector<Value>{m.add(args[2], m.mul(args[0], args[1]))};
         })[0];
     // dS = P · (dP − Σ_j P·dP) · scale
-    Value ds = k.generic({p, dp, weighted}, k.empty({B, KV, G, T, T}),
-                         {full, full, row, full}, "ppppp",
-                         [&](OpBuilder &bb, Location at, ValueRange args) {
-                           Math m{bb, at};
-                           return SmallVector<Value>{
-                               m.mul(m.mul(args[0], m.sub(args[1], args[2])),
-                                     m.f32(scale))};
-                         })[0];
+    Value ds = k.generic(
+        {p, dp, weighted}, k.empty({B, KV, G, T, T}), {full, full, row, full},
+        "ppppp", [&](OpBuilder &bb, Location at, ValueRange args) {
+          Math m{bb, at};
+          return SmallVector<Value>{
+              m.mul(m.mul(args[0], m.sub(args[1], args[2])), m.f32(scale))};
+        })[0];
     Value dq = attendRows(k, ds, key, q5);
     Value dk = attendColumns(k, ds, q, kv4);
     Value dv = attendColumns(k, p, dOut, kv4);
@@ -670,25 +661,25 @@ struct CrossEntropyLowering : LoraLowering<CrossEntropyOp> {
     Value logits2 = k.collapseRows(a.getLogits());
     LossRows r = lossRows(k, a.getLogits(), a.getLabels());
     // Σ over counted rows of log Σ exp − logit[label]
-    Value total = k.generic(
-        {r.labels, r.maximum, r.sumExp}, k.filled({}, 0.0),
-        {"(n) -> (n)", "(n) -> (n)", "(n) -> (n)", "(n) -> ()"}, "r",
-        [&](OpBuilder &bb, Location at, ValueRange args) {
-          Math m{bb, at};
-          Value counted = isCounted(bb, at, args[0], ignore);
-          Value safe = arith::SelectOp::create(
-              bb, at, counted, args[0],
-              arith::ConstantOp::create(bb, at,
-                                        IntegerAttr::get(args[0].getType(), 0)));
-          Value picked = tensor::ExtractOp::create(
-              bb, at, logits2,
-              ValueRange{k.loopIndex(bb, 0),
-                         arith::IndexCastOp::create(bb, at, bb.getIndexType(),
-                                                    safe)});
-          Value term = m.sub(m.add(args[1], m.log(args[2])), picked);
-          return SmallVector<Value>{
-              m.add(args[3], m.select(counted, term, m.f32(0.0)))};
-        })[0];
+    Value total =
+        k.generic({r.labels, r.maximum, r.sumExp}, k.filled({}, 0.0),
+                  {"(n) -> (n)", "(n) -> (n)", "(n) -> (n)", "(n) -> ()"}, "r",
+                  [&](OpBuilder &bb, Location at, ValueRange args) {
+                    Math m{bb, at};
+                    Value counted = isCounted(bb, at, args[0], ignore);
+                    Value safe = arith::SelectOp::create(
+                        bb, at, counted, args[0],
+                        arith::ConstantOp::create(
+                            bb, at, IntegerAttr::get(args[0].getType(), 0)));
+                    Value picked = tensor::ExtractOp::create(
+                        bb, at, logits2,
+                        ValueRange{k.loopIndex(bb, 0),
+                                   arith::IndexCastOp::create(
+                                       bb, at, bb.getIndexType(), safe)});
+                    Value term = m.sub(m.add(args[1], m.log(args[2])), picked);
+                    return SmallVector<Value>{
+                        m.add(args[3], m.select(counted, term, m.f32(0.0)))};
+                  })[0];
     Math m{k.builder(), k.location()};
     Value count = countedLabels(k, r.labels, ignore);
     return {k.tensorOf(m.div(k.scalar(total), count))};
@@ -703,24 +694,24 @@ struct CrossEntropyGradLowering : LoraLowering<CrossEntropyGradOp> {
     Value logits2 = k.collapseRows(a.getLogits());
     LossRows r = lossRows(k, a.getLogits(), a.getLabels());
     Math m{k.builder(), k.location()};
-    Value coefficient = m.div(k.scalar(a.getLossGrad()),
-                              countedLabels(k, r.labels, ignore));
+    Value coefficient =
+        m.div(k.scalar(a.getLossGrad()), countedLabels(k, r.labels, ignore));
     Value dl = k.generic(
         {logits2, r.labels, r.maximum, r.sumExp}, k.empty({r.rows, r.vocab}),
-        {"(n, v) -> (n, v)", "(n, v) -> (n)", "(n, v) -> (n)",
-         "(n, v) -> (n)", "(n, v) -> (n, v)"},
+        {"(n, v) -> (n, v)", "(n, v) -> (n)", "(n, v) -> (n)", "(n, v) -> (n)",
+         "(n, v) -> (n, v)"},
         "pp", [&](OpBuilder &bb, Location at, ValueRange args) {
           Math mm{bb, at};
-          Value label = arith::IndexCastOp::create(bb, at, bb.getIndexType(),
-                                                   args[1]);
+          Value label =
+              arith::IndexCastOp::create(bb, at, bb.getIndexType(), args[1]);
           Value isLabel = arith::CmpIOp::create(
               bb, at, arith::CmpIPredicate::eq, label, k.loopIndex(bb, 1));
           Value softmax = mm.div(mm.exp(mm.sub(args[0], args[2])), args[3]);
           Value grad = mm.mul(
               mm.sub(softmax, mm.select(isLabel, mm.f32(1.0), mm.f32(0.0))),
               coefficient);
-          return SmallVector<Value>{mm.select(
-              isCounted(bb, at, args[1], ignore), grad, mm.f32(0.0))};
+          return SmallVector<Value>{
+              mm.select(isCounted(bb, at, args[1], ignore), grad, mm.f32(0.0))};
         })[0];
     return {k.expandTo(dl, op.getType(), /*allDims=*/false)};
   }
@@ -732,13 +723,12 @@ struct GlobalNormLowering : LoraLowering<GlobalNormOp> {
                            KernelBuilder &k) const override {
     Value squares = k.filled({}, 0.0);
     for (Value input : a.getInputs())
-      squares = k.generic(k.collapseAll(input), squares,
-                          {"(e) -> (e)", "(e) -> ()"}, "r",
-                          [&](OpBuilder &bb, Location at, ValueRange args) {
-                            Math m{bb, at};
-                            return SmallVector<Value>{
-                                m.add(args[1], m.mul(args[0], args[0]))};
-                          })[0];
+      squares = k.generic(
+          k.collapseAll(input), squares, {"(e) -> (e)", "(e) -> ()"}, "r",
+          [&](OpBuilder &bb, Location at, ValueRange args) {
+            Math m{bb, at};
+            return SmallVector<Value>{m.add(args[1], m.mul(args[0], args[0]))};
+          })[0];
     Math m{k.builder(), k.location()};
     return {k.tensorOf(m.sqrt(k.scalar(squares)))};
   }
@@ -756,13 +746,13 @@ struct AdamWLowering : LoraLowering<AdamWOp> {
     double eps = op.getEpsilon().convertToDouble();
     double decay = op.getWeightDecay().convertToDouble();
     Value lr = k.scalar(a.getLr());
-    Value step = arith::SIToFPOp::create(b, loc, b.getF32Type(),
-                                         k.scalar(a.getStep()));
+    Value step =
+        arith::SIToFPOp::create(b, loc, b.getF32Type(), k.scalar(a.getStep()));
     // Bias corrections 1 − beta^step.
-    Value correction1 = m.sub(m.f32(1.0), math::PowFOp::create(
-                                              b, loc, m.f32(beta1), step));
-    Value correction2 = m.sub(m.f32(1.0), math::PowFOp::create(
-                                              b, loc, m.f32(beta2), step));
+    Value correction1 =
+        m.sub(m.f32(1.0), math::PowFOp::create(b, loc, m.f32(beta1), step));
+    Value correction2 =
+        m.sub(m.f32(1.0), math::PowFOp::create(b, loc, m.f32(beta2), step));
     Value clip = m.f32(1.0);
     if (a.getGradNorm()) {
       // min(1, max_norm / (norm + 1e-6)), as clip_grad_norm_.
@@ -773,8 +763,8 @@ struct AdamWLowering : LoraLowering<AdamWOp> {
                 m.add(norm, m.f32(1e-6))));
     }
     return k.elementwise(
-        {a.getParam(), a.getGrad(), a.getFirstMoment(), a.getSecondMoment()},
-        3, [&](OpBuilder &bb, Location at, ValueRange args) {
+        {a.getParam(), a.getGrad(), a.getFirstMoment(), a.getSecondMoment()}, 3,
+        [&](OpBuilder &bb, Location at, ValueRange args) {
           Math mm{bb, at};
           Value g = mm.mul(args[1], clip);
           Value m1 = mm.add(mm.mul(mm.f32(beta1), args[2]),

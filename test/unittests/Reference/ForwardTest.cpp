@@ -66,8 +66,8 @@ TEST_F(ForwardTest, AdamWFirstStepAndClipping) {
     // Step 1 with bias correction: m̂ = g, v̂ = g², so the update is
     // lr·g/|g| plus the decoupled decay lr·wd·p.
     double sign = g.data[i] > 0 ? 1.0 : -1.0;
-    EXPECT_NEAR(out[0].data[i], p.data[i] - 0.01 * 0.5 * p.data[i] - 0.01 * sign,
-                1e-9);
+    EXPECT_NEAR(out[0].data[i],
+                p.data[i] - 0.01 * 0.5 * p.data[i] - 0.01 * sign, 1e-9);
     EXPECT_NEAR(out[1].data[i], 0.1 * g.data[i], 1e-12);
     EXPECT_NEAR(out[2].data[i], 0.001 * g.data[i] * g.data[i], 1e-12);
     // Norm 4 against max 1: gradients scale by 1 / (4 + 1e-6).

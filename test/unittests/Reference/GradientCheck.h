@@ -67,8 +67,7 @@ inline void expectMatchesFiniteDifference(
   args[arg].data[index] = original - h;
   double minus = loss(args);
   double numeric = (plus - minus) / (2 * h);
-  EXPECT_NEAR(analytic, numeric,
-              tolerance * std::max(1.0, std::fabs(numeric)))
+  EXPECT_NEAR(analytic, numeric, tolerance * std::max(1.0, std::fabs(numeric)))
       << what << " element " << index;
 }
 

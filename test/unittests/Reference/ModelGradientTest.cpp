@@ -146,8 +146,7 @@ INSTANTIATE_TEST_SUITE_P(
         Method{"LoraQVDropoutTied", {"q_proj", "v_proj"}, {}, 0.2, true},
         Method{"Full", {}, {"all"}, 0.0, false},
         Method{"FullTied", {}, {"all"}, 0.0, true},
-        Method{"MixedAttentionLoraMlpFull", {"self_attn"}, {"mlp"}, 0.0,
-               true}),
+        Method{"MixedAttentionLoraMlpFull", {"self_attn"}, {"mlp"}, 0.0, true}),
     [](const ::testing::TestParamInfo<Method> &info) {
       return std::string(info.param.name);
     });

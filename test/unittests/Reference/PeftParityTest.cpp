@@ -92,7 +92,8 @@ TEST_P(PeftParityTest, LossAndGradientsMatchPyTorch) {
   mlir::PassManager pm(context.get());
   if (method == "lora") {
     // The adapter exactly as PEFT describes it.
-    auto text = llvm::MemoryBuffer::getFile(kDir + "/adapter/adapter_config.json");
+    auto text =
+        llvm::MemoryBuffer::getFile(kDir + "/adapter/adapter_config.json");
     ASSERT_TRUE(bool(text));
     auto json = llvm::json::parse((*text)->getBuffer());
     ASSERT_TRUE(bool(json)) << llvm::toString(json.takeError());
@@ -137,9 +138,8 @@ TEST_P(PeftParityTest, LossAndGradientsMatchPyTorch) {
   ASSERT_EQ(results.size() - 1, referenceGrads);
   double worst = 0;
   for (size_t k = 1; k < results.size(); ++k) {
-    std::string name = step.getResultAttrOfType<mlir::StringAttr>(
-                               k, "lora.name")
-                           .str();
+    std::string name =
+        step.getResultAttrOfType<mlir::StringAttr>(k, "lora.name").str();
     Tensor expected = load(*reference, name, results[k].shape);
     double largest = 0;
     for (double x : expected.data)

@@ -1,4 +1,5 @@
-//===- ArenaTest.cpp - the activation arena --------------------------------===//
+//===- ArenaTest.cpp - the activation arena
+//--------------------------------===//
 
 #include "lora/runtime/Arena.h"
 

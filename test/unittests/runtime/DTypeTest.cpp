@@ -10,9 +10,9 @@
 using namespace lora::runtime;
 
 TEST(DType, NamesRoundTrip) {
-  for (DType dtype : {DType::F64, DType::F32, DType::F16, DType::BF16,
-                      DType::I64, DType::I32, DType::I16, DType::I8, DType::U8,
-                      DType::Bool})
+  for (DType dtype :
+       {DType::F64, DType::F32, DType::F16, DType::BF16, DType::I64, DType::I32,
+        DType::I16, DType::I8, DType::U8, DType::Bool})
     EXPECT_EQ(parseDType(dtypeName(dtype)), dtype) << dtypeName(dtype);
   EXPECT_FALSE(parseDType("f32").has_value()); // names are case sensitive
   EXPECT_FALSE(parseDType("F8_E4M3").has_value());
@@ -23,12 +23,12 @@ TEST(DType, NamesRoundTrip) {
 TEST(DType, F16KnownValues) {
   EXPECT_EQ(f32ToF16(1.0f), 0x3c00);
   EXPECT_EQ(f32ToF16(-2.0f), 0xc000);
-  EXPECT_EQ(f32ToF16(65504.0f), 0x7bff);          // largest finite
-  EXPECT_EQ(f32ToF16(65520.0f), 0x7c00);          // rounds to infinity
-  EXPECT_EQ(f32ToF16(65519.0f), 0x7bff);          // just below halfway
-  EXPECT_EQ(f32ToF16(std::ldexp(1.0f, -24)), 1);  // smallest subnormal
-  EXPECT_EQ(f32ToF16(std::ldexp(1.0f, -25)), 0);  // halfway to 0: even
-  EXPECT_EQ(f32ToF16(std::ldexp(3.0f, -26)), 1);  // 0.75 ulp rounds up
+  EXPECT_EQ(f32ToF16(65504.0f), 0x7bff);              // largest finite
+  EXPECT_EQ(f32ToF16(65520.0f), 0x7c00);              // rounds to infinity
+  EXPECT_EQ(f32ToF16(65519.0f), 0x7bff);              // just below halfway
+  EXPECT_EQ(f32ToF16(std::ldexp(1.0f, -24)), 1);      // smallest subnormal
+  EXPECT_EQ(f32ToF16(std::ldexp(1.0f, -25)), 0);      // halfway to 0: even
+  EXPECT_EQ(f32ToF16(std::ldexp(3.0f, -26)), 1);      // 0.75 ulp rounds up
   EXPECT_EQ(f32ToF16(std::ldexp(1.0f, -14)), 0x0400); // smallest normal
   EXPECT_EQ(f32ToF16(0.1f), 0x2e66);
   EXPECT_EQ(f32ToF16(1.0f + std::ldexp(1.0f, -11)), 0x3c00); // tie to even

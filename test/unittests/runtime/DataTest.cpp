@@ -62,9 +62,10 @@ TEST_F(DataTest, JsonlErrorsNameFileAndLine) {
   expectError(loadJsonl(write("b.jsonl", "{\"question\": \"x\"}\n"), tokenizer,
                         examples),
               "b.jsonl:1: expected {\"prompt\", \"response\"} or {\"text\"}");
-  expectError(loadJsonl(write("c.jsonl", "{\"prompt\": 1, \"response\": \"x\"}"),
-                        tokenizer, examples),
-              "c.jsonl:1: 'prompt' and 'response' must be strings");
+  expectError(
+      loadJsonl(write("c.jsonl", "{\"prompt\": 1, \"response\": \"x\"}"),
+                tokenizer, examples),
+      "c.jsonl:1: 'prompt' and 'response' must be strings");
   expectError(loadJsonl(write("e.jsonl", "\n"), tokenizer, examples),
               "e.jsonl: no examples");
   expectError(loadDataset((dir / "f.csv").string(), tokenizer, 8, examples),
@@ -146,7 +147,8 @@ TEST_F(DataTest, ShufflingIsSeededAndSeekResumes) {
 }
 
 TEST_F(DataTest, BuiltinArithmeticIsCorrect) {
-  for (const Example &example : builtinDataset("arithmetic", 200, 3, tokenizer)) {
+  for (const Example &example :
+       builtinDataset("arithmetic", 200, 3, tokenizer)) {
     std::string text = tokenizer.decode(example.tokens);
     int a, b, c;
     char op;

@@ -26,7 +26,6 @@ namespace {
 /// A fresh directory per test, removed afterwards.
 class SafetensorsTest : public lora::test::TempDirTest {
 protected:
-
   /// Writes a file made of an 8-byte length, `header` and `data` bytes.
   std::string rawFile(const std::string &header, size_t dataBytes,
                       uint64_t declaredLength = UINT64_MAX) {
@@ -51,7 +50,6 @@ protected:
       EXPECT_NE(status.message().find(part), std::string::npos)
           << "message '" << status.message() << "' lacks '" << part << "'";
   }
-
 };
 
 TEST_F(SafetensorsTest, ReadsFileWrittenByHuggingFaceSafetensors) {
@@ -116,7 +114,9 @@ TEST_F(SafetensorsTest, WriterRoundTripsEveryDTypeAndMetadata) {
   Status status = writeSafetensors(
       path,
       {{"base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight",
-        DType::F32, {2, 3}, weights.data()},
+        DType::F32,
+        {2, 3},
+        weights.data()},
        {"half", DType::BF16, {2}, halves.data()},
        {"ids", DType::I32, {3}, ids.data()},
        {"empty", DType::F32, {0, 4}, nullptr}},
@@ -129,10 +129,9 @@ TEST_F(SafetensorsTest, WriterRoundTripsEveryDTypeAndMetadata) {
   ASSERT_TRUE(status.ok()) << status.message();
   EXPECT_EQ(file->metadata().at("format"), "pt");
   std::vector<float> back;
-  ASSERT_TRUE(file->readF32(
-                      "base_model.model.model.layers.0.self_attn.q_proj."
-                      "lora_A.weight",
-                      back, {2, 3})
+  ASSERT_TRUE(file->readF32("base_model.model.model.layers.0.self_attn.q_proj."
+                            "lora_A.weight",
+                            back, {2, 3})
                   .ok());
   EXPECT_EQ(std::memcmp(back.data(), weights.data(), 6 * sizeof(float)), 0);
   ASSERT_TRUE(file->readF32("half", back, {2}).ok());
@@ -147,19 +146,19 @@ TEST_F(SafetensorsTest, WriterRoundTripsEveryDTypeAndMetadata) {
 TEST_F(SafetensorsTest, WriterIsAtomicAndReportsFailures) {
   std::vector<float> one = {1.0f};
   std::string path = (dir / "model.safetensors").string();
-  ASSERT_TRUE(writeSafetensors(path, {{"a", DType::F32, {1}, one.data()}}).ok());
+  ASSERT_TRUE(
+      writeSafetensors(path, {{"a", DType::F32, {1}, one.data()}}).ok());
   // A failing write leaves the old file untouched and no temporary behind.
-  Status duplicate = writeSafetensors(
-      path, {{"a", DType::F32, {1}, one.data()},
-             {"a", DType::F32, {1}, one.data()}});
+  Status duplicate =
+      writeSafetensors(path, {{"a", DType::F32, {1}, one.data()},
+                              {"a", DType::F32, {1}, one.data()}});
   EXPECT_NE(duplicate.message().find("'a': appears twice"), std::string::npos)
       << duplicate.message();
   std::unique_ptr<SafetensorsFile> file;
   ASSERT_TRUE(SafetensorsFile::open(path, file).ok());
   EXPECT_NE(file->find("a"), nullptr);
-  EXPECT_EQ(std::distance(fs::directory_iterator(dir),
-                          fs::directory_iterator()),
-            1);
+  EXPECT_EQ(
+      std::distance(fs::directory_iterator(dir), fs::directory_iterator()), 1);
 
   std::string missingDir = (dir / "no-such-dir" / "x.safetensors").string();
   Status status = writeSafetensors(missingDir, {});
@@ -190,20 +189,23 @@ TEST_F(SafetensorsTest, RejectsBadHeaders) {
               4),
       {"'w'", "unknown dtype 'F8'"});
   expectRejected(
-      rawFile(R"({"w": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}})",
-              4),
+      rawFile(
+          R"({"w": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}})",
+          4),
       {"'w'", "not a non-negative integer"});
   expectRejected(
       rawFile(R"({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0]}})",
               8),
       {"'w'", "data_offsets"});
   expectRejected(
-      rawFile(R"({"w": {"dtype": "F32", "shape": [2], "data_offsets": [4, 0]}})",
-              8),
+      rawFile(
+          R"({"w": {"dtype": "F32", "shape": [2], "data_offsets": [4, 0]}})",
+          8),
       {"'w'", "end precedes begin"});
   expectRejected(
-      rawFile(R"({"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}})",
-              8),
+      rawFile(
+          R"({"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}})",
+          8),
       {"'w'", "holds 8 bytes but F32 [3] needs 12"});
   expectRejected(
       rawFile(
@@ -219,16 +221,19 @@ TEST_F(SafetensorsTest, RejectsOffsetsThatDoNotTileTheData) {
               12),
       {"'b'", "overlap"});
   expectRejected(
-      rawFile(R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}})",
-              8),
+      rawFile(
+          R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}})",
+          8),
       {"'a'", "gap"});
   expectRejected(
-      rawFile(R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})",
-              4),
+      rawFile(
+          R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})",
+          4),
       {"cover 8 bytes of a 4-byte data section"});
   expectRejected(
-      rawFile(R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}})",
-              12),
+      rawFile(
+          R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}})",
+          12),
       {"cover 4 bytes of a 12-byte data section"});
 }
 
@@ -239,8 +244,9 @@ namespace {
 TEST_F(SafetensorsTest, ModelWeightsReadShardsThroughTheIndex) {
   std::vector<float> a = {1, 2}, b = {3, 4, 5};
   std::string folder = dir.string();
-  ASSERT_TRUE(writeSafetensors(folder + "/model-00001-of-00002.safetensors",
-                               {{"model.embed_tokens.weight", DType::F32, {2}, a.data()}})
+  ASSERT_TRUE(writeSafetensors(
+                  folder + "/model-00001-of-00002.safetensors",
+                  {{"model.embed_tokens.weight", DType::F32, {2}, a.data()}})
                   .ok());
   ASSERT_TRUE(writeSafetensors(folder + "/model-00002-of-00002.safetensors",
                                {{"lm_head.weight", DType::F32, {3}, b.data()}})

@@ -18,8 +18,8 @@ protected:
   void SetUp() override {
     const auto *info = ::testing::UnitTest::GetInstance()->current_test_info();
     dir = std::filesystem::temp_directory_path() /
-          ("lora-" + std::string(info->test_suite_name()) + "-" +
-           info->name() + "-" + std::to_string(::getpid()));
+          ("lora-" + std::string(info->test_suite_name()) + "-" + info->name() +
+           "-" + std::to_string(::getpid()));
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
   }

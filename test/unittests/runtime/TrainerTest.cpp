@@ -6,8 +6,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "lora/runtime/Safetensors.h"
 #include "lora/runtime/Trainer.h"
+#include "lora/runtime/Safetensors.h"
 
 #include <nlohmann/json.hpp>
 
@@ -114,21 +114,25 @@ TEST_F(TrainerTest, LoadsBaseWeightsByName) {
   std::vector<float> w = {1, 2, 3, 4, 5, 6}, norm = {7, 8, 9},
                      big(64 * 64, 0.5f), q(12, -1.0f);
   std::string path = (dir / "model.safetensors").string();
-  ASSERT_TRUE(writeSafetensors(path, {{"w.weight", DType::F32, {2, 3}, w.data()},
-                                      {"norm.weight", DType::F32, {3}, norm.data()},
-                                      {"big.weight", DType::F32, {64, 64}, big.data()},
-                                      {"q.weight", DType::F32, {4, 3}, q.data()}})
-                  .ok());
+  ASSERT_TRUE(
+      writeSafetensors(path, {{"w.weight", DType::F32, {2, 3}, w.data()},
+                              {"norm.weight", DType::F32, {3}, norm.data()},
+                              {"big.weight", DType::F32, {64, 64}, big.data()},
+                              {"q.weight", DType::F32, {4, 3}, q.data()}})
+          .ok());
   Trainer trainer(step);
   ASSERT_TRUE(trainer.initialize(path, 1).ok());
   EXPECT_EQ(read(trainer, "w.weight"), w);
   EXPECT_EQ(read(trainer, "norm.weight"), norm);
 
   std::string partial = (dir / "partial.safetensors").string();
-  ASSERT_TRUE(writeSafetensors(partial, {{"w.weight", DType::F32, {2, 3}, w.data()}}).ok());
+  ASSERT_TRUE(
+      writeSafetensors(partial, {{"w.weight", DType::F32, {2, 3}, w.data()}})
+          .ok());
   Status status = Trainer(step).initialize(partial, 1);
   ASSERT_FALSE(status.ok());
-  EXPECT_NE(status.message().find("'norm.weight': not found"), std::string::npos)
+  EXPECT_NE(status.message().find("'norm.weight': not found"),
+            std::string::npos)
       << status.message();
 }
 
@@ -146,12 +150,14 @@ TEST_F(TrainerTest, FeedsResultsBackFollowsTheScheduleAndLogs) {
   options.metricsPath = (dir / "metrics.jsonl").string();
   std::vector<int64_t> logged;
   Batcher data = batcher();
-  ASSERT_TRUE(trainer
-                  .train(data, options,
-                         [&](const StepMetrics &m) { logged.push_back(m.step); })
-                  .ok());
+  ASSERT_TRUE(
+      trainer
+          .train(data, options,
+                 [&](const StepMetrics &m) { logged.push_back(m.step); })
+          .ok());
   EXPECT_EQ(step.steps, (std::vector<int64_t>{1, 2, 3, 4, 5}));
-  std::vector<float> expectedRates = {0.0f, 0.05f, 0.1f, 0.0666667f, 0.0333333f};
+  std::vector<float> expectedRates = {0.0f, 0.05f, 0.1f, 0.0666667f,
+                                      0.0333333f};
   ASSERT_EQ(step.learningRates.size(), 5u);
   double total = 0;
   for (int i = 0; i < 5; ++i) {
@@ -228,11 +234,12 @@ TEST_F(TrainerTest, MergeAddsScaledLowRankProduct) {
   std::vector<float> w(6, 0.0f), norm(3, 1.0f), big(64 * 64, 0.0f),
       q = {1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1};
   std::string base = (dir / "base.safetensors").string();
-  ASSERT_TRUE(writeSafetensors(base, {{"w.weight", DType::F32, {2, 3}, w.data()},
-                                      {"norm.weight", DType::F32, {3}, norm.data()},
-                                      {"big.weight", DType::F32, {64, 64}, big.data()},
-                                      {"q.weight", DType::F32, {4, 3}, q.data()}})
-                  .ok());
+  ASSERT_TRUE(
+      writeSafetensors(base, {{"w.weight", DType::F32, {2, 3}, w.data()},
+                              {"norm.weight", DType::F32, {3}, norm.data()},
+                              {"big.weight", DType::F32, {64, 64}, big.data()},
+                              {"q.weight", DType::F32, {4, 3}, q.data()}})
+          .ok());
   // A stand-in step whose result sets B to ones, to merge something.
   class SettingB : public FakeStep {
   public:
@@ -260,7 +267,8 @@ TEST_F(TrainerTest, MergeAddsScaledLowRankProduct) {
     std::string merged = (dir / (rsLora ? "rs" : "plain")).string();
     ASSERT_TRUE(trainer.exportMergedModel(merged, config).ok());
     std::unique_ptr<SafetensorsFile> model;
-    ASSERT_TRUE(SafetensorsFile::open(merged + "/model.safetensors", model).ok());
+    ASSERT_TRUE(
+        SafetensorsFile::open(merged + "/model.safetensors", model).ok());
     std::vector<float> got;
     ASSERT_TRUE(model->readF32("q.weight", got, {4, 3}).ok());
     for (int o = 0; o < 4; ++o)
@@ -295,7 +303,8 @@ TEST_F(TrainerTest, CheckpointsAreAtomicAndChecked) {
   // Only trainable state is stored: w and nothing frozen.
   std::unique_ptr<SafetensorsFile> file;
   ASSERT_TRUE(
-      SafetensorsFile::open(root + "/checkpoint-3/state.safetensors", file).ok());
+      SafetensorsFile::open(root + "/checkpoint-3/state.safetensors", file)
+          .ok());
   ASSERT_EQ(file->tensors().size(), 1u);
   EXPECT_EQ(file->tensors()[0].name, "w.weight");
 

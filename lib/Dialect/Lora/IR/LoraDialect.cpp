@@ -78,16 +78,16 @@ LogicalResult LoraDialect::verifyRegionArgAttribute(Operation *op,
                 << getParamNameAttrName() << "')";
 }
 
-LogicalResult LoraDialect::verifyRegionResultAttribute(
-    Operation *op, unsigned regionIndex, unsigned resultIndex,
-    NamedAttribute attribute) {
+LogicalResult
+LoraDialect::verifyRegionResultAttribute(Operation *op, unsigned regionIndex,
+                                         unsigned resultIndex,
+                                         NamedAttribute attribute) {
   if (attribute.getName().getValue() == getParamNameAttrName())
     return verifyNameAttr(op, "result", resultIndex, attribute);
   return op->emitOpError() << "result #" << resultIndex
                            << ": unknown lora result attribute '"
-                           << attribute.getName().getValue()
-                           << "' (expected '" << getParamNameAttrName()
-                           << "')";
+                           << attribute.getName().getValue() << "' (expected '"
+                           << getParamNameAttrName() << "')";
 }
 
 std::optional<Role> mlir::lora::getParameterRole(Operation *funcOp,
@@ -102,7 +102,8 @@ std::optional<Role> mlir::lora::getParameterRole(Operation *funcOp,
   return role.getValue();
 }
 
-llvm::SmallVector<unsigned> mlir::lora::getTrainableArguments(Operation *funcOp) {
+llvm::SmallVector<unsigned>
+mlir::lora::getTrainableArguments(Operation *funcOp) {
   llvm::SmallVector<unsigned> trainable;
   auto function = dyn_cast<FunctionOpInterface>(funcOp);
   if (!function)

@@ -45,8 +45,8 @@ public:
   LogicalResult rank(const Named &t, int64_t expected, StringRef layout) {
     if (t.rank() == expected)
       return success();
-    return op->emitOpError() << t.name << " must have rank " << expected
-                             << " (" << layout << "), got " << t.type;
+    return op->emitOpError() << t.name << " must have rank " << expected << " ("
+                             << layout << "), got " << t.type;
   }
 
   LogicalResult minRank(const Named &t, int64_t minimum, StringRef layout) {
@@ -281,9 +281,9 @@ struct DropZeroScaleAdapter : OpRewritePattern<LinearOp> {
       return rewriter.notifyMatchFailure(op, "no adapter");
     if (!op.getScale() || op.getScale()->convertToDouble() != 0.0)
       return rewriter.notifyMatchFailure(op, "adapter scale is not zero");
-    rewriter.replaceOpWithNewOp<LinearOp>(
-        op, op.getType(), op.getInput(), op.getWeight(), Value(), Value(),
-        Value(), FloatAttr(), FloatAttr());
+    rewriter.replaceOpWithNewOp<LinearOp>(op, op.getType(), op.getInput(),
+                                          op.getWeight(), Value(), Value(),
+                                          Value(), FloatAttr(), FloatAttr());
     return success();
   }
 };
@@ -331,8 +331,7 @@ LogicalResult LinearGradWeightOp::verify() {
       failed(c.sameLeadingDims(input, grad, grad.rank() - 1)) ||
       failed(c.rank(result, 2, "[out, in]")) ||
       failed(c.sameDim(result, 0, grad, grad.rank() - 1, "output features")) ||
-      failed(c.sameDim(result, 1, input, input.rank() - 1,
-                       "input features")) ||
+      failed(c.sameDim(result, 1, input, input.rank() - 1, "input features")) ||
       failed(c.sameElementType(input, grad)) ||
       failed(c.sameElementType(result, grad)) ||
       failed(c.finite("scale", getScale().convertToDouble())))
@@ -368,8 +367,8 @@ static LogicalResult verifyRoPE(Operation *op, Value inputValue,
       failed(c.positive("theta", theta)))
     return failure();
   if (headDim % 2 != 0)
-    return op->emitOpError() << "head_dim (" << headDim
-                             << ") must be even: RoPE rotates pairs";
+    return op->emitOpError()
+           << "head_dim (" << headDim << ") must be even: RoPE rotates pairs";
   int64_t features = input.last();
   if (!ShapedType::isDynamic(features) && features % headDim != 0)
     return op->emitOpError()
@@ -422,8 +421,8 @@ static LogicalResult verifyAttention(Operation *op, Value queryValue,
       failed(c.sameDim(key, 1, query, 1, "sequence length")) ||
       failed(c.sameDim(value, 1, query, 1, "sequence length")) ||
       failed(c.dimIs(query, 2, numHeads * headDim,
-                     Twine("num_heads (") + Twine(numHeads) +
-                         ") * head_dim (" + Twine(headDim) + ")")) ||
+                     Twine("num_heads (") + Twine(numHeads) + ") * head_dim (" +
+                         Twine(headDim) + ")")) ||
       failed(c.dimIs(key, 2, numKvHeads * headDim,
                      Twine("num_kv_heads (") + Twine(numKvHeads) +
                          ") * head_dim (" + Twine(headDim) + ")")) ||
@@ -451,9 +450,8 @@ double AttentionOp::getScaleOrDefault() {
 }
 
 LogicalResult AttentionOp::verify() {
-  return verifyAttention(*this, getQuery(), getKey(), getValue(),
-                         getNumHeads(), getNumKvHeads(), getHeadDim(),
-                         toDouble(getScale()));
+  return verifyAttention(*this, getQuery(), getKey(), getValue(), getNumHeads(),
+                         getNumKvHeads(), getHeadDim(), toDouble(getScale()));
 }
 
 double AttentionGradOp::getScaleOrDefault() {
@@ -463,9 +461,8 @@ double AttentionGradOp::getScaleOrDefault() {
 }
 
 LogicalResult AttentionGradOp::verify() {
-  return verifyAttention(*this, getQuery(), getKey(), getValue(),
-                         getNumHeads(), getNumKvHeads(), getHeadDim(),
-                         toDouble(getScale()));
+  return verifyAttention(*this, getQuery(), getKey(), getValue(), getNumHeads(),
+                         getNumKvHeads(), getHeadDim(), toDouble(getScale()));
 }
 
 //===----------------------------------------------------------------------===//
@@ -508,15 +505,14 @@ LogicalResult AdamWOp::verify() {
   if (failed(c.rankRelation(grad, param, 0)) ||
       failed(c.sameLeadingDims(grad, param, param.rank(), "parameter shape")) ||
       failed(c.rankRelation(moment, param, 0)) ||
-      failed(c.sameLeadingDims(moment, param, param.rank(),
-                               "parameter shape")) ||
+      failed(
+          c.sameLeadingDims(moment, param, param.rank(), "parameter shape")) ||
       failed(c.inRange("beta1", getBeta1().convertToDouble(), 0.0, 1.0,
                        /*openHigh=*/true)) ||
       failed(c.inRange("beta2", getBeta2().convertToDouble(), 0.0, 1.0,
                        /*openHigh=*/true)) ||
       failed(c.positive("epsilon", getEpsilon().convertToDouble())) ||
-      failed(c.nonNegative("weight_decay",
-                           getWeightDecay().convertToDouble())))
+      failed(c.nonNegative("weight_decay", getWeightDecay().convertToDouble())))
     return failure();
   if (getGradNorm() && !getMaxGradNorm())
     return emitOpError("grad_norm given without max_grad_norm");

@@ -68,7 +68,8 @@ struct AttachAdaptersPass
       auto weight = dyn_cast<BlockArgument>(op.getWeight());
       if (!weight || weight.getOwner()->getParentOp() != function)
         return WalkResult::advance();
-      StringRef path = getModulePath(getArgName(function, weight.getArgNumber()));
+      StringRef path =
+          getModulePath(getArgName(function, weight.getArgNumber()));
       if (path.empty())
         return WalkResult::advance();
       addKnownModule(known, path);
@@ -115,9 +116,9 @@ struct AttachAdaptersPass
     if (dropout > 0) {
       unsigned index = function.getNumArguments();
       auto seedType = RankedTensorType::get({}, builder.getI64Type());
-      auto attrs = builder.getDictionaryAttr(builder.getNamedAttr(
-          LoraDialect::getParamNameAttrName(),
-          builder.getStringAttr("dropout_seed")));
+      auto attrs = builder.getDictionaryAttr(
+          builder.getNamedAttr(LoraDialect::getParamNameAttrName(),
+                               builder.getStringAttr("dropout_seed")));
       if (failed(function.insertArgument(index, seedType, attrs,
                                          function.getLoc())))
         return failure();
@@ -153,9 +154,9 @@ struct AttachAdaptersPass
         // Each adapted layer draws its own mask: seed + layer index.
         Value offset = arith::ConstantOp::create(
             builder, layer.getLoc(),
-            DenseElementsAttr::get(cast<ShapedType>(seed.getType()),
-                                   builder.getI64IntegerAttr(layerIndex)
-                                       .getValue()));
+            DenseElementsAttr::get(
+                cast<ShapedType>(seed.getType()),
+                builder.getI64IntegerAttr(layerIndex).getValue()));
         layerSeed =
             arith::AddIOp::create(builder, layer.getLoc(), seed, offset);
         rate = builder.getF64FloatAttr(dropout);

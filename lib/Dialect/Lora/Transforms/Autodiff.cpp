@@ -44,9 +44,8 @@ private:
       return;
     auto [it, inserted] = grads.try_emplace(value, grad);
     if (!inserted)
-      it->second =
-          AddOp::create(builder, grad.getLoc(), grad.getType(), it->second,
-                        grad);
+      it->second = AddOp::create(builder, grad.getLoc(), grad.getType(),
+                                 it->second, grad);
   }
 
   FloatAttr f64(double value) { return builder.getF64FloatAttr(value); }
@@ -83,8 +82,7 @@ LogicalResult Differentiator::run() {
     return function.emitError()
            << "lora-autodiff: @" << function.getSymName()
            << " must return exactly the loss (tensor<f32>), got "
-           << ret.getNumOperands()
-           << " results; was the pass already applied?";
+           << ret.getNumOperands() << " results; was the pass already applied?";
 
   for (unsigned index : trainable)
     active.insert(function.getArgument(index));
@@ -128,12 +126,11 @@ LogicalResult Differentiator::run() {
   }
   func::ReturnOp::create(builder, ret.getLoc(), results);
   ret.erase();
-  function.setType(builder.getFunctionType(
-      function.getArgumentTypes(), ValueRange(results).getTypes()));
+  function.setType(builder.getFunctionType(function.getArgumentTypes(),
+                                           ValueRange(results).getTypes()));
   for (auto [i, name] : llvm::enumerate(names))
-    function.setResultAttrs(
-        i, builder.getDictionaryAttr(builder.getNamedAttr(
-               LoraDialect::getParamNameAttrName(), name)));
+    function.setResultAttrs(i, builder.getDictionaryAttr(builder.getNamedAttr(
+                                   LoraDialect::getParamNameAttrName(), name)));
   return success();
 }
 
@@ -142,13 +139,13 @@ void Differentiator::backwardLinear(LinearOp op, Value grad) {
   Value input = op.getInput(), weight = op.getWeight();
   auto inputType = cast<RankedTensorType>(input.getType());
   if (isActive(weight))
-    accumulate(weight, LinearGradWeightOp::create(builder, loc,
-                                                  weight.getType(), grad,
-                                                  input, f64(1.0)));
+    accumulate(weight,
+               LinearGradWeightOp::create(builder, loc, weight.getType(), grad,
+                                          input, f64(1.0)));
   Value inputGrad;
   if (isActive(input))
-    inputGrad = LinearGradInputOp::create(builder, loc, inputType, grad,
-                                          weight, f64(1.0));
+    inputGrad = LinearGradInputOp::create(builder, loc, inputType, grad, weight,
+                                          f64(1.0));
 
   if (op.hasAdapter()) {
     Value a = op.getLoraA(), b = op.getLoraB();
@@ -166,22 +163,22 @@ void Differentiator::backwardLinear(LinearOp op, Value grad) {
           RankedTensorType::get(lowRankShape, inputType.getElementType());
       if (needB) {
         // U = X·Aᵀ, dB = s·dYᵀ·U
-        Value u = LinearOp::create(builder, loc, lowRankType, dropped, a,
-                                   Value(), Value(), Value(), FloatAttr(),
-                                   FloatAttr());
+        Value u =
+            LinearOp::create(builder, loc, lowRankType, dropped, a, Value(),
+                             Value(), Value(), FloatAttr(), FloatAttr());
         accumulate(b, LinearGradWeightOp::create(builder, loc, b.getType(),
                                                  grad, u, f64(scale)));
       }
       if (needA || needX) {
         // dU = s·dY·B, dA = dUᵀ·X, dX += dU·A
-        Value du = LinearGradInputOp::create(builder, loc, lowRankType, grad,
-                                             b, f64(scale));
+        Value du = LinearGradInputOp::create(builder, loc, lowRankType, grad, b,
+                                             f64(scale));
         if (needA)
           accumulate(a, LinearGradWeightOp::create(builder, loc, a.getType(),
                                                    du, dropped, f64(1.0)));
         if (needX) {
-          Value adapterGrad = LinearGradInputOp::create(
-              builder, loc, inputType, du, a, f64(1.0));
+          Value adapterGrad = LinearGradInputOp::create(builder, loc, inputType,
+                                                        du, a, f64(1.0));
           if (op.getDropout())
             adapterGrad =
                 DropoutOp::create(builder, loc, inputType, adapterGrad,
@@ -206,11 +203,9 @@ LogicalResult Differentiator::backward(Operation *op) {
   };
   return llvm::TypeSwitch<Operation *, LogicalResult>(op)
       .Case([&](EmbeddingOp op) {
-        accumulate(op.getTable(),
-                   EmbeddingGradOp::create(builder, loc,
-                                           op.getTable().getType(),
-                                           gradOf(op.getResult()),
-                                           op.getIds()));
+        accumulate(op.getTable(), EmbeddingGradOp::create(
+                                      builder, loc, op.getTable().getType(),
+                                      gradOf(op.getResult()), op.getIds()));
         return success();
       })
       .Case([&](RMSNormOp op) {
@@ -229,27 +224,25 @@ LogicalResult Differentiator::backward(Operation *op) {
       .Case([&](RoPEOp op) {
         accumulate(op.getInput(),
                    RoPEGradOp::create(builder, loc, op.getType(),
-                                      gradOf(op.getResult()),
-                                      op.getPositions(), op.getThetaAttr(),
-                                      op.getHeadDimAttr()));
+                                      gradOf(op.getResult()), op.getPositions(),
+                                      op.getThetaAttr(), op.getHeadDimAttr()));
         return success();
       })
       .Case([&](AttentionOp op) {
         auto grad = AttentionGradOp::create(
             builder, loc, op.getQuery().getType(), op.getKey().getType(),
-            op.getValue().getType(), op.getQuery(), op.getKey(),
-            op.getValue(), op.getResult(), gradOf(op.getResult()),
-            op.getNumHeadsAttr(), op.getNumKvHeadsAttr(), op.getHeadDimAttr(),
-            op.getScaleAttr());
+            op.getValue().getType(), op.getQuery(), op.getKey(), op.getValue(),
+            op.getResult(), gradOf(op.getResult()), op.getNumHeadsAttr(),
+            op.getNumKvHeadsAttr(), op.getHeadDimAttr(), op.getScaleAttr());
         accumulate(op.getQuery(), grad.getQueryGrad());
         accumulate(op.getKey(), grad.getKeyGrad());
         accumulate(op.getValue(), grad.getValueGrad());
         return success();
       })
       .Case([&](SwiGLUOp op) {
-        auto grad = SwiGLUGradOp::create(
-            builder, loc, op.getType(), op.getType(), op.getGate(),
-            op.getUp(), gradOf(op.getResult()));
+        auto grad = SwiGLUGradOp::create(builder, loc, op.getType(),
+                                         op.getType(), op.getGate(), op.getUp(),
+                                         gradOf(op.getResult()));
         accumulate(op.getGate(), grad.getGateGrad());
         accumulate(op.getUp(), grad.getUpGrad());
         return success();

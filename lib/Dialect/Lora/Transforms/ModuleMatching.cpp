@@ -52,10 +52,11 @@ llvm::StringRef mlir::lora::getArgName(func::FuncOp function, unsigned index) {
   return "";
 }
 
-LogicalResult mlir::lora::checkTargetsMatched(
-    Operation *anchor, llvm::StringRef pass,
-    llvm::ArrayRef<std::string> targets, llvm::ArrayRef<bool> matched,
-    llvm::ArrayRef<std::string> known) {
+LogicalResult
+mlir::lora::checkTargetsMatched(Operation *anchor, llvm::StringRef pass,
+                                llvm::ArrayRef<std::string> targets,
+                                llvm::ArrayRef<bool> matched,
+                                llvm::ArrayRef<std::string> known) {
   for (auto [target, found] : llvm::zip(targets, matched)) {
     if (found)
       continue;

@@ -60,10 +60,9 @@ struct OptimizerPass : public lora::impl::OptimizerBase<OptimizerPass> {
     for (auto [i, index] : llvm::enumerate(trainable))
       if (ret.getOperand(i + 1).getType() !=
           function.getArgument(index).getType())
-        return function.emitError()
-               << "lora-optimizer: result #" << i + 1
-               << " is not the gradient of '" << getArgName(function, index)
-               << "'";
+        return function.emitError() << "lora-optimizer: result #" << i + 1
+                                    << " is not the gradient of '"
+                                    << getArgName(function, index) << "'";
 
     MLIRContext *context = function.getContext();
     OpBuilder builder(context);
@@ -102,9 +101,9 @@ struct OptimizerPass : public lora::impl::OptimizerBase<OptimizerPass> {
     for (auto [i, index] : llvm::enumerate(trainable)) {
       Value param = function.getArgument(index);
       // As the Hugging Face Trainer: no weight decay on norm weights.
-      double decay =
-          cast<RankedTensorType>(param.getType()).getRank() >= 2 ? weightDecay
-                                                                 : 0.0;
+      double decay = cast<RankedTensorType>(param.getType()).getRank() >= 2
+                         ? weightDecay
+                         : 0.0;
       auto update = AdamWOp::create(
           builder, loc, param.getType(), firstMoments[i].getType(),
           firstMoments[i].getType(), param, gradients[i], firstMoments[i],
@@ -130,8 +129,8 @@ struct OptimizerPass : public lora::impl::OptimizerBase<OptimizerPass> {
     }
     func::ReturnOp::create(builder, loc, results);
     ret.erase();
-    function.setType(builder.getFunctionType(
-        function.getArgumentTypes(), ValueRange(results).getTypes()));
+    function.setType(builder.getFunctionType(function.getArgumentTypes(),
+                                             ValueRange(results).getTypes()));
     function.setAllResultAttrs(names);
     return success();
   }

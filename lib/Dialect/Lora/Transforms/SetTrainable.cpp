@@ -43,7 +43,8 @@ struct SetTrainablePass
         // Adapters stay adapters; inputs are not parameters.
         if (!role || *role == Role::lora)
           continue;
-        StringRef path = getModulePath(getArgName(function, arg.getArgNumber()));
+        StringRef path =
+            getModulePath(getArgName(function, arg.getArgNumber()));
         addKnownModule(known, path);
         bool hit = false;
         for (auto [i, target] : llvm::enumerate(targets)) {

@@ -100,10 +100,10 @@ struct TensorToWrite {
 
 /// Writes `tensors` to `path` atomically (a temporary file, then a rename),
 /// so a reader never sees a half-written file.
-Status writeSafetensors(const std::string &path,
-                        const std::vector<TensorToWrite> &tensors,
-                        const std::map<std::string, std::string> &metadata =
-                            {});
+Status
+writeSafetensors(const std::string &path,
+                 const std::vector<TensorToWrite> &tensors,
+                 const std::map<std::string, std::string> &metadata = {});
 
 } // namespace lora::runtime
 
