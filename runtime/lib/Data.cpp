@@ -168,9 +168,14 @@ Status loadDataset(const std::string &path, const ByteTokenizer &tokenizer,
                               "response or text), .txt or .bin (int32 tokens)");
 }
 
+/// The built-in generators; `held out` examples are those whose text
+/// hashes to 0 mod 10, so the "-test" splits never overlap training.
 std::vector<Example> builtinDataset(const std::string &name, int64_t count,
                                     uint64_t seed,
                                     const ByteTokenizer &tokenizer) {
+  bool heldOut = name.size() > 5 &&
+                 name.compare(name.size() - 5, 5, "-test") == 0;
+  std::string domain = heldOut ? name.substr(0, name.size() - 5) : name;
   Random random(seed);
   std::vector<Example> examples;
   static const char *subjects[] = {"the cat",     "a dog",       "the old man",
@@ -181,31 +186,42 @@ std::vector<Example> builtinDataset(const std::string &name, int64_t count,
   static const char *objects[] = {
       "the ball",       "a red apple", "the river",   "a small house",
       "the green tree", "the book",    "a warm coat", "the garden"};
-  for (int64_t i = 0; i < count; ++i) {
-    Example example;
-    if (name == "arithmetic") {
+  // Bounded: the held-out split keeps about 1 draw in 10.
+  for (int64_t draws = 0;
+       int64_t(examples.size()) < count && draws < 100 * count + 1000;
+       ++draws) {
+    std::string prompt, response;
+    if (domain == "arithmetic") {
       int a = int(random.below(100)), b = int(random.below(100));
       bool add = random.below(2) == 0;
       if (!add && b > a)
         std::swap(a, b);
-      std::string prompt =
-          std::to_string(a) + (add ? "+" : "-") + std::to_string(b) + "=";
-      append(example, tokenizer.encode(prompt), false);
-      append(example, tokenizer.encode(std::to_string(add ? a + b : a - b)),
-             true);
+      prompt = std::to_string(a) + (add ? "+" : "-") + std::to_string(b) + "=";
+      response = std::to_string(add ? a + b : a - b);
     } else {
-      std::string sentence;
       int sentences = 1 + int(random.below(3));
       for (int s = 0; s < sentences; ++s)
-        sentence += std::string(s ? " " : "") + subjects[random.below(8)] +
+        response += std::string(s ? " " : "") + subjects[random.below(8)] +
                     " " + verbs[random.below(8)] + " " +
                     objects[random.below(8)] + ".";
-      append(example, tokenizer.encode(sentence), true);
     }
+    uint64_t hash = 0;
+    for (unsigned char c : prompt + "|" + response)
+      hash = splitmix64(hash ^ c);
+    if ((hash % 10 == 0) != heldOut)
+      continue;
+    Example example;
+    append(example, tokenizer.encode(prompt), false);
+    append(example, tokenizer.encode(response), true);
     append(example, {ByteTokenizer::kEndOfSequence}, true);
     examples.push_back(std::move(example));
   }
   return examples;
+}
+
+bool isBuiltinDataset(const std::string &name) {
+  return name == "text" || name == "text-test" || name == "arithmetic" ||
+         name == "arithmetic-test";
 }
 
 Batcher::Batcher(std::vector<Example> examples, int64_t batchSize,

@@ -55,8 +55,9 @@ Status runTraining(CompiledStep &step, const RunOptions &options) {
     LORA_RETURN_IF_ERROR(loadDataset(options.trainFile, tokenizer,
                                      options.sequenceLength, examples));
   } else {
-    if (options.dataset != "text" && options.dataset != "arithmetic")
-      return Status::error("--dataset: expected text or arithmetic, got '" +
+    if (!isBuiltinDataset(options.dataset))
+      return Status::error("--dataset: expected text, arithmetic, text-test "
+                           "or arithmetic-test, got '" +
                            options.dataset + "'");
     examples = builtinDataset(options.dataset, 4096, seed, tokenizer);
   }

@@ -37,6 +37,7 @@
 #include "llvm/Support/WithColor.h"
 
 #include <chrono>
+#include <set>
 #include <unistd.h>
 
 namespace cl = llvm::cl;
@@ -248,6 +249,23 @@ static cl::opt<std::string>
              cl::desc("Data to score (.jsonl, .txt, .bin); default: built-in "
                       "--dataset with a seed the training data does not use"),
              cl::value_desc("path"));
+static cl::opt<std::string> promptsFile(
+    "prompts_file", cl::sub(generateCommand), cl::cat(inferenceCategory),
+    cl::desc("JSONL of {prompt, response}: decode each prompt greedily and "
+             "report the exact-match accuracy as JSON"),
+    cl::value_desc("path"));
+static cl::opt<std::string> promptsDataset(
+    "prompts_dataset", cl::sub(generateCommand), cl::cat(inferenceCategory),
+    cl::desc("As --prompts_file, from built-in data (arithmetic-test)"));
+static cl::opt<int64_t> numExamples(
+    "num_examples", cl::sub(generateCommand), cl::cat(inferenceCategory),
+    cl::desc("Examples of --prompts_dataset (default 100)"), cl::init(100));
+static cl::opt<int64_t> numSamples(
+    "num_samples", cl::sub(generateCommand), cl::cat(inferenceCategory),
+    cl::desc("With --prompts_*: also sample N continuations of the first 20 "
+             "prompts at --temperature (default 1 when 0) and report the "
+             "mean fraction of distinct ones (diversity)"),
+    cl::init(0));
 static cl::opt<std::string> prompt("prompt", cl::sub(generateCommand),
                                    cl::cat(inferenceCategory),
                                    cl::desc("Text to continue"), cl::init(""));
@@ -700,11 +718,16 @@ static int runEval() {
         !status.ok())
       return fail(status.message());
   } else {
-    if (dataset != "text" && dataset != "arithmetic")
-      return fail("--dataset: expected text or arithmetic, got '" + dataset +
-                  "'");
+    if (!rt::isBuiltinDataset(dataset))
+      return fail("--dataset: expected text, arithmetic, text-test or "
+                  "arithmetic-test, got '" +
+                  dataset + "'");
     // Held out: a seed stream the training data (seed) does not use.
-    examples = rt::builtinDataset(dataset, 512, ~uint64_t(seed), tokenizer);
+    // The held-out split of the domain.
+    std::string split = llvm::StringRef(dataset).ends_with("-test")
+                            ? dataset.getValue()
+                            : dataset + "-test";
+    examples = rt::builtinDataset(split, 512, ~uint64_t(seed), tokenizer);
   }
   mlir::MLIRContext context;
   std::unique_ptr<JitCompiledStep> step;
@@ -725,20 +748,104 @@ static int runEval() {
   return 0;
 }
 
+/// Greedy exact match (and sampled diversity) over prompt/response data.
+static int runGenerateBatch(const mlir::lora::LlamaConfig &config) {
+  rt::ByteTokenizer tokenizer;
+  std::vector<rt::Example> examples;
+  if (!promptsFile.empty()) {
+    if (rt::Status status = rt::loadJsonl(promptsFile, tokenizer, examples);
+        !status.ok())
+      return fail(status.message());
+  } else {
+    if (!rt::isBuiltinDataset(promptsDataset))
+      return fail("--prompts_dataset: expected arithmetic-test (or another "
+                  "built-in name), got '" +
+                  promptsDataset + "'");
+    examples = rt::builtinDataset(promptsDataset, numExamples,
+                                  ~uint64_t(seed), tokenizer);
+  }
+  // Split each example into its prompt (no loss) and response (loss, less
+  // the end token).
+  std::vector<std::pair<std::vector<int32_t>, std::string>> cases;
+  int64_t longest = 0;
+  for (const rt::Example &example : examples) {
+    std::vector<int32_t> promptTokens, responseTokens;
+    for (size_t i = 0; i < example.tokens.size(); ++i)
+      (example.lossMask[i] ? responseTokens : promptTokens)
+          .push_back(example.tokens[i]);
+    if (promptTokens.empty())
+      return fail("an example has no prompt: exact match needs "
+                  "prompt/response data");
+    longest = std::max<int64_t>(longest, int64_t(promptTokens.size()));
+    cases.push_back({promptTokens, tokenizer.decode(responseTokens)});
+  }
+  int64_t window =
+      std::min<int64_t>(config.maxPositionEmbeddings, longest + maxNewTokens);
+  mlir::MLIRContext context;
+  std::unique_ptr<JitCompiledStep> step;
+  std::unique_ptr<rt::Trainer> model;
+  if (int status = prepareInference(context, config, {1, window},
+                                    mlir::lora::StepOutput::Logits, step,
+                                    model))
+    return status;
+  int64_t correct = 0;
+  for (auto &[promptTokens, response] : cases) {
+    std::vector<int32_t> tokens = promptTokens;
+    if (rt::Status status = model->generate(tokens, maxNewTokens, 0.0, seed);
+        !status.ok())
+      return fail(status.message());
+    std::vector<int32_t> added(tokens.begin() + promptTokens.size(),
+                               tokens.end());
+    correct += tokenizer.decode(added) == response;
+  }
+  double diversity = -1;
+  if (numSamples > 0) {
+    double sampleTemperature = temperature > 0 ? double(temperature) : 1.0;
+    double total = 0;
+    size_t prompts = std::min<size_t>(20, cases.size());
+    for (size_t c = 0; c < prompts; ++c) {
+      std::set<std::string> distinct;
+      for (int64_t k = 0; k < numSamples; ++k) {
+        std::vector<int32_t> tokens = cases[c].first;
+        if (rt::Status status = model->generate(tokens, maxNewTokens,
+                                                sampleTemperature,
+                                                seed * 1000003 + k);
+            !status.ok())
+          return fail(status.message());
+        distinct.insert(tokenizer.decode(std::vector<int32_t>(
+            tokens.begin() + cases[c].first.size(), tokens.end())));
+      }
+      total += double(distinct.size()) / double(numSamples);
+    }
+    diversity = total / double(prompts);
+  }
+  llvm::outs() << llvm::formatv("{{\"exact_match\": {0:f4}, \"examples\": "
+                                "{1}, \"diversity\": {2}}\n",
+                                double(correct) / double(cases.size()),
+                                cases.size(),
+                                diversity < 0 ? std::string("null")
+                                              : llvm::formatv("{0:f4}",
+                                                              diversity)
+                                                    .str());
+  return 0;
+}
+
 static int runGenerate() {
   auto config = modelConfig();
   if (!config)
     return fail(llvm::toString(config.takeError()));
-  rt::ByteTokenizer tokenizer;
-  std::vector<int32_t> tokens = tokenizer.encode(prompt);
-  if (tokens.empty())
-    return fail("--prompt is empty");
   if (maxNewTokens <= 0)
     return fail("--max_new_tokens must be > 0, got " +
                 llvm::Twine(maxNewTokens));
   if (temperature < 0)
     return fail("--temperature must be >= 0, got " +
                 llvm::formatv("{0}", double(temperature)));
+  if (!promptsFile.empty() || !promptsDataset.empty())
+    return runGenerateBatch(*config);
+  rt::ByteTokenizer tokenizer;
+  std::vector<int32_t> tokens = tokenizer.encode(prompt);
+  if (tokens.empty())
+    return fail("--prompt is empty");
   int64_t window = std::min<int64_t>(config->maxPositionEmbeddings,
                                      int64_t(tokens.size()) + maxNewTokens);
   if (int64_t(tokens.size()) >= window)
@@ -748,9 +855,9 @@ static int runGenerate() {
   mlir::MLIRContext context;
   std::unique_ptr<JitCompiledStep> step;
   std::unique_ptr<rt::Trainer> model;
-  if (int status =
-          prepareInference(context, *config, {1, window},
-                           mlir::lora::StepOutput::Logits, step, model))
+  if (int status = prepareInference(context, *config, {1, window},
+                                    mlir::lora::StepOutput::Logits, step,
+                                    model))
     return status;
   size_t promptLength = tokens.size();
   if (rt::Status status =

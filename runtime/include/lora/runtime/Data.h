@@ -51,10 +51,15 @@ Status loadDataset(const std::string &path, const ByteTokenizer &tokenizer,
                    int64_t sequenceLength, std::vector<Example> &examples);
 
 /// The built-in data, generated (no network): "arithmetic" (prompt /
-/// response pairs such as "12+7=" -> "19") and "text" (simple sentences).
+/// response pairs such as "12+7=" -> "19", the target domain) and "text"
+/// (simple sentences, the source domain). "arithmetic-test" and
+/// "text-test" are held-out splits: no example of them is ever in the
+/// training split, whatever the seeds.
 std::vector<Example> builtinDataset(const std::string &name, int64_t count,
                                     uint64_t seed,
                                     const ByteTokenizer &tokenizer);
+/// True for the names builtinDataset knows.
+bool isBuiltinDataset(const std::string &name);
 
 /// One batch, row-major [batch, seq].
 struct Batch {
