@@ -19,6 +19,7 @@ packages=(
   libcli11-dev                                             # lora-train's flags
   libgtest-dev libgmock-dev                                # unit tests
   python3                                                  # lit
+  python3-numpy python3-matplotlib                         # the study (python/)
 )
 
 missing=()
