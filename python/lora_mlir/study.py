@@ -259,35 +259,39 @@ def main(argv=None):
     log("evaluating the base model")
     base = evaluate(config, base_weights, size)
 
+    # (name, method, learning rate, rank, targets, the flags that shape the
+    # model: train and export both take them).
     runs = []
     for lr in size["full_lrs"]:
         runs.append((f"full-lr{lr:g}", "full", lr, None, None,
-                     ["--method", "full", "--learning_rate", lr]))
+                     ["--method", "full"]))
     for target_name, targets in size["targets"].items():
         for rank in size["lora_ranks"]:
-            lr = size["full_lrs"][-1] * size["lora_lr_factor"]
-            runs.append((f"lora-r{rank}-{target_name}", "lora", lr, rank,
-                         target_name,
-                         ["--method", "lora", "--r", rank, "--target_modules",
-                          targets, "--learning_rate", lr]))
+            # The study: LoRA wants about 10x full finetuning's rate; one
+            # LoRA run per full-finetuning rate.
+            for full_lr in size["full_lrs"]:
+                lr = full_lr * size["lora_lr_factor"]
+                runs.append((f"lora-r{rank}-{target_name}-lr{lr:g}", "lora",
+                             lr, rank, target_name,
+                             ["--method", "lora", "--r", rank,
+                              "--target_modules", targets]))
 
     results, spectra, curves = [], {}, {}
     rng = np.random.default_rng(0)
     for name, method, lr, rank, targets, method_args in runs:
-        folder = finetune(out, name, config, base_weights, size, method_args)
+        folder = finetune(out, name, config, base_weights, size,
+                          method_args + ["--learning_rate", lr])
         steps, losses = [], []
         for line in open(os.path.join(folder, "metrics.jsonl")):
             record = json.loads(line)
             steps.append(record["step"])
             losses.append(record["loss"])
         curves[name] = (steps, losses)
-        export_args = [a for a in method_args
-                       if a not in ("--learning_rate", lr)]
         last = None
         for step, checkpoint in checkpoints(folder):
             log(f"evaluating {name} at step {step}")
             weights = merged_weights(config, base_weights, checkpoint,
-                                     export_args, size)
+                                     method_args, size)
             metrics = evaluate(config, weights, size)
             results.append({"run": name, "method": method,
                             "learning_rate": lr, "rank": rank,

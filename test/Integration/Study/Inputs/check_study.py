@@ -28,7 +28,7 @@ print("forgetting = source loss - base:",
 for run in runs:
     ranks = [row["delta_rank"] for row in summary["spectra"][run]]
     print(f"{run}: max rank of dW {max(ranks)}, min {min(ranks)}")
-lora_ok = all(row["delta_rank"] <= int(run.split("-r")[1].split("-")[0])
+lora_ok = all(row["delta_rank"] <= int(run.split("-r", 1)[1].split("-")[0])
               for run in runs if run.startswith("lora")
               for row in summary["spectra"][run])
 print("LoRA dW rank <= r everywhere:", lora_ok)
