@@ -172,8 +172,9 @@ static cl::opt<std::string> trainFile(
 static cl::opt<std::string>
     dataset("dataset", cl::sub(train), cl::sub(evalCommand),
             cl::cat(runCategory),
-            cl::desc("Built-in data when no --train_file: text or "
-                     "arithmetic (default text)"),
+            cl::desc("Built-in data when no --train_file / --eval_file: "
+                     "text (the source domain) or arithmetic (the target); "
+                     "eval scores its held-out -test split (default text)"),
             cl::init("text"));
 static cl::opt<std::string>
     outputDir("output_dir", cl::sub(train), cl::sub(exportCommand),
