@@ -152,7 +152,8 @@ Status loadTokenFile(const std::string &path, int64_t sequenceLength,
 }
 
 Status loadDataset(const std::string &path, const ByteTokenizer &tokenizer,
-                   int64_t sequenceLength, std::vector<Example> &examples) {
+                   int64_t sequenceLength, int32_t vocabSize,
+                   std::vector<Example> &examples) {
   auto endsWith = [&](const char *suffix) {
     size_t n = std::strlen(suffix);
     return path.size() >= n && path.compare(path.size() - n, n, suffix) == 0;
@@ -162,8 +163,7 @@ Status loadDataset(const std::string &path, const ByteTokenizer &tokenizer,
   if (endsWith(".txt"))
     return loadText(path, tokenizer, examples);
   if (endsWith(".bin"))
-    return loadTokenFile(path, sequenceLength, ByteTokenizer::kVocabSize,
-                         examples);
+    return loadTokenFile(path, sequenceLength, vocabSize, examples);
   return Status::error(path + ": unknown data format; expected .jsonl (prompt/"
                               "response or text), .txt or .bin (int32 tokens)");
 }

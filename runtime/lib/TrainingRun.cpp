@@ -52,8 +52,13 @@ Status runTraining(CompiledStep &step, const RunOptions &options) {
   ByteTokenizer tokenizer;
   std::vector<Example> examples;
   if (!options.trainFile.empty()) {
+    // Token files are checked against the model's own vocabulary.
+    int32_t vocab = ByteTokenizer::kVocabSize;
+    for (const BufferInfo &info : step.arguments())
+      if (info.name == "model.embed_tokens.weight")
+        vocab = int32_t(info.shape[0]);
     LORA_RETURN_IF_ERROR(loadDataset(options.trainFile, tokenizer,
-                                     options.sequenceLength, examples));
+                                     options.sequenceLength, vocab, examples));
   } else {
     if (!isBuiltinDataset(options.dataset))
       return Status::error("--dataset: expected text, arithmetic, text-test "

@@ -714,8 +714,9 @@ static int runEval() {
   rt::ByteTokenizer tokenizer;
   std::vector<rt::Example> examples;
   if (!evalFile.empty()) {
-    if (rt::Status status = rt::loadDataset(evalFile, tokenizer,
-                                            shape.sequenceLength, examples);
+    if (rt::Status status = rt::loadDataset(
+            evalFile, tokenizer, shape.sequenceLength,
+            int32_t(config->vocabSize), examples);
         !status.ok())
       return fail(status.message());
   } else {

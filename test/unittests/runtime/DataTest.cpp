@@ -68,7 +68,8 @@ TEST_F(DataTest, JsonlErrorsNameFileAndLine) {
       "c.jsonl:1: 'prompt' and 'response' must be strings");
   expectError(loadJsonl(write("e.jsonl", "\n"), tokenizer, examples),
               "e.jsonl: no examples");
-  expectError(loadDataset((dir / "f.csv").string(), tokenizer, 8, examples),
+  expectError(loadDataset((dir / "f.csv").string(), tokenizer, 8, 257,
+                          examples),
               "unknown data format");
 }
 

@@ -46,9 +46,11 @@ Status loadText(const std::string &path, const ByteTokenizer &tokenizer,
 Status loadTokenFile(const std::string &path, int64_t sequenceLength,
                      int32_t vocabSize, std::vector<Example> &examples);
 
-/// Reads `path` by its extension: .jsonl, .txt, .bin (token file).
+/// Reads `path` by its extension: .jsonl, .txt, .bin (token file, ids
+/// checked against the model's `vocabSize`).
 Status loadDataset(const std::string &path, const ByteTokenizer &tokenizer,
-                   int64_t sequenceLength, std::vector<Example> &examples);
+                   int64_t sequenceLength, int32_t vocabSize,
+                   std::vector<Example> &examples);
 
 /// The built-in data, generated (no network): "arithmetic" (prompt /
 /// response pairs such as "12+7=" -> "19", the target domain) and "text"
