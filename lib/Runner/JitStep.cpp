@@ -7,6 +7,7 @@
 
 #include "lora/runtime/Arena.h"
 #include "lora/runtime/Gemm.h"
+#include "lora/runtime/MemRef.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
@@ -166,29 +167,15 @@ llvm::Error JitStep::run(ArrayRef<void *> arguments, ArrayRef<void *> results) {
                     " arguments and " + Twine(resultSpecs.size()) +
                     " results, got " + Twine(arguments.size()) + " and " +
                     Twine(results.size()));
-  // One memref descriptor per buffer: {allocated, aligned, offset,
-  // sizes[rank], strides[rank]}, all 8 bytes wide; results are the
-  // trailing out-parameters.
-  std::vector<std::vector<int64_t>> descriptors;
-  auto describe = [&](void *data, const BufferSpec &spec) {
-    std::vector<int64_t> d = {int64_t(reinterpret_cast<intptr_t>(data)),
-                              int64_t(reinterpret_cast<intptr_t>(data)), 0};
-    d.insert(d.end(), spec.shape.begin(), spec.shape.end());
-    std::vector<int64_t> strides(spec.shape.size(), 1);
-    for (int64_t i = int64_t(spec.shape.size()) - 2; i >= 0; --i)
-      strides[i] = strides[i + 1] * spec.shape[i + 1];
-    d.insert(d.end(), strides.begin(), strides.end());
-    descriptors.push_back(std::move(d));
-  };
+  // Results are the trailing out-parameters.
+  ::lora::runtime::MemRefDescriptors descriptors;
   for (auto [data, spec] : llvm::zip(arguments, argumentSpecs))
-    describe(data, spec);
+    descriptors.add(data, spec.shape);
   for (auto [data, spec] : llvm::zip(results, resultSpecs))
-    describe(data, spec);
-  std::vector<void *> pointers;
-  for (std::vector<int64_t> &d : descriptors)
-    pointers.push_back(d.data());
+    descriptors.add(data, spec.shape);
+  // invokePacked passes the address of each argument: of each pointer.
   std::vector<void *> packed;
-  for (void *&pointer : pointers)
+  for (void *&pointer : descriptors.pointers())
     packed.push_back(&pointer);
   return engine->invokePacked("_mlir_ciface_" + entry, packed);
 }

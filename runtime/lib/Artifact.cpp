@@ -4,6 +4,7 @@
 
 #include "lora/runtime/Arena.h"
 #include "lora/runtime/Gemm.h"
+#include "lora/runtime/MemRef.h"
 
 #include <nlohmann/json.hpp>
 
@@ -106,27 +107,13 @@ Status ArtifactStep::run(const std::vector<void *> &arguments,
     return Status::error(path + ": the step takes " +
                          std::to_string(args.size()) + " arguments and " +
                          std::to_string(outs.size()) + " results");
-  // One memref descriptor per buffer: {allocated, aligned, offset,
-  // sizes[rank], strides[rank]}; results are the trailing out-parameters.
-  std::vector<std::vector<int64_t>> descriptors;
-  auto describe = [&](void *data, const BufferInfo &info) {
-    std::vector<int64_t> d = {int64_t(reinterpret_cast<intptr_t>(data)),
-                              int64_t(reinterpret_cast<intptr_t>(data)), 0};
-    d.insert(d.end(), info.shape.begin(), info.shape.end());
-    std::vector<int64_t> strides(info.shape.size(), 1);
-    for (int64_t i = int64_t(info.shape.size()) - 2; i >= 0; --i)
-      strides[i] = strides[i + 1] * info.shape[i + 1];
-    d.insert(d.end(), strides.begin(), strides.end());
-    descriptors.push_back(std::move(d));
-  };
+  // Results are the trailing out-parameters.
+  MemRefDescriptors descriptors;
   for (size_t i = 0; i < args.size(); ++i)
-    describe(arguments[i], args[i]);
+    descriptors.add(arguments[i], args[i].shape);
   for (size_t i = 0; i < outs.size(); ++i)
-    describe(results[i], outs[i]);
-  std::vector<void *> pointers;
-  for (std::vector<int64_t> &d : descriptors)
-    pointers.push_back(d.data());
-  entry(pointers.data());
+    descriptors.add(results[i], outs[i].shape);
+  entry(descriptors.pointers().data());
   return Status::success();
 }
 

@@ -173,8 +173,8 @@ Status loadDataset(const std::string &path, const ByteTokenizer &tokenizer,
 std::vector<Example> builtinDataset(const std::string &name, int64_t count,
                                     uint64_t seed,
                                     const ByteTokenizer &tokenizer) {
-  bool heldOut = name.size() > 5 &&
-                 name.compare(name.size() - 5, 5, "-test") == 0;
+  bool heldOut =
+      name.size() > 5 && name.compare(name.size() - 5, 5, "-test") == 0;
   std::string domain = heldOut ? name.substr(0, name.size() - 5) : name;
   Random random(seed);
   std::vector<Example> examples;
@@ -219,9 +219,21 @@ std::vector<Example> builtinDataset(const std::string &name, int64_t count,
   return examples;
 }
 
-bool isBuiltinDataset(const std::string &name) {
-  return name == "text" || name == "text-test" || name == "arithmetic" ||
-         name == "arithmetic-test";
+Status loadBuiltinDataset(const std::string &flag, const std::string &name,
+                          int64_t count, uint64_t seed,
+                          const ByteTokenizer &tokenizer,
+                          std::vector<Example> &examples, bool heldOut) {
+  if (name != "text" && name != "text-test" && name != "arithmetic" &&
+      name != "arithmetic-test")
+    return Status::error(flag +
+                         ": expected text, arithmetic, text-test or "
+                         "arithmetic-test, got '" +
+                         name + "'");
+  bool isTest =
+      name.size() > 5 && name.compare(name.size() - 5, 5, "-test") == 0;
+  examples = builtinDataset(heldOut && !isTest ? name + "-test" : name, count,
+                            seed, tokenizer);
+  return Status::success();
 }
 
 Batcher::Batcher(std::vector<Example> examples, int64_t batchSize,

@@ -128,15 +128,25 @@ bool Trainer::read(const std::string &name, std::vector<float> &out) const {
   return true;
 }
 
+Trainer::Span *Trainer::argument(const char *name) {
+  auto it = argumentIndex.find(name);
+  return it == argumentIndex.end() ? nullptr : &argumentData[it->second];
+}
+
+Status Trainer::runStep() {
+  std::vector<void *> arguments, results;
+  for (Span &data : argumentData)
+    arguments.push_back(data.data());
+  for (Span &data : resultData)
+    results.push_back(data.data());
+  return step.run(arguments, results);
+}
+
 Status Trainer::train(Batcher &batcher, const TrainOptions &options,
                       const std::function<void(const StepMetrics &)> &onLog) {
-  auto slot = [&](const char *name) -> Span * {
-    auto it = argumentIndex.find(name);
-    return it == argumentIndex.end() ? nullptr : &argumentData[it->second];
-  };
-  Span *ids = slot("input_ids"), *positions = slot("positions"),
-       *labels = slot("labels"), *lr = slot("lr"), *stepCount = slot("step"),
-       *dropoutSeed = slot("dropout_seed");
+  Span *ids = argument("input_ids"), *positions = argument("positions"),
+       *labels = argument("labels"), *lr = argument("lr"),
+       *stepCount = argument("step"), *dropoutSeed = argument("dropout_seed");
   if (!ids || !positions || !labels || !lr || !stepCount)
     return Status::error("the compiled step lacks input_ids, positions, "
                          "labels, lr or step: is it a training step?");
@@ -204,12 +214,7 @@ Status Trainer::train(Batcher &batcher, const TrainOptions &options,
       int64_t seed = int64_t(splitmix64(options.seed ^ uint64_t(t)));
       std::memcpy(dropoutSeed->data(), &seed, sizeof seed);
     }
-    std::vector<void *> args, results;
-    for (Span &data : argumentData)
-      args.push_back(data.data());
-    for (Span &data : resultData)
-      results.push_back(data.data());
-    LORA_RETURN_IF_ERROR(step.run(args, results));
+    LORA_RETURN_IF_ERROR(runStep());
     for (size_t r = 0; r < resultData.size(); ++r)
       if (feedsArgument[r] >= 0)
         std::swap(resultData[r], argumentData[feedsArgument[r]]);
@@ -402,12 +407,8 @@ Status Trainer::loadPeftAdapter(const std::string &directory) {
 Status Trainer::evaluate(const std::vector<Example> &examples,
                          int64_t batchSize, int64_t sequenceLength,
                          Evaluation &result) {
-  auto slot = [&](const char *name) -> Span * {
-    auto it = argumentIndex.find(name);
-    return it == argumentIndex.end() ? nullptr : &argumentData[it->second];
-  };
-  Span *ids = slot("input_ids"), *positions = slot("positions"),
-       *labels = slot("labels");
+  Span *ids = argument("input_ids"), *positions = argument("positions"),
+       *labels = argument("labels");
   if (!ids || !positions || !labels || step.results().size() != 1 ||
       step.results()[0].name != "loss")
     return Status::error("evaluation needs a step from input_ids, positions "
@@ -425,10 +426,7 @@ Status Trainer::evaluate(const std::vector<Example> &examples,
     std::memcpy(ids->data(), batch.inputIds.data(), ids->size());
     std::memcpy(positions->data(), batch.positions.data(), positions->size());
     std::memcpy(labels->data(), batch.labels.data(), labels->size());
-    std::vector<void *> args, results = {resultData[0].data()};
-    for (Span &data : argumentData)
-      args.push_back(data.data());
-    LORA_RETURN_IF_ERROR(step.run(args, results));
+    LORA_RETURN_IF_ERROR(runStep());
     float loss;
     std::memcpy(&loss, resultData[0].data(), sizeof loss);
     // The step's loss is the mean over this batch's counted tokens.
@@ -446,10 +444,9 @@ Status Trainer::evaluate(const std::vector<Example> &examples,
 
 Status Trainer::generate(std::vector<int32_t> &tokens, int64_t maxNewTokens,
                          double temperature, uint64_t seed) {
-  auto ids = argumentIndex.find("input_ids");
-  auto positions = argumentIndex.find("positions");
-  if (ids == argumentIndex.end() || positions == argumentIndex.end() ||
-      step.results().size() != 1 || step.results()[0].name != "logits" ||
+  Span *ids = argument("input_ids"), *positions = argument("positions");
+  if (!ids || !positions || step.results().size() != 1 ||
+      step.results()[0].name != "logits" ||
       step.results()[0].shape.size() != 3 || step.results()[0].shape[0] != 1)
     return Status::error("generation needs a batch-1 step from input_ids "
                          "and positions to the logits");
@@ -457,9 +454,8 @@ Status Trainer::generate(std::vector<int32_t> &tokens, int64_t maxNewTokens,
   int64_t vocab = step.results()[0].shape[2];
   if (tokens.empty())
     return Status::error("generation needs at least one prompt token");
-  auto *idData = reinterpret_cast<int32_t *>(argumentData[ids->second].data());
-  auto *posData =
-      reinterpret_cast<int32_t *>(argumentData[positions->second].data());
+  auto *idData = reinterpret_cast<int32_t *>(ids->data());
+  auto *posData = reinterpret_cast<int32_t *>(positions->data());
   for (int64_t t = 0; t < window; ++t)
     posData[t] = int32_t(t);
   const float *logits = reinterpret_cast<const float *>(resultData[0].data());
@@ -469,10 +465,7 @@ Status Trainer::generate(std::vector<int32_t> &tokens, int64_t maxNewTokens,
     // Causal attention: padding after the sequence does not change it.
     std::fill(idData, idData + window, ByteTokenizer::kEndOfSequence);
     std::copy(tokens.begin(), tokens.end(), idData);
-    std::vector<void *> args, results = {resultData[0].data()};
-    for (Span &data : argumentData)
-      args.push_back(data.data());
-    LORA_RETURN_IF_ERROR(step.run(args, results));
+    LORA_RETURN_IF_ERROR(runStep());
     const float *row = logits + (int64_t(tokens.size()) - 1) * vocab;
     int32_t next = int32_t(std::max_element(row, row + vocab) - row);
     if (temperature > 0) {

@@ -10,10 +10,20 @@
 
 namespace lora::runtime {
 
-Status runTraining(CompiledStep &step, const RunOptions &options) {
+Status validateRunOptions(const RunOptions &options) {
+  // Other unknown methods are the training pipeline's to name.
+  if (options.method == "frozen")
+    return Status::error("--method frozen trains nothing; use lora, full or "
+                         "mixed");
   if (options.maxSteps <= 0)
     return Status::error("--max_steps must be > 0, got " +
                          std::to_string(options.maxSteps));
+  Schedule::Kind kind;
+  return Schedule::parseKind(options.schedulerType, kind);
+}
+
+Status runTraining(CompiledStep &step, const RunOptions &options) {
+  LORA_RETURN_IF_ERROR(validateRunOptions(options));
   Schedule schedule;
   LORA_RETURN_IF_ERROR(
       Schedule::parseKind(options.schedulerType, schedule.kind));
@@ -60,11 +70,8 @@ Status runTraining(CompiledStep &step, const RunOptions &options) {
     LORA_RETURN_IF_ERROR(loadDataset(options.trainFile, tokenizer,
                                      options.sequenceLength, vocab, examples));
   } else {
-    if (!isBuiltinDataset(options.dataset))
-      return Status::error("--dataset: expected text, arithmetic, text-test "
-                           "or arithmetic-test, got '" +
-                           options.dataset + "'");
-    examples = builtinDataset(options.dataset, 4096, seed, tokenizer);
+    LORA_RETURN_IF_ERROR(loadBuiltinDataset("--dataset", options.dataset, 4096,
+                                            seed, tokenizer, examples));
   }
   Batcher batcher(std::move(examples), options.batchSize,
                   options.sequenceLength, seed);

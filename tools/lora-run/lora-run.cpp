@@ -479,15 +479,9 @@ static int runTrain() {
                 llvm::Twine(rt::ByteTokenizer::kVocabSize) +
                 "; use a .bin token file with ids below it");
   rt::RunOptions run = runOptions();
-  if (run.method == "frozen")
-    return fail("--method frozen trains nothing; use lora, full or mixed");
   // Cheap flag checks first, before the compile.
-  rt::Schedule::Kind kind;
-  if (rt::Status status = rt::Schedule::parseKind(schedulerType, kind);
-      !status.ok())
+  if (rt::Status status = rt::validateRunOptions(run); !status.ok())
     return fail(status.message());
-  if (maxSteps <= 0)
-    return fail("--max_steps must be > 0, got " + llvm::Twine(maxSteps));
 
   mlir::MLIRContext context;
   mlir::OwningOpRef<mlir::ModuleOp> module =
@@ -521,8 +515,8 @@ static int runCompile() {
     return fail(llvm::toString(readConfig.takeError()));
   const mlir::lora::LlamaConfig &config = *readConfig;
   rt::RunOptions run = runOptions();
-  if (run.method == "frozen")
-    return fail("--method frozen trains nothing; use lora, full or mixed");
+  if (rt::Status status = rt::validateRunOptions(run); !status.ok())
+    return fail(status.message());
   mlir::MLIRContext context;
   mlir::OwningOpRef<mlir::ModuleOp> module =
       mlir::ModuleOp::create(mlir::UnknownLoc::get(&context));
@@ -714,22 +708,18 @@ static int runEval() {
   rt::ByteTokenizer tokenizer;
   std::vector<rt::Example> examples;
   if (!evalFile.empty()) {
-    if (rt::Status status = rt::loadDataset(
-            evalFile, tokenizer, shape.sequenceLength,
-            int32_t(config->vocabSize), examples);
+    if (rt::Status status =
+            rt::loadDataset(evalFile, tokenizer, shape.sequenceLength,
+                            int32_t(config->vocabSize), examples);
         !status.ok())
       return fail(status.message());
   } else {
-    if (!rt::isBuiltinDataset(dataset))
-      return fail("--dataset: expected text, arithmetic, text-test or "
-                  "arithmetic-test, got '" +
-                  dataset + "'");
-    // Held out: a seed stream the training data (seed) does not use.
     // The held-out split of the domain.
-    std::string split = llvm::StringRef(dataset).ends_with("-test")
-                            ? dataset.getValue()
-                            : dataset + "-test";
-    examples = rt::builtinDataset(split, 512, ~uint64_t(seed), tokenizer);
+    if (rt::Status status =
+            rt::loadBuiltinDataset("--dataset", dataset, 512, ~uint64_t(seed),
+                                   tokenizer, examples, /*heldOut=*/true);
+        !status.ok())
+      return fail(status.message());
   }
   mlir::MLIRContext context;
   std::unique_ptr<JitCompiledStep> step;
@@ -759,12 +749,11 @@ static int runGenerateBatch(const mlir::lora::LlamaConfig &config) {
         !status.ok())
       return fail(status.message());
   } else {
-    if (!rt::isBuiltinDataset(promptsDataset))
-      return fail("--prompts_dataset: expected arithmetic-test (or another "
-                  "built-in name), got '" +
-                  promptsDataset + "'");
-    examples = rt::builtinDataset(promptsDataset, numExamples,
-                                  ~uint64_t(seed), tokenizer);
+    if (rt::Status status = rt::loadBuiltinDataset(
+            "--prompts_dataset", promptsDataset, numExamples, ~uint64_t(seed),
+            tokenizer, examples);
+        !status.ok())
+      return fail(status.message());
   }
   // Split each example into its prompt (no loss) and response (loss, less
   // the end token).
@@ -786,9 +775,9 @@ static int runGenerateBatch(const mlir::lora::LlamaConfig &config) {
   mlir::MLIRContext context;
   std::unique_ptr<JitCompiledStep> step;
   std::unique_ptr<rt::Trainer> model;
-  if (int status = prepareInference(context, config, {1, window},
-                                    mlir::lora::StepOutput::Logits, step,
-                                    model))
+  if (int status =
+          prepareInference(context, config, {1, window},
+                           mlir::lora::StepOutput::Logits, step, model))
     return status;
   int64_t correct = 0;
   for (auto &[promptTokens, response] : cases) {
@@ -809,9 +798,8 @@ static int runGenerateBatch(const mlir::lora::LlamaConfig &config) {
       std::set<std::string> distinct;
       for (int64_t k = 0; k < numSamples; ++k) {
         std::vector<int32_t> tokens = cases[c].first;
-        if (rt::Status status = model->generate(tokens, maxNewTokens,
-                                                sampleTemperature,
-                                                seed * 1000003 + k);
+        if (rt::Status status = model->generate(
+                tokens, maxNewTokens, sampleTemperature, seed * 1000003 + k);
             !status.ok())
           return fail(status.message());
         distinct.insert(tokenizer.decode(std::vector<int32_t>(
@@ -821,14 +809,12 @@ static int runGenerateBatch(const mlir::lora::LlamaConfig &config) {
     }
     diversity = total / double(prompts);
   }
-  llvm::outs() << llvm::formatv("{{\"exact_match\": {0:f4}, \"examples\": "
-                                "{1}, \"diversity\": {2}}\n",
-                                double(correct) / double(cases.size()),
-                                cases.size(),
-                                diversity < 0 ? std::string("null")
-                                              : llvm::formatv("{0:f4}",
-                                                              diversity)
-                                                    .str());
+  llvm::outs() << llvm::formatv(
+      "{{\"exact_match\": {0:f4}, \"examples\": "
+      "{1}, \"diversity\": {2}}\n",
+      double(correct) / double(cases.size()), cases.size(),
+      diversity < 0 ? std::string("null")
+                    : llvm::formatv("{0:f4}", diversity).str());
   return 0;
 }
 
@@ -857,9 +843,9 @@ static int runGenerate() {
   mlir::MLIRContext context;
   std::unique_ptr<JitCompiledStep> step;
   std::unique_ptr<rt::Trainer> model;
-  if (int status = prepareInference(context, *config, {1, window},
-                                    mlir::lora::StepOutput::Logits, step,
-                                    model))
+  if (int status =
+          prepareInference(context, *config, {1, window},
+                           mlir::lora::StepOutput::Logits, step, model))
     return status;
   size_t promptLength = tokens.size();
   if (rt::Status status =

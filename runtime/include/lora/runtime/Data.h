@@ -60,8 +60,12 @@ Status loadDataset(const std::string &path, const ByteTokenizer &tokenizer,
 std::vector<Example> builtinDataset(const std::string &name, int64_t count,
                                     uint64_t seed,
                                     const ByteTokenizer &tokenizer);
-/// True for the names builtinDataset knows.
-bool isBuiltinDataset(const std::string &name);
+/// builtinDataset after checking `name` (the error names `flag`); with
+/// `heldOut`, the held-out split of the domain `name` names.
+Status loadBuiltinDataset(const std::string &flag, const std::string &name,
+                          int64_t count, uint64_t seed,
+                          const ByteTokenizer &tokenizer,
+                          std::vector<Example> &examples, bool heldOut = false);
 
 /// One batch, row-major [batch, seq].
 struct Batch {

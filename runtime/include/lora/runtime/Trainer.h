@@ -166,6 +166,11 @@ private:
     void operator()(uint8_t *p) const;
   };
 
+  /// The buffer of argument `name`, or nullptr.
+  Span *argument(const char *name);
+  /// Runs the step on the current buffers.
+  Status runStep();
+
   CompiledStep &step;
   /// Two arenas, one allocation each: the arguments (parameters, moments,
   /// the batch) and the results. After a step, a result and the argument it

@@ -39,6 +39,10 @@ struct RunOptions {
   AdapterConfig adapter;
 };
 
+/// Checks the flags that need no data or step (method, steps, schedule), so
+/// a tool can fail before compiling.
+Status validateRunOptions(const RunOptions &options);
+
 /// Runs training with `step`; progress and a summary go to stderr.
 Status runTraining(CompiledStep &step, const RunOptions &options);
 
