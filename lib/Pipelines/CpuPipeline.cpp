@@ -36,7 +36,7 @@ static constexpr const char *kLowering =
     "convert-linalg-to-affine-loops, "
     "func.func(affine-super-vectorize{virtual-vector-size=8 "
     "vectorize-reductions=true}), func.func(affine-loop-tile{tile-size=32}), "
-    "canonicalize, "
+    "canonicalize, lora-approximate-math, "
     "expand-strided-metadata, lower-affine, convert-vector-to-scf, "
     "convert-scf-to-cf, convert-vector-to-llvm, convert-math-to-llvm, "
     "finalize-memref-to-llvm{use-generic-functions=true}, "

@@ -4,8 +4,58 @@
 
 #include <cblas.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
+#include <mutex>
+#include <tuple>
+
+namespace {
+
+/// With LORA_GEMM_TRACE=<file>, every GEMM shape the compiled code calls is
+/// counted and timed, and the table is written to <file> at exit, one JSON
+/// object per line: {"m","n","k","ta","tb","calls","seconds"}. bench/ uses
+/// it to time the same shapes alone (the step's GEMM limit).
+class GemmTrace {
+public:
+  using Shape = std::tuple<int64_t, int64_t, int64_t, int, int>;
+  static GemmTrace *get() {
+    static GemmTrace trace;
+    return trace.path ? &trace : nullptr;
+  }
+  void record(const Shape &shape, double seconds) {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto &[calls, total] = table[shape];
+    ++calls;
+    total += seconds;
+  }
+  ~GemmTrace() {
+    if (!path)
+      return;
+    FILE *file = std::fopen(path, "w");
+    if (!file) {
+      std::fprintf(stderr, "LORA_GEMM_TRACE: cannot write %s\n", path);
+      return;
+    }
+    for (const auto &[shape, entry] : table)
+      std::fprintf(file,
+                   "{\"m\": %lld, \"n\": %lld, \"k\": %lld, \"ta\": %d, "
+                   "\"tb\": %d, \"calls\": %lld, \"seconds\": %.9f}\n",
+                   (long long)std::get<0>(shape), (long long)std::get<1>(shape),
+                   (long long)std::get<2>(shape), std::get<3>(shape),
+                   std::get<4>(shape), (long long)entry.first, entry.second);
+    std::fclose(file);
+  }
+
+private:
+  GemmTrace() : path(std::getenv("LORA_GEMM_TRACE")) {}
+  const char *path;
+  std::mutex mutex;
+  std::map<Shape, std::pair<long long, double>> table;
+};
+
+} // namespace
 
 extern "C" void _mlir_ciface_lora_sgemm_f32(int32_t transposeA,
                                             int32_t transposeB,
@@ -23,9 +73,16 @@ extern "C" void _mlir_ciface_lora_sgemm_f32(int32_t transposeA,
   }
   if (m == 0 || n == 0)
     return;
+  GemmTrace *trace = GemmTrace::get();
+  auto start = std::chrono::steady_clock::now();
   cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans,
               transposeB ? CblasTrans : CblasNoTrans, int(m), int(n), int(k),
               1.0f, a->aligned + a->offset, int(a->strides[0]),
               b->aligned + b->offset, int(b->strides[0]), 1.0f,
               c->aligned + c->offset, int(c->strides[0]));
+  if (trace)
+    trace->record({m, n, k, transposeA, transposeB},
+                  std::chrono::duration<double>(
+                      std::chrono::steady_clock::now() - start)
+                      .count());
 }

@@ -13,8 +13,10 @@ def ConvertLoraToLinalg : Pass<"convert-lora-to-linalg", "ModuleOp"> {
     transposes in their indexing maps, which `lora-matmul-to-blas` turns
     into calls to the runtime's BLAS after bufferization; everything else
     becomes `linalg.generic`. Attention materializes the [seq, seq] score
-    matrix per head (the CPU path; the GPU path uses a flash kernel). Only
-    f32 tensors are lowered for now.
+    matrix per head (the CPU path); its four contractions are one
+    `linalg.matmul` per head on strided 2-D slices inside `scf.for` loops,
+    so that they reach BLAS too without copying heads. Only f32 tensors are
+    lowered for now.
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::linalg::LinalgDialect",
@@ -35,6 +37,23 @@ def MatmulToBlas : Pass<"lora-matmul-to-blas", "ModuleOp"> {
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::func::FuncDialect",
     "::mlir::memref::MemRefDialect"
+  ];
+}
+
+def ApproximateMath : Pass<"lora-approximate-math"> {
+  let summary = "Replace f32 vector exp, sin and cos by polynomial approximations";
+  let description = [{
+    Runs after vectorization: `math.exp`, `math.sin` and `math.cos` on f32
+    vectors become upstream MLIR's polynomial approximations (arith,
+    math.fma and bit operations), so that a vector of 8 lanes is computed in
+    registers instead of by 8 calls to libm. Scalars are left to libm,
+    which is faster for them. The
+    approximations are within a few ulp of libm; the compiled-step tests
+    compare the result against the double-precision reference evaluator.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",
+    "::mlir::vector::VectorDialect"
   ];
 }
 

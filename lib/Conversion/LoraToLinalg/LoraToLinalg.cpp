@@ -17,7 +17,9 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Transforms/DialectConversion.h"
 
+#include <array>
 #include <cmath>
+#include <functional>
 
 namespace mlir::lora {
 #define GEN_PASS_DEF_CONVERTLORATOLINALG
@@ -130,79 +132,122 @@ Value rowSum(KernelBuilder &k, Value x2d,
                    })[0];
 }
 
-/// Causal attention probabilities [b, kv, g, t, j] from q5 [b, t, kv, g, d]
-/// and k4 [b, j, kv, d]; masked entries are 0.
-Value attentionProbabilities(KernelBuilder &k, Value q5, Value k4,
-                             double scale) {
-  ArrayRef<int64_t> qs = shapeOf(q5);
-  int64_t B = qs[0], T = qs[1], KV = qs[2], G = qs[3];
-  Value scores = k.generic(
-      {q5, k4}, k.filled({B, KV, G, T, T}, 0.0),
-      {"(b, kv, g, t, j, d) -> (b, t, kv, g, d)",
-       "(b, kv, g, t, j, d) -> (b, j, kv, d)",
-       "(b, kv, g, t, j, d) -> (b, kv, g, t, j)"},
-      "pppppr", [&](OpBuilder &bb, Location at, ValueRange args) {
-        Math m{bb, at};
-        return SmallVector<Value>{m.add(args[2], m.mul(args[0], args[1]))};
-      })[0];
+/// How a per-head matrix sits in an attention tensor: queries and outputs
+/// [b, t, kv, g, d], keys and values [b, t, kv, d], scores [b, kv, g, t, j].
+enum class HeadLayout { Query, KeyValue, Scores };
+
+/// The [rows, cols] matrix of head (b, kv, g) in `tensor`: a rank-reducing
+/// slice whose rows are contiguous, so BLAS reads it where it lies.
+Value headMatrix(OpBuilder &b, Location loc, Value tensor, HeadLayout layout,
+                 Value batch, Value kv, Value g) {
+  ArrayRef<int64_t> s = shapeOf(tensor);
+  OpFoldResult zero = b.getIndexAttr(0), one = b.getIndexAttr(1);
+  SmallVector<OpFoldResult> offsets, sizes;
+  int64_t rows, cols;
+  switch (layout) {
+  case HeadLayout::Query:
+    offsets = {batch, zero, kv, g, zero};
+    sizes = {one, b.getIndexAttr(s[1]), one, one, b.getIndexAttr(s[4])};
+    rows = s[1], cols = s[4];
+    break;
+  case HeadLayout::KeyValue:
+    offsets = {batch, zero, kv, zero};
+    sizes = {one, b.getIndexAttr(s[1]), one, b.getIndexAttr(s[3])};
+    rows = s[1], cols = s[3];
+    break;
+  case HeadLayout::Scores:
+    offsets = {batch, kv, g, zero, zero};
+    sizes = {one, one, one, b.getIndexAttr(s[3]), b.getIndexAttr(s[4])};
+    rows = s[3], cols = s[4];
+    break;
+  }
+  SmallVector<OpFoldResult> strides(s.size(), one);
+  auto type = RankedTensorType::get({rows, cols}, b.getF32Type());
+  return tensor::ExtractSliceOp::create(b, loc, type, tensor, offsets, sizes,
+                                        strides);
+}
+
+/// Runs `body` once per attention head (b, kv, g) inside an scf.for nest
+/// that threads `inits` through; `body` returns their new values.
+SmallVector<Value>
+forEachHead(KernelBuilder &k, std::array<int64_t, 3> heads, ValueRange inits,
+            llvm::function_ref<SmallVector<Value>(ValueRange heads,
+                                                  ValueRange accs)>
+                body) {
+  OpBuilder &b = k.builder();
+  Location loc = k.location();
+  Value zero = k.index(0), one = k.index(1);
+  SmallVector<Value> ivs;
+  std::function<SmallVector<Value>(unsigned, ValueRange)> nest =
+      [&](unsigned depth, ValueRange accs) -> SmallVector<Value> {
+    if (depth == 3)
+      return body(ivs, accs);
+    auto loop = scf::ForOp::create(
+        b, loc, zero, k.index(heads[depth]), one, accs,
+        [&](OpBuilder &, Location at, Value iv, ValueRange args) {
+          ivs.push_back(iv);
+          SmallVector<Value> results = nest(depth + 1, args);
+          ivs.pop_back();
+          scf::YieldOp::create(b, at, results);
+        });
+    return SmallVector<Value>(loop.getResults());
+  };
+  return nest(0, inits);
+}
+
+/// acc[head] += op(lhs) · op(rhs), where acc is a whole attention tensor and
+/// the product lands in the head's slice of it.
+Value matmulIntoHead(KernelBuilder &k, Value lhs, bool transposeLhs, Value rhs,
+                     bool transposeRhs, Value acc, HeadLayout layout,
+                     ValueRange head) {
+  OpBuilder &b = k.builder();
+  Location loc = k.location();
+  auto slice = headMatrix(b, loc, acc, layout, head[0], head[1], head[2])
+                   .getDefiningOp<tensor::ExtractSliceOp>();
+  Value product =
+      k.matmul(lhs, rhs, slice.getResult(), transposeLhs, transposeRhs);
+  return tensor::InsertSliceOp::create(b, loc, product, acc,
+                                       slice.getMixedOffsets(),
+                                       slice.getMixedSizes(),
+                                       slice.getMixedStrides());
+}
+
+/// One head's causal attention probabilities [t, j] from its queries and
+/// keys [t, d]: the GEMM goes to BLAS and the softmax runs on the [T, T]
+/// block while it is still in cache. Masked entries are 0.
+Value headProbabilities(KernelBuilder &k, Value qh, Value kh, double scale) {
+  int64_t T = shapeOf(qh)[0];
+  Value scores = k.matmul(qh, kh, k.filled({T, T}, 0.0), false, true);
   auto visible = [&](OpBuilder &bb, Location at) {
     return arith::CmpIOp::create(bb, at, arith::CmpIPredicate::ule,
-                                 k.loopIndex(bb, 4), k.loopIndex(bb, 3));
+                                 k.loopIndex(bb, 1), k.loopIndex(bb, 0));
   };
-  const char *full = "(b, kv, g, t, j) -> (b, kv, g, t, j)";
-  const char *row = "(b, kv, g, t, j) -> (b, kv, g, t)";
+  const char *full = "(t, j) -> (t, j)";
+  const char *row = "(t, j) -> (t)";
   Value maximum =
-      k.generic(scores, k.filled({B, KV, G, T}, -INFINITY), {full, row},
-                "ppppr", [&](OpBuilder &bb, Location at, ValueRange args) {
+      k.generic(scores, k.filled({T}, -INFINITY), {full, row}, "pr",
+                [&](OpBuilder &bb, Location at, ValueRange args) {
                   Math m{bb, at};
                   Value s = m.mul(args[0], m.f32(scale));
                   return SmallVector<Value>{
                       m.select(visible(bb, at), m.max(args[1], s), args[1])};
                 })[0];
   Value exps = k.generic(
-      {scores, maximum}, k.empty({B, KV, G, T, T}), {full, row, full}, "ppppp",
+      {scores, maximum}, k.empty({T, T}), {full, row, full}, "pp",
       [&](OpBuilder &bb, Location at, ValueRange args) {
         Math m{bb, at};
         Value e = m.exp(m.sub(m.mul(args[0], m.f32(scale)), args[1]));
         return SmallVector<Value>{m.select(visible(bb, at), e, m.f32(0.0))};
       })[0];
-  Value total =
-      k.generic(exps, k.filled({B, KV, G, T}, 0.0), {full, row}, "ppppr",
-                [&](OpBuilder &bb, Location at, ValueRange args) {
-                  Math m{bb, at};
-                  return SmallVector<Value>{m.add(args[1], args[0])};
-                })[0];
-  return k.generic({exps, total}, k.empty({B, KV, G, T, T}), {full, row, full},
-                   "ppppp", [&](OpBuilder &bb, Location at, ValueRange args) {
+  Value total = k.generic(exps, k.filled({T}, 0.0), {full, row}, "pr",
+                          [&](OpBuilder &bb, Location at, ValueRange args) {
+                            Math m{bb, at};
+                            return SmallVector<Value>{m.add(args[1], args[0])};
+                          })[0];
+  return k.generic({exps, total}, k.empty({T, T}), {full, row, full}, "pp",
+                   [&](OpBuilder &bb, Location at, ValueRange args) {
                      Math m{bb, at};
                      return SmallVector<Value>{m.div(args[0], args[1])};
-                   })[0];
-}
-
-/// out[b, t, kv, g, d] = Σ_j p[b, kv, g, t, j] · x[b, j, kv, d]
-Value attendRows(KernelBuilder &k, Value p, Value x4, ArrayRef<int64_t> q5) {
-  return k.generic({p, x4}, k.filled(q5, 0.0),
-                   {"(b, kv, g, t, d, j) -> (b, kv, g, t, j)",
-                    "(b, kv, g, t, d, j) -> (b, j, kv, d)",
-                    "(b, kv, g, t, d, j) -> (b, t, kv, g, d)"},
-                   "pppppr", [&](OpBuilder &bb, Location at, ValueRange args) {
-                     Math m{bb, at};
-                     return SmallVector<Value>{
-                         m.add(args[2], m.mul(args[0], args[1]))};
-                   })[0];
-}
-
-/// out[b, j, kv, d] = Σ_{g, t} p[b, kv, g, t, j] · y[b, t, kv, g, d]
-Value attendColumns(KernelBuilder &k, Value p, Value y5,
-                    ArrayRef<int64_t> kv4) {
-  return k.generic({p, y5}, k.filled(kv4, 0.0),
-                   {"(b, j, kv, d, g, t) -> (b, kv, g, t, j)",
-                    "(b, j, kv, d, g, t) -> (b, t, kv, g, d)",
-                    "(b, j, kv, d, g, t) -> (b, j, kv, d)"},
-                   "pppprr", [&](OpBuilder &bb, Location at, ValueRange args) {
-                     Math m{bb, at};
-                     return SmallVector<Value>{
-                         m.add(args[2], m.mul(args[0], args[1]))};
                    })[0];
 }
 
@@ -556,11 +601,25 @@ struct AttentionLowering : LoraLowering<AttentionOp> {
                            KernelBuilder &k) const override {
     auto [q5, kv4] = headShapes(a.getQuery(), op.getNumHeads(),
                                 op.getNumKvHeads(), op.getHeadDim());
+    double scale = op.getScaleOrDefault();
     Value q = splitHeads(k, a.getQuery(), q5);
     Value key = splitHeads(k, a.getKey(), kv4);
     Value value = splitHeads(k, a.getValue(), kv4);
-    Value p = attentionProbabilities(k, q, key, op.getScaleOrDefault());
-    return {mergeHeads(k, attendRows(k, p, value, q5))};
+    OpBuilder &b = k.builder();
+    Location loc = k.location();
+    Value out = forEachHead(
+        k, {q5[0], q5[2], q5[3]}, k.filled(q5, 0.0),
+        [&](ValueRange h, ValueRange accs) -> SmallVector<Value> {
+          auto head = [&](Value t, HeadLayout layout) {
+            return headMatrix(b, loc, t, layout, h[0], h[1], h[2]);
+          };
+          Value p = headProbabilities(k, head(q, HeadLayout::Query),
+                                      head(key, HeadLayout::KeyValue), scale);
+          // O[h] = P · V[kv]
+          return {matmulIntoHead(k, p, false, head(value, HeadLayout::KeyValue),
+                                 false, accs[0], HeadLayout::Query, h)};
+        })[0];
+    return {mergeHeads(k, out)};
   }
 };
 
@@ -575,38 +634,50 @@ struct AttentionGradLowering : LoraLowering<AttentionGradOp> {
     Value key = splitHeads(k, a.getKey(), kv4);
     Value value = splitHeads(k, a.getValue(), kv4);
     Value dOut = splitHeads(k, a.getGrad(), q5);
-    Value p = attentionProbabilities(k, q, key, scale);
-    int64_t B = q5[0], T = q5[1], KV = q5[2], G = q5[3];
-    // dP[b, kv, g, t, j] = Σ_d dO[b, t, kv, g, d] · v[b, j, kv, d]
-    Value dp = k.generic(
-        {dOut, value}, k.filled({B, KV, G, T, T}, 0.0),
-        {"(b, kv, g, t, j, d) -> (b, t, kv, g, d)",
-         "(b, kv, g, t, j, d) -> (b, j, kv, d)",
-         "(b, kv, g, t, j, d) -> (b, kv, g, t, j)"},
-        "pppppr", [&](OpBuilder &bb, Location at, ValueRange args) {
-          Math m{bb, at};
-          return SmallVector<Value>{m.add(args[2], m.mul(args[0], args[1]))};
-        })[0];
-    const char *full = "(b, kv, g, t, j) -> (b, kv, g, t, j)";
-    const char *row = "(b, kv, g, t, j) -> (b, kv, g, t)";
-    Value weighted = k.generic(
-        {p, dp}, k.filled({B, KV, G, T}, 0.0), {full, full, row}, "ppppr",
-        [&](OpBuilder &bb, Location at, ValueRange args) {
-          Math m{bb, at};
-          return SmallVector<Value>{m.add(args[2], m.mul(args[0], args[1]))};
-        })[0];
-    // dS = P · (dP − Σ_j P·dP) · scale
-    Value ds = k.generic(
-        {p, dp, weighted}, k.empty({B, KV, G, T, T}), {full, full, row, full},
-        "ppppp", [&](OpBuilder &bb, Location at, ValueRange args) {
-          Math m{bb, at};
-          return SmallVector<Value>{
-              m.mul(m.mul(args[0], m.sub(args[1], args[2])), m.f32(scale))};
-        })[0];
-    Value dq = attendRows(k, ds, key, q5);
-    Value dk = attendColumns(k, ds, q, kv4);
-    Value dv = attendColumns(k, p, dOut, kv4);
-    return {mergeHeads(k, dq), mergeHeads(k, dk), mergeHeads(k, dv)};
+    int64_t T = q5[1];
+    OpBuilder &b = k.builder();
+    Location loc = k.location();
+    // Per head, with the [T, T] blocks in cache: P recomputed, dP = dO·Vᵀ,
+    // dS = P·(dP − Σ_j P·dP)·scale, then dQ = dS·K, dK += dSᵀ·Q and
+    // dV += Pᵀ·dO (the g heads of a group add into one kv slice).
+    SmallVector<Value> grads = forEachHead(
+        k, {q5[0], q5[2], q5[3]},
+        {k.filled(q5, 0.0), k.filled(kv4, 0.0), k.filled(kv4, 0.0)},
+        [&](ValueRange h, ValueRange accs) -> SmallVector<Value> {
+          auto head = [&](Value t, HeadLayout layout) {
+            return headMatrix(b, loc, t, layout, h[0], h[1], h[2]);
+          };
+          Value qh = head(q, HeadLayout::Query);
+          Value kh = head(key, HeadLayout::KeyValue);
+          Value vh = head(value, HeadLayout::KeyValue);
+          Value dOh = head(dOut, HeadLayout::Query);
+          Value p = headProbabilities(k, qh, kh, scale);
+          Value dp = k.matmul(dOh, vh, k.filled({T, T}, 0.0), false, true);
+          const char *full = "(t, j) -> (t, j)";
+          const char *row = "(t, j) -> (t)";
+          Value weighted = k.generic(
+              {p, dp}, k.filled({T}, 0.0), {full, full, row}, "pr",
+              [&](OpBuilder &bb, Location at, ValueRange args) {
+                Math m{bb, at};
+                return SmallVector<Value>{
+                    m.add(args[2], m.mul(args[0], args[1]))};
+              })[0];
+          Value ds = k.generic(
+              {p, dp, weighted}, k.empty({T, T}), {full, full, row, full},
+              "pp", [&](OpBuilder &bb, Location at, ValueRange args) {
+                Math m{bb, at};
+                return SmallVector<Value>{m.mul(
+                    m.mul(args[0], m.sub(args[1], args[2])), m.f32(scale))};
+              })[0];
+          return {matmulIntoHead(k, ds, false, kh, false, accs[0],
+                                 HeadLayout::Query, h),
+                  matmulIntoHead(k, ds, true, qh, false, accs[1],
+                                 HeadLayout::KeyValue, h),
+                  matmulIntoHead(k, p, true, dOh, false, accs[2],
+                                 HeadLayout::KeyValue, h)};
+        });
+    return {mergeHeads(k, grads[0]), mergeHeads(k, grads[1]),
+            mergeHeads(k, grads[2])};
   }
 };
 
