@@ -59,6 +59,11 @@ LogicalResult mlir::lora::buildTrainingPipeline(
   pm.addPass(createOptimizer(optimizer));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
+  if (adapters && options.fuseAdapters) {
+    pm.addPass(createFuseAdapters());
+    pm.addPass(createCanonicalizerPass());
+    pm.addPass(createCSEPass());
+  }
   return success();
 }
 

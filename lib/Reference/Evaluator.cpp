@@ -12,6 +12,7 @@
 #include "lora/runtime/Dropout.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -456,6 +457,69 @@ llvm::Error Evaluator::step(Operation *op) {
             dw.data[o * in + i] = scale * sum;
           }
         values[op.getResult()] = std::move(dw);
+        return llvm::Error::success();
+      })
+      .Case([&](LowRankUpdateOp op) {
+        Tensor y = get(op.getBase());
+        Tensor update = matmulTransposed(get(op.getU()), get(op.getLoraB()),
+                                         op.getScale().convertToDouble(),
+                                         y.shape);
+        for (size_t i = 0; i < y.data.size(); ++i)
+          y.data[i] += update.data[i];
+        values[op.getResult()] = std::move(y);
+        return llvm::Error::success();
+      })
+      // The layout ops that lora-fuse-adapters introduces.
+      .Case([&](tensor::ConcatOp op) -> llvm::Error {
+        auto shape = shapeOf(op, op.getType());
+        if (!shape)
+          return shape.takeError();
+        Tensor y = Tensor::filled(*shape, 0.0);
+        int64_t dim = op.getDim();
+        int64_t outer = 1, inner = 1;
+        for (int64_t i = 0; i < dim; ++i)
+          outer *= (*shape)[i];
+        for (size_t i = dim + 1; i < shape->size(); ++i)
+          inner *= (*shape)[i];
+        int64_t offset = 0, width = (*shape)[dim] * inner;
+        for (Value input : op.getInputs()) {
+          const Tensor &x = get(input);
+          int64_t chunk = x.shape[dim] * inner;
+          for (int64_t o = 0; o < outer; ++o)
+            for (int64_t i = 0; i < chunk; ++i)
+              y.data[o * width + offset + i] = x.data[o * chunk + i];
+          offset += chunk;
+        }
+        values[op.getResult()] = std::move(y);
+        return llvm::Error::success();
+      })
+      .Case([&](tensor::ExtractSliceOp op) -> llvm::Error {
+        const Tensor &x = get(op.getSource());
+        if (!op.hasUnitStride() || !op.getSourceType().hasStaticShape() ||
+            !op.getType().hasStaticShape() ||
+            ShapedType::isDynamicShape(op.getStaticOffsets()) ||
+            op.getSourceType().getRank() != op.getType().getRank())
+          return opError(op, "only static, unit-stride, rank-preserving "
+                             "slices are supported");
+        auto shape = shapeOf(op, op.getType());
+        if (!shape)
+          return shape.takeError();
+        Tensor y = Tensor::filled(*shape, 0.0);
+        ArrayRef<int64_t> offsets = op.getStaticOffsets();
+        int64_t rank = int64_t(shape->size());
+        std::vector<int64_t> index(rank, 0);
+        for (double &value : y.data) {
+          int64_t flat = 0;
+          for (int64_t d = 0; d < rank; ++d)
+            flat = flat * x.shape[d] + offsets[d] + index[d];
+          value = x.data[flat];
+          for (int64_t d = rank - 1; d >= 0; --d) {
+            if (++index[d] < (*shape)[d])
+              break;
+            index[d] = 0;
+          }
+        }
+        values[op.getResult()] = std::move(y);
         return llvm::Error::success();
       })
       .Case([&](DropoutOp op) {

@@ -154,6 +154,9 @@ llvm::Expected<std::unique_ptr<JitStep>> JitStep::compile(ModuleOp module,
     symbols[interner("_mlir_memref_to_llvm_free")] = {
         llvm::orc::ExecutorAddr::fromPtr(&_mlir_memref_to_llvm_free),
         llvm::JITSymbolFlags::Exported};
+    symbols[interner("memrefCopy")] = {
+        llvm::orc::ExecutorAddr::fromPtr(&memrefCopy),
+        llvm::JITSymbolFlags::Exported};
     return symbols;
   });
   step->engine->initialize();

@@ -73,10 +73,11 @@ Status ArtifactStep::open(const std::string &directory,
   static void *volatile used[] = {
       reinterpret_cast<void *>(&_mlir_ciface_lora_sgemm_f32),
       reinterpret_cast<void *>(&_mlir_memref_to_llvm_alloc),
-      reinterpret_cast<void *>(&_mlir_memref_to_llvm_free)};
+      reinterpret_cast<void *>(&_mlir_memref_to_llvm_free),
+      reinterpret_cast<void *>(&memrefCopy)};
   for (const char *symbol :
        {"_mlir_ciface_lora_sgemm_f32", "_mlir_memref_to_llvm_alloc",
-        "_mlir_memref_to_llvm_free"})
+        "_mlir_memref_to_llvm_free", "memrefCopy"})
     if (!used[0] || !dlsym(RTLD_DEFAULT, symbol))
       return Status::error(std::string("this program does not export '") +
                            symbol +

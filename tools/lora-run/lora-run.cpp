@@ -125,6 +125,11 @@ static cl::opt<double> loraDropout("lora_dropout", BOTH,
                                    cl::init(0.0));
 static cl::opt<bool> useRsLora("use_rslora", BOTH, cl::cat(trainingCategory),
                                cl::desc("Scale adapters by alpha / sqrt(r)"));
+static cl::opt<bool> fuseAdapters(
+    "fuse_adapters", BOTH, cl::cat(trainingCategory),
+    cl::desc("Fold adapter GEMMs into the base GEMMs (default true; "
+             "--fuse_adapters=false compiles the unfused graph)"),
+    cl::init(true));
 static cl::opt<double> weightDecay("weight_decay", BOTH,
                                    cl::cat(trainingCategory),
                                    cl::desc("AdamW weight decay (default 0)"),
@@ -350,6 +355,7 @@ static int buildStep(mlir::ModuleOp module,
   options.epsilon = adamEpsilon;
   options.weightDecay = weightDecay;
   options.maxGradNorm = maxGradNorm;
+  options.fuseAdapters = fuseAdapters;
   mlir::PassManager pm(module.getContext());
   if (mlir::failed(mlir::lora::buildTrainingPipeline(
           pm, options, [](const llvm::Twine &message) {

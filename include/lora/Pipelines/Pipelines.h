@@ -57,6 +57,11 @@ struct TrainingPipelineOptions
   Option<double> maxGradNorm{*this, "max-grad-norm",
                              llvm::cl::desc("Global-norm clipping (0: off)"),
                              llvm::cl::init(1.0)};
+  Option<bool> fuseAdapters{
+      *this, "fuse-adapters",
+      llvm::cl::desc("Fold adapter GEMMs into the base GEMMs "
+                     "(lora-fuse-adapters)"),
+      llvm::cl::init(true)};
 };
 
 /// Adds the passes that turn a model's forward pass and loss into a

@@ -15,6 +15,8 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/Transforms/Transforms.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Transforms/DialectConversion.h"
 
 #include <array>
@@ -490,6 +492,19 @@ struct LinearLowering : LoraLowering<LinearOp> {
   }
 };
 
+struct LowRankUpdateLowering : LoraLowering<LowRankUpdateOp> {
+  using LoraLowering::LoraLowering;
+  SmallVector<Value> lower(LowRankUpdateOp op, Adaptor a,
+                           KernelBuilder &k) const override {
+    // base += (s·U)·Bᵀ: the GEMM accumulates into the base output (β = 1);
+    // the scale goes on U, the small operand.
+    Value u = scaled(k, k.collapseRows(a.getU()), op.getScale().convertToDouble());
+    Value y = k.matmul(u, a.getLoraB(), k.collapseRows(a.getBase()), false,
+                       /*transposeB=*/true);
+    return {k.expandTo(y, op.getType(), /*allDims=*/false)};
+  }
+};
+
 struct LinearGradInputLowering : LoraLowering<LinearGradInputOp> {
   using LoraLowering::LoraLowering;
   SmallVector<Value> lower(LinearGradInputOp op, Adaptor a,
@@ -863,6 +878,15 @@ struct ConvertLoraToLinalgPass
     populateLoraToLinalgConversionPatterns(patterns);
     if (failed(applyPartialConversion(getOperation(), target,
                                       std::move(patterns))))
+      return signalPassFailure();
+    // tensor.concat (from lora-fuse-adapters) as insert_slices into one
+    // tensor, which bufferizes into one buffer written in place.
+    SmallVector<Operation *> concats;
+    getOperation()->walk([&](tensor::ConcatOp op) { concats.push_back(op); });
+    RewritePatternSet concat(&getContext());
+    tensor::populateDecomposeTensorConcatPatterns(concat);
+    if (!concats.empty() &&
+        failed(applyOpPatternsGreedily(concats, std::move(concat))))
       signalPassFailure();
   }
 };
@@ -872,7 +896,8 @@ struct ConvertLoraToLinalgPass
 void mlir::lora::populateLoraToLinalgConversionPatterns(
     RewritePatternSet &patterns) {
   patterns.add<EmbeddingLowering, EmbeddingGradLowering, RMSNormLowering,
-               RMSNormGradLowering, LinearLowering, LinearGradInputLowering,
+               RMSNormGradLowering, LinearLowering, LowRankUpdateLowering,
+               LinearGradInputLowering,
                LinearGradWeightLowering, DropoutLowering, RoPELowering,
                RoPEGradLowering, AttentionLowering, AttentionGradLowering,
                SwiGLULowering, SwiGLUGradLowering, AddLowering,

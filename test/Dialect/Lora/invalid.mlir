@@ -387,6 +387,38 @@ func.func @grad_input_scale(%dy: tensor<2x16x128xf32>, %w: tensor<128x64xf32>) {
 
 // -----
 
+func.func @low_rank_update_u_rank(%y: tensor<2x16x128xf32>, %u: tensor<32x8xf32>, %b: tensor<128x8xf32>) {
+  // expected-error @+1 {{u must have rank 3 (base has rank 3), got 'tensor<32x8xf32>'}}
+  %0 = lora.low_rank_update %y, %u, %b : tensor<2x16x128xf32>, tensor<32x8xf32>, tensor<128x8xf32>
+  return
+}
+
+// -----
+
+func.func @low_rank_update_tokens(%y: tensor<2x16x128xf32>, %u: tensor<2x8x8xf32>, %b: tensor<128x8xf32>) {
+  // expected-error @+1 {{u dim 1 (8) must equal base dim 1 (16), the batch/sequence dims}}
+  %0 = lora.low_rank_update %y, %u, %b : tensor<2x16x128xf32>, tensor<2x8x8xf32>, tensor<128x8xf32>
+  return
+}
+
+// -----
+
+func.func @low_rank_update_out(%y: tensor<2x16x128xf32>, %u: tensor<2x16x8xf32>, %b: tensor<64x8xf32>) {
+  // expected-error @+1 {{lora_b dim 0 (64) must equal base dim 2 (128), the output features}}
+  %0 = lora.low_rank_update %y, %u, %b : tensor<2x16x128xf32>, tensor<2x16x8xf32>, tensor<64x8xf32>
+  return
+}
+
+// -----
+
+func.func @low_rank_update_rank(%y: tensor<2x16x128xf32>, %u: tensor<2x16x8xf32>, %b: tensor<128x4xf32>) {
+  // expected-error @+1 {{lora_b dim 1 (4) must equal u dim 2 (8), the rank}}
+  %0 = lora.low_rank_update %y, %u, %b : tensor<2x16x128xf32>, tensor<2x16x8xf32>, tensor<128x4xf32>
+  return
+}
+
+// -----
+
 func.func @grad_weight_rank(%dy: tensor<128xf32>, %x: tensor<64xf32>) {
   // expected-error @+1 {{grad must have rank >= 2 ([tokens..., out]), got 'tensor<128xf32>'}}
   %0 = lora.linear_grad_weight %dy, %x : tensor<128xf32>, tensor<64xf32> -> tensor<128x64xf32>

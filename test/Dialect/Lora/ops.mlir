@@ -73,6 +73,18 @@ func.func @linear_grads(%dy: tensor<2x16x128xf32>, %x: tensor<2x16x64xf32>, %w: 
 
 // -----
 
+// The rank-r update that lora-fuse-adapters accumulates into a GEMM output.
+// CHECK-LABEL: func.func @low_rank_update
+// CHECK: lora.low_rank_update %{{.+}}, %{{.+}}, %{{.+}} scale(2.000000e+00) : tensor<2x16x128xf32>, tensor<2x16x8xf32>, tensor<128x8xf32>
+// CHECK: lora.low_rank_update %{{.+}}, %{{.+}}, %{{.+}} : tensor<2x16x128xf32>
+func.func @low_rank_update(%y: tensor<2x16x128xf32>, %u: tensor<2x16x8xf32>, %b: tensor<128x8xf32>) -> (tensor<2x16x128xf32>, tensor<2x16x128xf32>) {
+  %r = lora.low_rank_update %y, %u, %b scale(2.0) : tensor<2x16x128xf32>, tensor<2x16x8xf32>, tensor<128x8xf32>
+  %s = lora.low_rank_update %y, %u, %b : tensor<2x16x128xf32>, tensor<2x16x8xf32>, tensor<128x8xf32>
+  return %r, %s : tensor<2x16x128xf32>, tensor<2x16x128xf32>
+}
+
+// -----
+
 // CHECK-LABEL: func.func @rope
 // CHECK: %[[R:.+]] = lora.rope %{{.+}}, %[[P:.+]] theta(1.000000e+04) head_dim(16) : tensor<2x16x64xbf16>, tensor<2x16xi64>
 // CHECK: lora.rope_grad %[[R]], %[[P]] theta(5.000000e+05) head_dim(16) : tensor<2x16x64xbf16>, tensor<2x16xi64>

@@ -4,7 +4,9 @@
 // frontend and lora-training-pipeline, compiled by lora-cpu-pipeline and
 // the JIT, must give what the reference evaluator gives on the same inputs:
 // loss, gradient norm, new parameters and new moments, for LoRA (with
-// adapter dropout), full and mixed training.
+// adapter dropout), full and mixed training. The reference runs the step
+// without lora-fuse-adapters, so the fused compiled step is checked
+// against the unfused graph.
 //
 //===----------------------------------------------------------------------===//
 
@@ -45,19 +47,27 @@ TEST_P(CompiledStepTest, MatchesTheReferenceEvaluator) {
   config.headDim = 4;
   config.maxPositionEmbeddings = 32;
   config.rmsNormEps = 1e-5;
-  mlir::OwningOpRef<mlir::ModuleOp> module =
-      mlir::ModuleOp::create(mlir::UnknownLoc::get(context.get()));
-  ASSERT_FALSE(bool(mlir::lora::buildLlamaStep(*module, config, {2, 6})));
-  mlir::lora::TrainingPipelineOptions options;
-  ASSERT_TRUE(mlir::succeeded(options.parseFromString(GetParam().pipeline)));
-  mlir::PassManager pm(context.get());
-  ASSERT_TRUE(mlir::succeeded(mlir::lora::buildTrainingPipeline(
-      pm, options, [](const llvm::Twine &message) {
-        ADD_FAILURE() << message.str();
-        return mlir::failure();
-      })));
-  ASSERT_TRUE(mlir::succeeded(pm.run(*module)));
-  mlir::OwningOpRef<mlir::ModuleOp> reference = module->clone();
+  auto buildStep = [&](bool fuse) {
+    mlir::OwningOpRef<mlir::ModuleOp> module =
+        mlir::ModuleOp::create(mlir::UnknownLoc::get(context.get()));
+    EXPECT_FALSE(bool(mlir::lora::buildLlamaStep(*module, config, {2, 6})));
+    mlir::lora::TrainingPipelineOptions options;
+    EXPECT_TRUE(
+        mlir::succeeded(options.parseFromString(GetParam().pipeline)));
+    if (!fuse)
+      options.fuseAdapters = false;
+    mlir::PassManager pm(context.get());
+    EXPECT_TRUE(mlir::succeeded(mlir::lora::buildTrainingPipeline(
+        pm, options, [](const llvm::Twine &message) {
+          ADD_FAILURE() << message.str();
+          return mlir::failure();
+        })));
+    EXPECT_TRUE(mlir::succeeded(pm.run(*module)));
+    return module;
+  };
+  mlir::OwningOpRef<mlir::ModuleOp> module = buildStep(/*fuse=*/true);
+  mlir::OwningOpRef<mlir::ModuleOp> reference = buildStep(/*fuse=*/false);
+  ASSERT_FALSE(HasFailure());
   auto evaluated = *reference->getOps<mlir::func::FuncOp>().begin();
 
   auto compiled = mlir::lora::JitStep::compile(*module, "step");
@@ -151,6 +161,9 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         Method{"LoraWithDropout", "method=lora rank=4 dropout=0.1"},
         Method{"Lora", "method=lora rank=4"},
+        Method{"LoraUnfused", "method=lora rank=4 fuse-adapters=false"},
+        Method{"LoraAndFullOnQueries", "method=mixed target-modules=q_proj "
+                                       "full-modules=q_proj rank=2"},
         Method{"Full", "method=full weight-decay=0.01"},
         Method{"MixedNoClipping", "method=mixed target-modules=self_attn "
                                   "full-modules=mlp rank=2 max-grad-norm=0"}),

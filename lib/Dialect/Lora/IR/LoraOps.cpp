@@ -322,6 +322,22 @@ LogicalResult LinearGradInputOp::verify() {
   return success();
 }
 
+LogicalResult LowRankUpdateOp::verify() {
+  Checker c(*this);
+  Named base("base", getBase()), u("u", getU()), b("lora_b", getLoraB());
+  if (failed(c.minRank(base, 2, "[tokens..., out]")) ||
+      failed(c.rankRelation(u, base, 0)) ||
+      failed(c.sameLeadingDims(u, base, base.rank() - 1)) ||
+      failed(c.rank(b, 2, "[out, r]")) ||
+      failed(c.sameDim(b, 0, base, base.rank() - 1, "output features")) ||
+      failed(c.sameDim(b, 1, u, u.rank() - 1, "rank")) ||
+      failed(c.sameElementType(u, base)) ||
+      failed(c.sameElementType(b, base)) ||
+      failed(c.finite("scale", getScale().convertToDouble())))
+    return failure();
+  return success();
+}
+
 LogicalResult LinearGradWeightOp::verify() {
   Checker c(*this);
   Named grad("grad", getGrad()), input("input", getInput()),

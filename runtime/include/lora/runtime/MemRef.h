@@ -45,4 +45,21 @@ private:
 
 } // namespace lora::runtime
 
+extern "C" {
+
+/// MLIR's unranked memref: the rank and a pointer to the ranked descriptor
+/// {allocated, aligned, offset, sizes[rank], strides[rank]}.
+struct LoraUnrankedMemRef {
+  int64_t rank;
+  void *descriptor;
+};
+
+/// What finalize-memref-to-llvm calls for a memref.copy between
+/// non-contiguous (strided) memrefs: copies `src` into `dst`, element by
+/// element of `elementSize` bytes, walking both layouts.
+void memrefCopy(int64_t elementSize, LoraUnrankedMemRef *src,
+                LoraUnrankedMemRef *dst);
+
+} // extern "C"
+
 #endif // LORA_RUNTIME_MEMREF_H

@@ -210,6 +210,30 @@ def Lora_LinearGradWeightOp : Lora_Op<"linear_grad_weight"> {
   }];
 }
 
+def Lora_LowRankUpdateOp : Lora_Op<"low_rank_update",
+    [AllTypesMatch<["base", "result"]>]> {
+  let summary = "Rank-r update of a GEMM's output: `base + scale · U · Bᵀ`";
+  let description = [{
+    `base` is [..., out], `u` is [..., r] with the same leading dims and
+    `lora_b` is [out, r]. `lora-fuse-adapters` emits it for the adapter's
+    second GEMM, whose product is accumulated into the base GEMM's output
+    (a GEMM epilogue with β = 1) instead of being added afterwards.
+
+    ```mlir
+    %y = lora.low_rank_update %y0, %u, %b scale(2.0)
+        : tensor<2x16x128xf32>, tensor<2x16x8xf32>, tensor<128x8xf32>
+    ```
+  }];
+  let arguments = (ins Lora_FloatTensor:$base, Lora_FloatTensor:$u,
+                       Lora_FloatTensor:$lora_b,
+                       DefaultValuedAttr<F64Attr, "1.0">:$scale);
+  let results = (outs Lora_FloatTensor:$result);
+  let assemblyFormat = [{
+    $base `,` $u `,` $lora_b (`scale` `(` $scale^ `)`)? attr-dict `:`
+    type($base) `,` type($u) `,` type($lora_b)
+  }];
+}
+
 def Lora_DropoutOp : Lora_Op<"dropout",
     [AllTypesMatch<["input", "result"]>]> {
   let summary = "Inverted dropout with a mask derived from a seed";

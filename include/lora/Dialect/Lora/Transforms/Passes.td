@@ -93,4 +93,28 @@ def Optimizer : Pass<"lora-optimizer", "ModuleOp"> {
   ];
 }
 
+def FuseAdapters : Pass<"lora-fuse-adapters", "ModuleOp"> {
+  let summary = "Fold each adapter's GEMMs into its base layer's GEMMs";
+  let description = [{
+    Runs on a differentiated step (after `lora-autodiff`). For every
+    `lora.linear` with an adapter and no adapter dropout, it stores the
+    base weight and the adapter's A as one matrix `Wcat = [W; A]`
+    (`tensor.concat`) and rewrites:
+
+    - the forward into one GEMM `[Y0 | U] = X·Wcatᵀ` (X is read once for
+      the base output and the adapter input) and a `lora.low_rank_update`
+      `Y = Y0 + s·U·Bᵀ` that accumulates into the base output;
+    - the backward's recomputation of `U` into the forward's `U`;
+    - `dX = dY·W + dU·A` (two GEMMs and an add) into one GEMM
+      `[dY | dU]·Wcat` with K = out + r;
+    - when W trains too, `dW = dYᵀ·X` and `dA = dUᵀ·X` into one GEMM
+      `[dY | dU]ᵀ·X` whose rows are split into dW and dA.
+
+    Layers with adapter dropout are left alone: the adapter reads
+    dropout(X), which no concatenation with X can express. Fused and
+    unfused steps are compared on the reference evaluator and compiled.
+  }];
+  let dependentDialects = ["::mlir::tensor::TensorDialect"];
+}
+
 #endif // LORA_DIALECT_LORA_TRANSFORMS_PASSES_TD

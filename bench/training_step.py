@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""Issue 5's training-step benchmark: every side measured in this run, on
+this machine, with the same thread count.
+
+    pip install torch transformers peft     # for the PyTorch baselines only
+    cmake --build build                     # lora-run and lora-gemm-limit
+    python3 bench/training_step.py [--steps 6] [--threads 2]
+        [--unset-openblas-coretype] [--torch-compile]
+
+The model is a small Llama: hidden 512, 4 layers, 8 query heads sharing 4
+kv heads, MLP 1376, vocabulary 1024, sequence 256, batch 8; LoRA rank 16
+(alpha 32) on all linear layers; fp32; AdamW. Rows:
+
+  a. LoRA overhead: LoRA step time / frozen step time - 1, beside the FLOP
+     overhead of the adapter (GEMM FLOPs of the two compiled steps, counted
+     by LORA_GEMM_TRACE). The "frozen step" has the same forward and the
+     same activation-gradient backward but no adapter: only layer 0's input
+     norm trains, so the gradient must flow through every layer. PyTorch +
+     PEFT's overhead is measured the same way.
+  b. lora-run fused (lora-fuse-adapters) vs unfused step time.
+  c. tokens/s and peak RSS against PyTorch + PEFT eager (and torch.compile
+     with --torch-compile).
+  d. Step time against its GEMM limit: the same GEMM shapes run by sgemm
+     alone through the same OpenBLAS (bench/gemm_limit.cpp).
+
+Step time is the median of the steps after the first. Peak memory is each
+process's maximum RSS.
+"""
+import argparse
+import json
+import os
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "build", "bin")
+CONFIG = {"architectures": ["LlamaForCausalLM"], "model_type": "llama",
+          "vocab_size": 1024, "hidden_size": 512, "intermediate_size": 1376,
+          "num_hidden_layers": 4, "num_attention_heads": 8,
+          "num_key_value_heads": 4, "head_dim": 64,
+          "max_position_embeddings": 512, "rms_norm_eps": 1e-5,
+          "rope_theta": 10000.0, "tie_word_embeddings": False}
+BATCH, SEQ, RANK = 8, 256, 16
+FROZEN_MODULE = "model.layers.0.input_layernorm"
+
+PYTORCH = r'''
+import json, resource, sys, time
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import LlamaConfig, LlamaForCausalLM
+config_path, steps, threads, mode, compiled = sys.argv[1:6]
+steps, threads = int(steps), int(threads)
+torch.set_num_threads(threads)
+torch.manual_seed(0)
+config = LlamaConfig(**{k: v for k, v in json.load(open(config_path)).items()
+                        if k not in ("architectures", "model_type")},
+                     attn_implementation="eager")
+model = LlamaForCausalLM(config)
+if mode == "lora":
+    model = get_peft_model(model, LoraConfig(r=RANK, lora_alpha=2 * RANK,
+                                             target_modules="all-linear"))
+else:  # frozen: only layer 0's input norm trains
+    for name, p in model.named_parameters():
+        p.requires_grad = name == FROZEN + ".weight"
+params = [p for p in model.parameters() if p.requires_grad]
+optimizer = torch.optim.AdamW(params, lr=5e-3)
+forward = torch.compile(model) if compiled == "1" else model
+ids = torch.randint(0, config.vocab_size, (BATCH, SEQ))
+times = []
+for step in range(steps):
+    start = time.perf_counter()
+    loss = forward(input_ids=ids, labels=ids).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+    optimizer.zero_grad()
+    times.append(time.perf_counter() - start)
+print(json.dumps({"step_seconds": times,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+'''.replace("RANK", str(RANK)).replace("BATCH", str(BATCH)).replace(
+    "SEQ", str(SEQ)).replace("FROZEN", repr(FROZEN_MODULE))
+
+
+def median_after_first(times):
+    return statistics.median(times[1:] if len(times) > 1 else times)
+
+
+def gemm_flops(trace):
+    return sum(2 * r["m"] * r["n"] * r["k"] * r["calls"]
+               for r in map(json.loads, open(trace)) if r)
+
+
+def run_ours(folder, name, steps, env, flags, trace=None):
+    out = os.path.join(folder, name)
+    command = [os.path.join(BIN, "lora-run"), "train",
+               "--config", os.path.join(folder, "config.json"),
+               "--train_file", os.path.join(folder, "tokens.bin"),
+               "--per_device_train_batch_size", str(BATCH),
+               "--max_seq_length", str(SEQ), "--r", str(RANK),
+               "--max_steps", str(steps), "--logging_steps", "1",
+               "--output_dir", out, *flags]
+    child_env = dict(env)
+    if trace:
+        child_env["LORA_GEMM_TRACE"] = trace
+    # The child's maximum RSS, read by a small wrapper process.
+    child = subprocess.run(
+        [sys.executable, "-c",
+         "import resource, subprocess, sys;"
+         "r = subprocess.run(sys.argv[1:], stderr=subprocess.PIPE, text=True);"
+         "sys.stderr.write(r.stderr[-3000:] if r.returncode else '');"
+         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024);"
+         "sys.exit(r.returncode)", *command],
+        env=child_env, capture_output=True, text=True)
+    if child.returncode != 0:
+        sys.exit(f"lora-run ({name}) failed:\n{child.stderr}")
+    elapsed = [json.loads(line)["elapsed_s"]
+               for line in open(os.path.join(out, "metrics.jsonl"))]
+    times = [b - a for a, b in zip(elapsed, elapsed[1:])]
+    return median_after_first(times), float(child.stdout.strip())
+
+
+def run_torch(folder, steps, threads, env, mode, compiled):
+    child = subprocess.run([sys.executable, "-c", PYTORCH,
+                            os.path.join(folder, "config.json"), str(steps),
+                            str(threads), mode, "1" if compiled else "0"],
+                           env=env, capture_output=True, text=True)
+    if child.returncode != 0:
+        return None, child.stderr.strip().splitlines()[-1:]
+    result = json.loads(child.stdout.strip().splitlines()[-1])
+    return (median_after_first(result["step_seconds"]),
+            result["peak_rss_mb"]), None
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--unset-openblas-coretype", action="store_true",
+                        help="drop OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for "
+                             "every side (faster AVX-512 kernels)")
+    parser.add_argument("--torch-compile", action="store_true",
+                        help="also measure torch.compile (slow to compile)")
+    args = parser.parse_args()
+    if args.steps < 3:
+        sys.exit("--steps must be at least 3 (the first step is not timed)")
+    for tool in ("lora-run", "lora-gemm-limit"):
+        if not os.access(os.path.join(BIN, tool), os.X_OK):
+            sys.exit(f"{os.path.join(BIN, tool)} is missing: build first "
+                     "(cmake --build build)")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads),
+               OMP_NUM_THREADS=str(args.threads))
+    if args.unset_openblas_coretype:
+        env.pop("OPENBLAS_CORETYPE", None)
+        env.pop("OPENBLAS_L2_SIZE", None)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import ctypes; ctypes.CDLL('libopenblas.so.0')"],
+        env=dict(env, OPENBLAS_VERBOSE="2"), capture_output=True, text=True)
+    kernel = (probe.stdout + probe.stderr).strip().replace("\n", "; ")
+    print(f"OpenBLAS: {kernel or '(no OPENBLAS_VERBOSE output)'}; threads "
+          f"{args.threads}; OPENBLAS_CORETYPE="
+          f"{env.get('OPENBLAS_CORETYPE', '(unset)')}", flush=True)
+    print(f"model: hidden 512, 4 layers, GQA 8/4, MLP 1376, vocab 1024, seq "
+          f"{SEQ}, batch {BATCH}, LoRA r={RANK} all-linear, fp32, AdamW; "
+          f"{args.steps} steps per run", flush=True)
+    tokens = BATCH * SEQ
+    with tempfile.TemporaryDirectory() as folder:
+        with open(os.path.join(folder, "config.json"), "w") as f:
+            json.dump(CONFIG, f)
+        ids = [(i * 7919) % CONFIG["vocab_size"]
+               for i in range(BATCH * SEQ * (args.steps + 2))]
+        with open(os.path.join(folder, "tokens.bin"), "wb") as f:
+            f.write(struct.pack(f"<{len(ids)}i", *ids))
+        lora_trace = os.path.join(folder, "lora.gemm.jsonl")
+        frozen_trace = os.path.join(folder, "frozen.gemm.jsonl")
+        print("lora-run: LoRA (fused), LoRA (unfused), frozen ...", flush=True)
+        fused, fused_rss = run_ours(folder, "fused", args.steps, env, [],
+                                    lora_trace)
+        unfused, _ = run_ours(folder, "unfused", args.steps, env,
+                              ["--fuse_adapters=false"])
+        frozen, _ = run_ours(folder, "frozen", args.steps, env,
+                             ["--method", "full", "--full_modules",
+                              FROZEN_MODULE], frozen_trace)
+        limit = json.loads(subprocess.run(
+            [os.path.join(BIN, "lora-gemm-limit"), lora_trace,
+             str(args.steps)], env=env, capture_output=True, text=True,
+            check=True).stdout)
+        flop_overhead = gemm_flops(lora_trace) / gemm_flops(frozen_trace) - 1
+        print("PyTorch + PEFT: LoRA, frozen ...", flush=True)
+        torch_lora, why = run_torch(folder, args.steps, args.threads, env,
+                                    "lora", False)
+        if torch_lora is None:
+            sys.exit(f"PyTorch + PEFT baseline failed: {why}")
+        torch_frozen, _ = run_torch(folder, args.steps, args.threads, env,
+                                    "frozen", False)
+        compiled = why_compiled = None
+        if args.torch_compile:
+            print("torch.compile ...", flush=True)
+            compiled, why_compiled = run_torch(folder, args.steps,
+                                               args.threads, env, "lora", True)
+
+    print()
+    print("| row | measurement | lora-run | baseline | ratio |")
+    print("|---|---|---|---|---|")
+    ours_overhead = fused / frozen - 1
+    torch_overhead = torch_lora[0] / torch_frozen[0] - 1
+    print(f"| a | LoRA step / frozen step - 1 (adapter GEMM FLOPs: "
+          f"+{100 * flop_overhead:.1f}%) | {100 * ours_overhead:+.1f}% "
+          f"({fused:.3f} / {frozen:.3f} s) | PyTorch + PEFT "
+          f"{100 * torch_overhead:+.1f}% ({torch_lora[0]:.3f} / "
+          f"{torch_frozen[0]:.3f} s) | time/FLOP overhead "
+          f"{ours_overhead / flop_overhead:.2f}x (target <= 1.2x) |")
+    print(f"| b | step time, fused vs unfused | {fused:.3f} s | unfused "
+          f"{unfused:.3f} s | {unfused / fused:.2f}x |")
+    print(f"| c | tokens/s, peak RSS | {tokens / fused:.0f} tok/s, "
+          f"{fused_rss:.0f} MiB | PyTorch + PEFT eager {tokens / torch_lora[0]:.0f}"
+          f" tok/s, {torch_lora[1]:.0f} MiB | {torch_lora[0] / fused:.2f}x "
+          f"(target >= 2x) |")
+    if args.torch_compile:
+        if compiled:
+            print(f"| c | tokens/s, peak RSS | {tokens / fused:.0f} tok/s | "
+                  f"torch.compile {tokens / compiled[0]:.0f} tok/s, "
+                  f"{compiled[1]:.0f} MiB | {compiled[0] / fused:.2f}x |")
+        else:
+            print(f"| c | torch.compile | | did not run: {why_compiled} | |")
+    alone = limit["sgemm_alone_seconds_per_step"]
+    print(f"| d | step time vs GEMM limit ({limit['gemm_flops_per_step'] / 1e9:.1f}"
+          f" GFLOP in {limit['shapes']} shapes) | {fused:.3f} s (in GEMMs "
+          f"{limit['traced_gemm_seconds_per_step']:.3f} s) | sgemm alone "
+          f"{alone:.3f} s | {fused / alone:.2f}x (target <= 1.25x) |")
+
+
+if __name__ == "__main__":
+    main()

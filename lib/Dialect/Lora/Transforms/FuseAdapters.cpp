@@ -1,0 +1,179 @@
+//===- FuseAdapters.cpp - adapter GEMMs folded into the base GEMMs --------===//
+//
+// The concatenation algebra of ARCHITECTURE.md, on a differentiated step:
+//
+//   Wcat = [W; A]                    one (out + r) x in matrix
+//   [Y0 | U] = X · Wcatᵀ             forward: X is read once for both
+//   Y = Y0 + s · U · Bᵀ              the rank-r update, accumulated in place
+//   dX = [dY | dU] · Wcat            K = out + r: replaces dY·W + dU·A + add
+//   [dW; dA] = [dY | dU]ᵀ · X        when W trains too: both from one GEMM
+//
+// and the backward's recomputation of U = X·Aᵀ reads the forward's U. With
+// adapter dropout the adapter sees dropout(X), not X, so no concatenation
+// holds; such layers are left as they are (and stay correct).
+//
+//===----------------------------------------------------------------------===//
+
+#include "lora/Dialect/Lora/IR/LoraOps.h"
+#include "lora/Dialect/Lora/Transforms/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Builders.h"
+
+namespace mlir::lora {
+#define GEN_PASS_DEF_FUSEADAPTERS
+#include "lora/Dialect/Lora/Transforms/Passes.h.inc"
+} // namespace mlir::lora
+
+using namespace mlir;
+using namespace mlir::lora;
+
+namespace {
+
+RankedTensorType withLastDim(Value value, int64_t size) {
+  auto type = cast<RankedTensorType>(value.getType());
+  SmallVector<int64_t> shape(type.getShape());
+  shape.back() = size;
+  return RankedTensorType::get(shape, type.getElementType());
+}
+
+/// `value`[..., offset : offset + size] along dimension `dim`.
+Value sliceAlong(OpBuilder &b, Location loc, Value value, int64_t dim,
+                 int64_t offset, int64_t size) {
+  auto type = cast<RankedTensorType>(value.getType());
+  SmallVector<OpFoldResult> offsets(type.getRank(), b.getIndexAttr(0));
+  SmallVector<OpFoldResult> sizes, strides(type.getRank(), b.getIndexAttr(1));
+  for (int64_t d = 0; d < type.getRank(); ++d)
+    sizes.push_back(b.getIndexAttr(d == dim ? size : type.getDimSize(d)));
+  offsets[dim] = b.getIndexAttr(offset);
+  return tensor::ExtractSliceOp::create(b, loc, value, offsets, sizes, strides);
+}
+
+/// The single user of `value` of type OpTy that `accept` agrees to, if any.
+template <typename OpTy>
+OpTy findUser(Value value, llvm::function_ref<bool(OpTy)> accept) {
+  OpTy found;
+  for (Operation *user : value.getUsers())
+    if (auto op = dyn_cast<OpTy>(user); op && accept(op)) {
+      if (found && found != op)
+        return OpTy();
+      found = op;
+    }
+  return found;
+}
+
+bool isAfter(Operation *a, Operation *b) { return b->isBeforeInBlock(a); }
+
+struct FuseAdaptersPass
+    : public lora::impl::FuseAdaptersBase<FuseAdaptersPass> {
+  void runOnOperation() override {
+    SmallVector<LinearOp> layers;
+    getOperation()->walk([&](LinearOp op) {
+      if (op.hasAdapter() && !op.getDropout())
+        layers.push_back(op);
+    });
+    for (LinearOp op : layers)
+      fuse(op);
+  }
+
+  void fuse(LinearOp op) {
+    OpBuilder b(op);
+    Location loc = op.getLoc();
+    Value x = op.getInput(), w = op.getWeight(), a = op.getLoraA(),
+          loraB = op.getLoraB();
+    double scale = op.getScale()->convertToDouble();
+    auto xType = cast<RankedTensorType>(x.getType());
+    int64_t last = xType.getRank() - 1;
+    int64_t out = cast<RankedTensorType>(w.getType()).getDimSize(0);
+    int64_t rank = cast<RankedTensorType>(a.getType()).getDimSize(0);
+
+    // Forward: one GEMM against [W; A], then the rank-r update.
+    Value wcat = tensor::ConcatOp::create(b, loc, 0, ValueRange{w, a});
+    Value yu = LinearOp::create(b, loc, withLastDim(x, out + rank), x, wcat,
+                                Value(), Value(), Value(), FloatAttr(),
+                                FloatAttr());
+    Value y0 = sliceAlong(b, loc, yu, last, 0, out);
+    Value u = sliceAlong(b, loc, yu, last, out, rank);
+    Value y = LowRankUpdateOp::create(b, loc, y0, u, loraB,
+                                      b.getF64FloatAttr(scale));
+    op.getResult().replaceAllUsesWith(y);
+
+    // The backward's U = X·Aᵀ is the forward's U.
+    for (Operation *user : llvm::make_early_inc_range(a.getUsers()))
+      if (auto again = dyn_cast<LinearOp>(user);
+          again && !again.hasAdapter() && again.getInput() == x &&
+          again.getWeight() == a) {
+        again.getResult().replaceAllUsesWith(u);
+        again.erase();
+      }
+
+    // dU = s·dY·B, the one low-rank input gradient of this layer.
+    auto du = findUser<LinearGradInputOp>(loraB, [&](LinearGradInputOp g) {
+      return g.getWeight() == loraB;
+    });
+    if (du)
+      fuseBackward(op, du, x, w, a, wcat, out, rank);
+    op.erase();
+  }
+
+  void fuseBackward(LinearOp forward, LinearGradInputOp du, Value x, Value w,
+                    Value a, Value wcat, int64_t out, int64_t rank) {
+    Location loc = du.getLoc();
+    Value dy = du.getGrad();
+    Value dU = du.getResult();
+    auto unitScale = [](auto op) { return op.getScale().convertToDouble() == 1.0; };
+    // dX = dY·W + dU·A
+    auto dxA = findUser<LinearGradInputOp>(dU, [&](LinearGradInputOp g) {
+      return g.getGrad() == dU && g.getWeight() == a && unitScale(g);
+    });
+    auto dxW = findUser<LinearGradInputOp>(dy, [&](LinearGradInputOp g) {
+      return g.getGrad() == dy && g.getWeight() == w && unitScale(g);
+    });
+    AddOp sum;
+    if (dxA && dxW && dxA->hasOneUse() && dxW->hasOneUse()) {
+      sum = dyn_cast<AddOp>(*dxA->getUsers().begin());
+      if (sum && *dxW->getUsers().begin() != sum.getOperation())
+        sum = AddOp();
+    }
+    // [dW; dA] when W trains too.
+    auto dW = findUser<LinearGradWeightOp>(dy, [&](LinearGradWeightOp g) {
+      return g.getGrad() == dy && g.getInput() == x && unitScale(g);
+    });
+    auto dA = findUser<LinearGradWeightOp>(dU, [&](LinearGradWeightOp g) {
+      return g.getGrad() == dU && g.getInput() == x && unitScale(g);
+    });
+    bool weights = dW && dA;
+    if (!sum && !weights)
+      return;
+
+    OpBuilder b(du->getContext());
+    b.setInsertionPointAfter(du);
+    int64_t last = cast<RankedTensorType>(dy.getType()).getRank() - 1;
+    Value dyu = tensor::ConcatOp::create(b, loc, last, ValueRange{dy, dU});
+    if (sum) {
+      b.setInsertionPoint(sum);
+      Value dx = LinearGradInputOp::create(b, sum.getLoc(), sum.getType(), dyu,
+                                           wcat, b.getF64FloatAttr(1.0));
+      sum.getResult().replaceAllUsesWith(dx);
+      sum.erase();
+      dxA.erase();
+      dxW.erase();
+    }
+    if (weights) {
+      Operation *later = isAfter(dW, dA) ? dW.getOperation() : dA.getOperation();
+      b.setInsertionPoint(later);
+      Value both = LinearGradWeightOp::create(
+          b, loc, cast<RankedTensorType>(wcat.getType()), dyu, x,
+          b.getF64FloatAttr(1.0));
+      dW.getResult().replaceAllUsesWith(sliceAlong(b, loc, both, 0, 0, out));
+      dA.getResult().replaceAllUsesWith(
+          sliceAlong(b, loc, both, 0, out, rank));
+      dW.erase();
+      dA.erase();
+    }
+    (void)forward;
+  }
+};
+
+} // namespace
