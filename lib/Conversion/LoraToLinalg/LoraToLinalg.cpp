@@ -214,32 +214,49 @@ Value matmulIntoHead(KernelBuilder &k, Value lhs, bool transposeLhs, Value rhs,
                                        slice.getMixedStrides());
 }
 
+/// The additive causal mask [T, T]: 0 on and below the diagonal, -inf
+/// above. Made once per attention op, so that the per-head softmax kernels
+/// read no index and vectorize (exp(-inf) is 0).
+Value causalMask(KernelBuilder &k, int64_t T) {
+  return k.generic(ValueRange{}, k.empty({T, T}), {"(t, j) -> (t, j)"}, "pp",
+                   [&](OpBuilder &bb, Location at, ValueRange) {
+                     Math m{bb, at};
+                     Value visible = arith::CmpIOp::create(
+                         bb, at, arith::CmpIPredicate::ule, k.loopIndex(bb, 1),
+                         k.loopIndex(bb, 0));
+                     return SmallVector<Value>{
+                         m.select(visible, m.f32(0.0), m.f32(-INFINITY))};
+                   })[0];
+}
+
 /// One head's causal attention probabilities [t, j] from its queries and
 /// keys [t, d]: the GEMM goes to BLAS and the softmax runs on the [T, T]
 /// block while it is still in cache. Masked entries are 0.
-Value headProbabilities(KernelBuilder &k, Value qh, Value kh, double scale) {
+Value headProbabilities(KernelBuilder &k, Value qh, Value kh, Value mask,
+                        double scale) {
   int64_t T = shapeOf(qh)[0];
-  Value scores = k.matmul(qh, kh, k.filled({T, T}, 0.0), false, true);
-  auto visible = [&](OpBuilder &bb, Location at) {
-    return arith::CmpIOp::create(bb, at, arith::CmpIPredicate::ule,
-                                 k.loopIndex(bb, 1), k.loopIndex(bb, 0));
-  };
   const char *full = "(t, j) -> (t, j)";
   const char *row = "(t, j) -> (t)";
+  // s·scale + mask, then the row max and exp(· − max).
+  Value scores = k.generic(
+      {k.matmul(qh, kh, k.filled({T, T}, 0.0), false, true), mask},
+      k.empty({T, T}), {full, full, full}, "pp",
+      [&](OpBuilder &bb, Location at, ValueRange args) {
+        Math m{bb, at};
+        return SmallVector<Value>{
+            m.add(m.mul(args[0], m.f32(scale)), args[1])};
+      })[0];
   Value maximum =
       k.generic(scores, k.filled({T}, -INFINITY), {full, row}, "pr",
                 [&](OpBuilder &bb, Location at, ValueRange args) {
                   Math m{bb, at};
-                  Value s = m.mul(args[0], m.f32(scale));
-                  return SmallVector<Value>{
-                      m.select(visible(bb, at), m.max(args[1], s), args[1])};
+                  return SmallVector<Value>{m.max(args[1], args[0])};
                 })[0];
   Value exps = k.generic(
       {scores, maximum}, k.empty({T, T}), {full, row, full}, "pp",
       [&](OpBuilder &bb, Location at, ValueRange args) {
         Math m{bb, at};
-        Value e = m.exp(m.sub(m.mul(args[0], m.f32(scale)), args[1]));
-        return SmallVector<Value>{m.select(visible(bb, at), e, m.f32(0.0))};
+        return SmallVector<Value>{m.exp(m.sub(args[0], args[1]))};
       })[0];
   Value total = k.generic(exps, k.filled({T}, 0.0), {full, row}, "pr",
                           [&](OpBuilder &bb, Location at, ValueRange args) {
@@ -539,49 +556,59 @@ struct DropoutLowering : LoraLowering<DropoutOp> {
   }
 };
 
-/// rope (sign +1) and rope_grad (sign -1): rotate pairs (i, i + dh/2).
+/// rope (sign +1) and rope_grad (sign -1): rotate pairs (i, i + dh/2) of
+/// every head by position · theta^(-2i/dh). The angles' cos and sin are
+/// computed once per (token, pair), a [rows, dh/2] table, not once per
+/// element; the rotation then runs on a [rows, heads, 2, dh/2] view where
+/// the partner of half p is half 1 - p, so no kernel reads an index.
 Value lowerRoPE(KernelBuilder &k, Value input, Value positions, double theta,
                 int64_t headDim, double angleSign) {
   Value x = k.collapseRows(input);
   Value pos = k.collapseAll(positions);
   int64_t rows = shapeOf(x)[0], features = shapeOf(x)[1];
-  int64_t half = headDim / 2;
-  Value y = k.generic(
-      pos, k.empty({rows, features}), {"(n, f) -> (n)", "(n, f) -> (n, f)"},
-      "pp", [&](OpBuilder &bb, Location at, ValueRange args) {
+  int64_t half = headDim / 2, heads = features / headDim;
+  SmallVector<Value> table = k.generic(
+      pos, {k.empty({rows, half}), k.empty({rows, half})},
+      {"(n, j) -> (n)", "(n, j) -> (n, j)", "(n, j) -> (n, j)"}, "pp",
+      [&](OpBuilder &bb, Location at, ValueRange args) {
         Math m{bb, at};
-        auto idx = [&](int64_t v) {
-          return arith::ConstantIndexOp::create(bb, at, v);
-        };
-        Value n = k.loopIndex(bb, 0), f = k.loopIndex(bb, 1);
-        Value i = arith::RemUIOp::create(bb, at, f, idx(headDim));
-        Value first = arith::CmpIOp::create(bb, at, arith::CmpIPredicate::ult,
-                                            i, idx(half));
-        Value j = arith::SelectOp::create(
-            bb, at, first, i, arith::SubIOp::create(bb, at, i, idx(half)));
-        Value partner = arith::SelectOp::create(
-            bb, at, first, arith::AddIOp::create(bb, at, f, idx(half)),
-            arith::SubIOp::create(bb, at, f, idx(half)));
-        // angle = position · theta^(-2j / dh), as transformers computes it.
-        Value jf = arith::UIToFPOp::create(
+        Value j = arith::UIToFPOp::create(
             bb, at, bb.getF32Type(),
-            arith::IndexCastOp::create(bb, at, bb.getI64Type(), j));
+            arith::IndexCastOp::create(bb, at, bb.getI64Type(),
+                                       k.loopIndex(bb, 1)));
+        // angle = position · theta^(-2j / dh), as transformers computes it.
         Value inverseFrequency =
-            m.exp(m.mul(jf, m.f32(-2.0 * std::log(theta) / headDim)));
+            m.exp(m.mul(j, m.f32(-2.0 * std::log(theta) / headDim)));
         Value position =
             arith::SIToFPOp::create(bb, at, bb.getF32Type(), args[0]);
         Value angle =
             m.mul(m.mul(position, inverseFrequency), m.f32(angleSign));
-        Value self = tensor::ExtractOp::create(bb, at, x, ValueRange{n, f});
-        Value other =
-            tensor::ExtractOp::create(bb, at, x, ValueRange{n, partner});
-        // first half: x1·cos − x2·sin; second half: x2·cos + x1·sin
-        Value sign = m.select(first, m.f32(-1.0), m.f32(1.0));
+        return SmallVector<Value>{m.cos(angle), m.sin(angle)};
+      });
+  auto pairsType = RankedTensorType::get({rows, heads, 2, half}, k.f32Type);
+  Value pairs = tensor::ExpandShapeOp::create(
+      k.builder(), k.location(), pairsType, x,
+      SmallVector<ReassociationIndices>{{0}, {1, 2, 3}});
+  // first half: x1·cos − x2·sin; second half: x2·cos + x1·sin
+  Value signs = arith::ConstantOp::create(
+      k.builder(), k.location(),
+      DenseElementsAttr::get(RankedTensorType::get({2}, k.f32Type),
+                             ArrayRef<float>{-1.0f, 1.0f}));
+  Value y = k.generic(
+      {pairs, pairs, table[0], table[1], signs}, k.empty(pairsType.getShape()),
+      {"(n, h, p, j) -> (n, h, p, j)", "(n, h, p, j) -> (n, h, 1 - p, j)",
+       "(n, h, p, j) -> (n, j)", "(n, h, p, j) -> (n, j)",
+       "(n, h, p, j) -> (p)", "(n, h, p, j) -> (n, h, p, j)"},
+      "pppp", [&](OpBuilder &bb, Location at, ValueRange args) {
+        Math m{bb, at};
         return SmallVector<Value>{
-            m.add(m.mul(self, m.cos(angle)),
-                  m.mul(m.mul(sign, other), m.sin(angle)))};
+            m.add(m.mul(args[0], args[2]),
+                  m.mul(m.mul(args[4], args[1]), args[3]))};
       })[0];
-  return k.expandTo(y, typeOf(input), /*allDims=*/false);
+  Value flat = tensor::CollapseShapeOp::create(
+      k.builder(), k.location(), y,
+      SmallVector<ReassociationIndices>{{0}, {1, 2, 3}});
+  return k.expandTo(flat, typeOf(input), /*allDims=*/false);
 }
 
 struct RoPELowering : LoraLowering<RoPEOp> {
@@ -622,6 +649,7 @@ struct AttentionLowering : LoraLowering<AttentionOp> {
     Value value = splitHeads(k, a.getValue(), kv4);
     OpBuilder &b = k.builder();
     Location loc = k.location();
+    Value mask = causalMask(k, q5[1]);
     Value out = forEachHead(
         k, {q5[0], q5[2], q5[3]}, k.filled(q5, 0.0),
         [&](ValueRange h, ValueRange accs) -> SmallVector<Value> {
@@ -629,7 +657,8 @@ struct AttentionLowering : LoraLowering<AttentionOp> {
             return headMatrix(b, loc, t, layout, h[0], h[1], h[2]);
           };
           Value p = headProbabilities(k, head(q, HeadLayout::Query),
-                                      head(key, HeadLayout::KeyValue), scale);
+                                      head(key, HeadLayout::KeyValue), mask,
+                                      scale);
           // O[h] = P · V[kv]
           return {matmulIntoHead(k, p, false, head(value, HeadLayout::KeyValue),
                                  false, accs[0], HeadLayout::Query, h)};
@@ -652,6 +681,7 @@ struct AttentionGradLowering : LoraLowering<AttentionGradOp> {
     int64_t T = q5[1];
     OpBuilder &b = k.builder();
     Location loc = k.location();
+    Value mask = causalMask(k, T);
     // Per head, with the [T, T] blocks in cache: P recomputed, dP = dO·Vᵀ,
     // dS = P·(dP − Σ_j P·dP)·scale, then dQ = dS·K, dK += dSᵀ·Q and
     // dV += Pᵀ·dO (the g heads of a group add into one kv slice).
@@ -666,7 +696,7 @@ struct AttentionGradLowering : LoraLowering<AttentionGradOp> {
           Value kh = head(key, HeadLayout::KeyValue);
           Value vh = head(value, HeadLayout::KeyValue);
           Value dOh = head(dOut, HeadLayout::Query);
-          Value p = headProbabilities(k, qh, kh, scale);
+          Value p = headProbabilities(k, qh, kh, mask, scale);
           Value dp = k.matmul(dOh, vh, k.filled({T, T}, 0.0), false, true);
           const char *full = "(t, j) -> (t, j)";
           const char *row = "(t, j) -> (t)";
@@ -713,17 +743,23 @@ struct SwiGLUGradLowering : LoraLowering<SwiGLUGradOp> {
   using LoraLowering::LoraLowering;
   SmallVector<Value> lower(SwiGLUGradOp op, Adaptor a,
                            KernelBuilder &k) const override {
-    return k.elementwise(
-        {a.getGate(), a.getUp(), a.getGrad()}, 2,
-        [&](OpBuilder &bb, Location at, ValueRange args) {
-          Math m{bb, at};
-          Value g = args[0], up = args[1], dy = args[2];
-          Value s = m.sigmoid(g);
-          // d silu(g) = s + g·s·(1 − s)
-          Value dsilu = m.add(s, m.mul(m.mul(g, s), m.sub(m.f32(1.0), s)));
-          return SmallVector<Value>{m.mul(m.mul(dy, up), dsilu),
-                                    m.mul(dy, m.mul(g, s))};
-        });
+    // Two single-result kernels (the sigmoid computed in each): the
+    // vectorizer leaves loops that store two results scalar.
+    auto kernel = [&](bool gateGrad) {
+      return k.elementwise(
+          {a.getGate(), a.getUp(), a.getGrad()}, 1,
+          [&](OpBuilder &bb, Location at, ValueRange args) {
+            Math m{bb, at};
+            Value g = args[0], up = args[1], dy = args[2];
+            Value s = m.sigmoid(g);
+            if (!gateGrad)
+              return SmallVector<Value>{m.mul(dy, m.mul(g, s))};
+            // d silu(g) = s + g·s·(1 − s)
+            Value dsilu = m.add(s, m.mul(m.mul(g, s), m.sub(m.f32(1.0), s)));
+            return SmallVector<Value>{m.mul(m.mul(dy, up), dsilu)};
+          })[0];
+    };
+    return {kernel(true), kernel(false)};
   }
 };
 

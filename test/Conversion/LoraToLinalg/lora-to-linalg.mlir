@@ -55,17 +55,23 @@ func.func @dropout(%x: tensor<4x8xf32>, %s: tensor<i64>) -> tensor<4x8xf32> {
 // kv head, group member) the [seq, seq] block is made and used at once:
 // Q·Kᵀ and P·V are linalg.matmul on strided 2-D slices (BLAS later), the
 // masked softmax runs on the block, and the output slice is written in
-// place. Each query group reads its kv head (index %[[KV]]).
+// place. Each query group reads its kv head (index %[[KV]]). The causal
+// mask is an additive [seq, seq] tensor (0 / -inf) made once, outside the
+// head loops, so the per-head kernels read no index.
 // CHECK-LABEL: func.func @attention
 // CHECK: %[[Q:.+]] = tensor.expand_shape %{{.+}} {{\[}}[0], [1], [2, 3, 4]] output_shape [1, 5, 2, 2, 4] : tensor<1x5x16xf32> into tensor<1x5x2x2x4xf32>
 // CHECK: %[[K:.+]] = tensor.expand_shape %{{.+}} {{\[}}[0], [1], [2, 3]] output_shape [1, 5, 2, 4] : tensor<1x5x8xf32> into tensor<1x5x2x4xf32>
+// CHECK: %[[MASK:.+]] = linalg.generic {{.+}} outs(%{{.+}} : tensor<5x5xf32>)
+// CHECK: arith.cmpi ule
+// CHECK: arith.select %{{.+}}, %{{.+}}, %{{.+}} : f32
 // CHECK: scf.for %[[B:.+]] = %{{.+}} to %c1
 // CHECK: scf.for %[[KV:.+]] = %{{.+}} to %c2
 // CHECK: scf.for %[[G:.+]] = %{{.+}} to %c2
 // CHECK-DAG: %[[QH:.+]] = tensor.extract_slice %[[Q]][%[[B]], 0, %[[KV]], %[[G]], 0] [1, 5, 1, 1, 4] [1, 1, 1, 1, 1] : tensor<1x5x2x2x4xf32> to tensor<5x4xf32>
 // CHECK-DAG: %[[KH:.+]] = tensor.extract_slice %[[K]][%[[B]], 0, %[[KV]], 0] [1, 5, 1, 4] [1, 1, 1, 1] : tensor<1x5x2x4xf32> to tensor<5x4xf32>
-// CHECK: linalg.matmul {{.+}} ins(%[[QH]], %[[KH]] : tensor<5x4xf32>, tensor<5x4xf32>) outs(%{{.+}} : tensor<5x5xf32>)
-// CHECK: arith.cmpi ule
+// CHECK: %[[S:.+]] = linalg.matmul {{.+}} ins(%[[QH]], %[[KH]] : tensor<5x4xf32>, tensor<5x4xf32>) outs(%{{.+}} : tensor<5x5xf32>)
+// CHECK: linalg.generic {{.+}} ins(%[[S]], %[[MASK]] : tensor<5x5xf32>, tensor<5x5xf32>)
+// CHECK-NOT: arith.cmpi
 // CHECK: math.exp
 // CHECK: linalg.matmul ins(%{{.+}}, %{{.+}} : tensor<5x5xf32>, tensor<5x4xf32>) outs(%{{.+}} : tensor<5x4xf32>)
 // CHECK: tensor.insert_slice %{{.+}} into %{{.+}}[%[[B]], 0, %[[KV]], %[[G]], 0] [1, 5, 1, 1, 4]
