@@ -21,8 +21,11 @@ using namespace mlir;
 /// Upstream passes after convert-lora-to-linalg, in textual form: the same
 /// spelling a user would pass to mlir-opt.
 static constexpr const char *kLowering =
+    // No eliminate-empty-tensors: it makes producers write straight into
+    // column slices of concatenations (lora-fuse-adapters' [dY | dU]), and
+    // the super-vectorizer leaves loops on strided buffers scalar; a
+    // row-by-row copy into the slice is far cheaper.
     "func.func(convert-elementwise-to-linalg), canonicalize, cse, "
-    "eliminate-empty-tensors, "
     "one-shot-bufferize{bufferize-function-boundaries "
     "function-boundary-type-conversion=identity-layout-map}, canonicalize, "
     "buffer-results-to-out-params{hoist-static-allocs "
@@ -33,7 +36,7 @@ static constexpr const char *kLowering =
     // super-vectorizer turns into 8-wide vector code (reductions included),
     // then tiled by 32. (Tiling before vectorizing yields invalid
     // vector.transfer_write ops in MLIR 22.)
-    "convert-linalg-to-affine-loops, "
+    "lora-lower-row-reductions, convert-linalg-to-affine-loops, "
     "func.func(affine-super-vectorize{virtual-vector-size=8 "
     "vectorize-reductions=true}), func.func(affine-loop-tile{tile-size=32}), "
     "canonicalize, lora-approximate-math, "

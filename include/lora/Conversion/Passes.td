@@ -21,7 +21,8 @@ def ConvertLoraToLinalg : Pass<"convert-lora-to-linalg", "ModuleOp"> {
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::linalg::LinalgDialect",
     "::mlir::math::MathDialect", "::mlir::scf::SCFDialect",
-    "::mlir::tensor::TensorDialect"
+    "::mlir::tensor::TensorDialect",
+    "::mlir::bufferization::BufferizationDialect"
   ];
 }
 
@@ -55,6 +56,21 @@ def ApproximateMath : Pass<"lora-approximate-math"> {
     "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",
     "::mlir::vector::VectorDialect"
   ];
+}
+
+def LowerRowReductions : Pass<"lora-lower-row-reductions"> {
+  let summary = "Lower last-dim linalg reductions on buffers to register-carried affine loops";
+  let description = [{
+    `convert-linalg-to-affine-loops` keeps a reduction's accumulator in
+    memory (a load and a store per element), which the super-vectorizer
+    does not vectorize. For a `linalg.generic` on buffers whose last loop is
+    its only reduction and whose output drops that loop (row sums, row
+    maxima, dot products), this pass emits the parallel loops, then an
+    innermost `affine.for` whose `iter_args` carry the accumulator, and one
+    store per row: the form `affine-super-vectorize{vectorize-reductions}`
+    turns into vector reductions.
+  }];
+  let dependentDialects = ["::mlir::affine::AffineDialect"];
 }
 
 #endif // LORA_CONVERSION_PASSES_TD

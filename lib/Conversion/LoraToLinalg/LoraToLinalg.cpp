@@ -14,6 +14,7 @@
 #include "lora/Dialect/Lora/IR/LoraOps.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/Transforms/Transforms.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
@@ -516,7 +517,14 @@ struct LowRankUpdateLowering : LoraLowering<LowRankUpdateOp> {
     // base += (s·U)·Bᵀ: the GEMM accumulates into the base output (β = 1);
     // the scale goes on U, the small operand.
     Value u = scaled(k, k.collapseRows(a.getU()), op.getScale().convertToDouble());
-    Value y = k.matmul(u, a.getLoraB(), k.collapseRows(a.getBase()), false,
+    // The base is usually a column slice of the fused GEMM's output; the
+    // update goes into a contiguous copy of it, so that the kernels reading
+    // Y see rows without a stride (which they vectorize) and the fused
+    // output's other columns (U) stay intact.
+    Value base = k.collapseRows(a.getBase());
+    Value contiguous = bufferization::AllocTensorOp::create(
+        k.builder(), k.location(), typeOf(base), ValueRange{}, base);
+    Value y = k.matmul(u, a.getLoraB(), contiguous, false,
                        /*transposeB=*/true);
     return {k.expandTo(y, op.getType(), /*allDims=*/false)};
   }
@@ -909,6 +917,7 @@ struct ConvertLoraToLinalgPass
     target.addIllegalDialect<LoraDialect>();
     target.addLegalDialect<arith::ArithDialect, linalg::LinalgDialect,
                            math::MathDialect, scf::SCFDialect,
+                           bufferization::BufferizationDialect,
                            tensor::TensorDialect, func::FuncDialect>();
     RewritePatternSet patterns(&getContext());
     populateLoraToLinalgConversionPatterns(patterns);
