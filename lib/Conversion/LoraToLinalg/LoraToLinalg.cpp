@@ -826,23 +826,54 @@ struct CrossEntropyGradLowering : LoraLowering<CrossEntropyGradOp> {
     Math m{k.builder(), k.location()};
     Value coefficient =
         m.div(k.scalar(a.getLossGrad()), countedLabels(k, r.labels, ignore));
+    // Per row: the weight of its loss term (0 for ignored labels) and the
+    // label as an index (0 for ignored labels, whose weight is 0).
+    SmallVector<Value> rowTerms = k.generic(
+        r.labels, {k.empty({r.rows}), k.empty({r.rows})},
+        {"(n) -> (n)", "(n) -> (n)", "(n) -> (n)"}, "p",
+        [&](OpBuilder &bb, Location at, ValueRange args) {
+          Math mm{bb, at};
+          Value counted = isCounted(bb, at, args[0], ignore);
+          Value label = arith::SelectOp::create(
+              bb, at, counted, args[0],
+              arith::ConstantOp::create(
+                  bb, at, IntegerAttr::get(args[0].getType(), 0)));
+          return SmallVector<Value>{
+              mm.select(counted, coefficient, mm.f32(0.0)),
+              arith::SIToFPOp::create(bb, at, bb.getF32Type(), label)};
+        });
+    Value weight = rowTerms[0];
+    // softmax · weight over the whole vocabulary: no index, so it vectorizes.
     Value dl = k.generic(
-        {logits2, r.labels, r.maximum, r.sumExp}, k.empty({r.rows, r.vocab}),
+        {logits2, r.maximum, r.sumExp, weight}, k.empty({r.rows, r.vocab}),
         {"(n, v) -> (n, v)", "(n, v) -> (n)", "(n, v) -> (n)", "(n, v) -> (n)",
          "(n, v) -> (n, v)"},
         "pp", [&](OpBuilder &bb, Location at, ValueRange args) {
           Math mm{bb, at};
-          Value label =
-              arith::IndexCastOp::create(bb, at, bb.getIndexType(), args[1]);
-          Value isLabel = arith::CmpIOp::create(
-              bb, at, arith::CmpIPredicate::eq, label, k.loopIndex(bb, 1));
-          Value softmax = mm.div(mm.exp(mm.sub(args[0], args[2])), args[3]);
-          Value grad = mm.mul(
-              mm.sub(softmax, mm.select(isLabel, mm.f32(1.0), mm.f32(0.0))),
-              coefficient);
-          return SmallVector<Value>{
-              mm.select(isCounted(bb, at, args[1], ignore), grad, mm.f32(0.0))};
+          return SmallVector<Value>{mm.mul(
+              mm.div(mm.exp(mm.sub(args[0], args[1])), args[2]), args[3])};
         })[0];
+    // Then − weight at each row's label: one element per row.
+    OpBuilder &b = k.builder();
+    Location loc = k.location();
+    dl = scf::ForOp::create(
+             b, loc, k.index(0), k.index(r.rows), k.index(1), ValueRange{dl},
+             [&](OpBuilder &, Location at, Value n, ValueRange acc) {
+               Value label = arith::IndexCastOp::create(
+                   b, at, b.getIndexType(),
+                   arith::FPToSIOp::create(
+                       b, at, b.getI64Type(),
+                       tensor::ExtractOp::create(b, at, rowTerms[1],
+                                                 ValueRange{n})));
+               Value current = tensor::ExtractOp::create(
+                   b, at, acc[0], ValueRange{n, label});
+               Value w = tensor::ExtractOp::create(b, at, weight, ValueRange{n});
+               Value updated = tensor::InsertOp::create(
+                   b, at, arith::SubFOp::create(b, at, current, w), acc[0],
+                   ValueRange{n, label});
+               scf::YieldOp::create(b, at, updated);
+             })
+             .getResult(0);
     return {k.expandTo(dl, op.getType(), /*allDims=*/false)};
   }
 };
