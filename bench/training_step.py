@@ -17,7 +17,8 @@ kv heads, MLP 1376, vocabulary 1024, sequence 256, batch 8; LoRA rank 16
      same activation-gradient backward but no adapter: only layer 0's input
      norm trains, so the gradient must flow through every layer. PyTorch +
      PEFT's overhead is measured the same way.
-  b. lora-run fused (lora-fuse-adapters) vs unfused step time.
+  b. lora-run fused (lora-fuse-adapters, lora-fuse-linear-cross-entropy)
+     vs unfused step time and peak memory.
   c. tokens/s and peak RSS against PyTorch + PEFT eager (and torch.compile
      with --torch-compile).
   d. Step time against its GEMM limit: the same GEMM shapes run by sgemm
@@ -178,8 +179,9 @@ def main():
         print("lora-run: LoRA (fused), LoRA (unfused), frozen ...", flush=True)
         fused, fused_rss = run_ours(folder, "fused", args.steps, env, [],
                                     lora_trace)
-        unfused, _ = run_ours(folder, "unfused", args.steps, env,
-                              ["--fuse_adapters=false"])
+        unfused, unfused_rss = run_ours(folder, "unfused", args.steps, env,
+                                        ["--fuse_adapters=false",
+                                         "--fuse_loss=false"])
         frozen, _ = run_ours(folder, "frozen", args.steps, env,
                              ["--method", "full", "--full_modules",
                               FROZEN_MODULE], frozen_trace)
@@ -212,8 +214,9 @@ def main():
           f"{100 * torch_overhead:+.1f}% ({torch_lora[0]:.3f} / "
           f"{torch_frozen[0]:.3f} s) | time/FLOP overhead "
           f"{ours_overhead / flop_overhead:.2f}x (target <= 1.2x) |")
-    print(f"| b | step time, fused vs unfused | {fused:.3f} s | unfused "
-          f"{unfused:.3f} s | {unfused / fused:.2f}x |")
+    print(f"| b | step time (peak RSS), fused vs unfused | {fused:.3f} s "
+          f"({fused_rss:.0f} MiB) | unfused {unfused:.3f} s "
+          f"({unfused_rss:.0f} MiB) | {unfused / fused:.2f}x |")
     print(f"| c | tokens/s, peak RSS | {tokens / fused:.0f} tok/s, "
           f"{fused_rss:.0f} MiB | PyTorch + PEFT eager {tokens / torch_lora[0]:.0f}"
           f" tok/s, {torch_lora[1]:.0f} MiB | {torch_lora[0] / fused:.2f}x "

@@ -59,8 +59,14 @@ LogicalResult mlir::lora::buildTrainingPipeline(
   pm.addPass(createOptimizer(optimizer));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
-  if (adapters && options.fuseAdapters) {
+  if (adapters && options.fuseAdapters)
     pm.addPass(createFuseAdapters());
+  if (options.fuseLoss) {
+    FuseLinearCrossEntropyOptions loss;
+    loss.chunk = options.lossChunk;
+    pm.addPass(createFuseLinearCrossEntropy(loss));
+  }
+  if ((adapters && options.fuseAdapters) || options.fuseLoss) {
     pm.addPass(createCanonicalizerPass());
     pm.addPass(createCSEPass());
   }

@@ -79,6 +79,9 @@ private:
   llvm::Error crossEntropy(Operation *op, Value logits, Value labels,
                            int64_t ignoreIndex, const Tensor *lossGrad);
   llvm::Error adamw(AdamWOp op);
+  llvm::Error linearCrossEntropy(Operation *op, Value input, Value weight,
+                                 Value labels, int64_t ignoreIndex,
+                                 const Tensor *lossGrad);
 
   DenseMap<Value, Tensor> values;
 };
@@ -351,10 +354,16 @@ llvm::Error Evaluator::attentionGrad(AttentionGradOp op) {
   return llvm::Error::success();
 }
 
-llvm::Error Evaluator::crossEntropy(Operation *op, Value logitsValue,
-                                    Value labelsValue, int64_t ignoreIndex,
-                                    const Tensor *lossGrad) {
-  const Tensor &logits = get(logitsValue), &labels = get(labelsValue);
+/// Mean cross-entropy of `logits` [..., vocab] against `labels`, its
+/// gradient scaled by `lossGrad`, and every row's log-sum-exp.
+struct CrossEntropyResult {
+  double loss = 0;
+  Tensor grad, lse;
+};
+
+llvm::Expected<CrossEntropyResult>
+crossEntropyOf(Operation *op, const Tensor &logits, const Tensor &labels,
+               int64_t ignoreIndex, double lossGrad) {
   int64_t n = rows(logits), vocab = last(logits);
   int64_t count = 0;
   for (int64_t r = 0; r < n; ++r) {
@@ -367,28 +376,87 @@ llvm::Error Evaluator::crossEntropy(Operation *op, Value logitsValue,
                                        label, r, vocab));
     ++count;
   }
-  double loss = 0;
-  Tensor grad = Tensor::filled(logits.shape, 0.0);
-  double gradScale = lossGrad && count ? lossGrad->data[0] / count : 0.0;
+  CrossEntropyResult result;
+  result.grad = Tensor::filled(logits.shape, 0.0);
+  result.lse = Tensor::filled(labels.shape, 0.0);
+  double gradScale = count ? lossGrad / count : 0.0;
   for (int64_t r = 0; r < n; ++r) {
-    int64_t label = int64_t(labels.data[r]);
-    if (label == ignoreIndex)
-      continue;
     const double *row = &logits.data[r * vocab];
     double maximum = *std::max_element(row, row + vocab);
     double total = 0;
     for (int64_t i = 0; i < vocab; ++i)
       total += std::exp(row[i] - maximum);
     double logZ = maximum + std::log(total);
-    loss += logZ - row[label];
+    result.lse.data[r] = logZ;
+    int64_t label = int64_t(labels.data[r]);
+    if (label == ignoreIndex)
+      continue;
+    result.loss += logZ - row[label];
     for (int64_t i = 0; i < vocab; ++i)
-      grad.data[r * vocab + i] =
+      result.grad.data[r * vocab + i] =
           gradScale * (std::exp(row[i] - logZ) - (i == label ? 1.0 : 0.0));
   }
+  if (count)
+    result.loss /= count;
+  return result;
+}
+
+llvm::Error Evaluator::crossEntropy(Operation *op, Value logitsValue,
+                                    Value labelsValue, int64_t ignoreIndex,
+                                    const Tensor *lossGrad) {
+  auto result = crossEntropyOf(op, get(logitsValue), get(labelsValue),
+                               ignoreIndex, lossGrad ? lossGrad->data[0] : 0);
+  if (!result)
+    return result.takeError();
   if (lossGrad)
-    values[op->getResult(0)] = std::move(grad);
+    values[op->getResult(0)] = std::move(result->grad);
   else
-    values[op->getResult(0)] = Tensor::scalar(count ? loss / count : 0.0);
+    values[op->getResult(0)] = Tensor::scalar(result->loss);
+  return llvm::Error::success();
+}
+
+/// linear_cross_entropy(_grad): the logits made in full (the oracle need
+/// not save memory), then the plain cross-entropy.
+llvm::Error Evaluator::linearCrossEntropy(Operation *op, Value input,
+                                          Value weight, Value labels,
+                                          int64_t ignoreIndex,
+                                          const Tensor *lossGrad) {
+  const Tensor &x = get(input), &w = get(weight);
+  std::vector<int64_t> shape = x.shape;
+  shape.back() = w.shape[0];
+  Tensor logits = matmulTransposed(x, w, 1.0, shape);
+  auto result = crossEntropyOf(op, logits, get(labels), ignoreIndex,
+                               lossGrad ? lossGrad->data[0] : 0);
+  if (!result)
+    return result.takeError();
+  if (!lossGrad) {
+    values[op->getResult(0)] = Tensor::scalar(result->loss);
+    values[op->getResult(1)] = std::move(result->lse);
+    return llvm::Error::success();
+  }
+  // dX = dlogits · W, dW = dlogitsᵀ · X
+  const Tensor &dl = result->grad;
+  int64_t n = rows(x), hidden = last(x), vocab = w.shape[0];
+  Tensor dx = Tensor::filled(x.shape, 0.0);
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t v = 0; v < vocab; ++v) {
+      double g = dl.data[r * vocab + v];
+      if (g != 0)
+        for (int64_t h = 0; h < hidden; ++h)
+          dx.data[r * hidden + h] += g * w.data[v * hidden + h];
+    }
+  values[op->getResult(0)] = std::move(dx);
+  if (op->getNumResults() > 1 && op->getResult(1)) {
+    Tensor dw = Tensor::filled(w.shape, 0.0);
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t v = 0; v < vocab; ++v) {
+        double g = dl.data[r * vocab + v];
+        if (g != 0)
+          for (int64_t h = 0; h < hidden; ++h)
+            dw.data[v * hidden + h] += g * x.data[r * hidden + h];
+      }
+    values[op->getResult(1)] = std::move(dw);
+  }
   return llvm::Error::success();
 }
 
@@ -574,6 +642,16 @@ llvm::Error Evaluator::step(Operation *op) {
       .Case([&](CrossEntropyGradOp op) {
         return crossEntropy(op, op.getLogits(), op.getLabels(),
                             op.getIgnoreIndex(), &get(op.getLossGrad()));
+      })
+      .Case([&](LinearCrossEntropyOp op) {
+        return linearCrossEntropy(op, op.getInput(), op.getWeight(),
+                                  op.getLabels(), op.getIgnoreIndex(),
+                                  nullptr);
+      })
+      .Case([&](LinearCrossEntropyGradOp op) {
+        return linearCrossEntropy(op, op.getInput(), op.getWeight(),
+                                  op.getLabels(), op.getIgnoreIndex(),
+                                  &get(op.getLossGrad()));
       })
       .Case([&](GlobalNormOp op) {
         double squares = 0;

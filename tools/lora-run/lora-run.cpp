@@ -130,6 +130,11 @@ static cl::opt<bool> fuseAdapters(
     cl::desc("Fold adapter GEMMs into the base GEMMs (default true; "
              "--fuse_adapters=false compiles the unfused graph)"),
     cl::init(true));
+static cl::opt<bool> fuseLoss(
+    "fuse_loss", BOTH, cl::cat(trainingCategory),
+    cl::desc("Compute the loss and its gradient in vocabulary chunks, "
+             "without the logits matrix (default true)"),
+    cl::init(true));
 static cl::opt<double> weightDecay("weight_decay", BOTH,
                                    cl::cat(trainingCategory),
                                    cl::desc("AdamW weight decay (default 0)"),
@@ -356,6 +361,7 @@ static int buildStep(mlir::ModuleOp module,
   options.weightDecay = weightDecay;
   options.maxGradNorm = maxGradNorm;
   options.fuseAdapters = fuseAdapters;
+  options.fuseLoss = fuseLoss;
   mlir::PassManager pm(module.getContext());
   if (mlir::failed(mlir::lora::buildTrainingPipeline(
           pm, options, [](const llvm::Twine &message) {

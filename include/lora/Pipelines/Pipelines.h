@@ -62,6 +62,14 @@ struct TrainingPipelineOptions
       llvm::cl::desc("Fold adapter GEMMs into the base GEMMs "
                      "(lora-fuse-adapters)"),
       llvm::cl::init(true)};
+  Option<bool> fuseLoss{
+      *this, "fuse-loss",
+      llvm::cl::desc("Compute the loss without the logits matrix "
+                     "(lora-fuse-linear-cross-entropy)"),
+      llvm::cl::init(true)};
+  Option<int64_t> lossChunk{*this, "loss-chunk",
+                            llvm::cl::desc("Vocabulary rows per loss chunk"),
+                            llvm::cl::init(256)};
 };
 
 /// Adds the passes that turn a model's forward pass and loss into a

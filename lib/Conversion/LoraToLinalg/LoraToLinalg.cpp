@@ -878,6 +878,247 @@ struct CrossEntropyGradLowering : LoraLowering<CrossEntropyGradOp> {
   }
 };
 
+/// Runs `body(offset, size, accs)` over the vocabulary [0, vocab) in chunks
+/// of `chunk` rows: an scf.for over the full chunks, then the remainder
+/// (static sizes both). Returns the final values of `inits`.
+SmallVector<Value> forEachVocabChunk(
+    KernelBuilder &k, int64_t vocab, int64_t chunk, ValueRange inits,
+    llvm::function_ref<SmallVector<Value>(Value offset, int64_t size,
+                                          ValueRange accs)>
+        body) {
+  OpBuilder &b = k.builder();
+  Location loc = k.location();
+  chunk = std::min(chunk, vocab);
+  int64_t full = vocab / chunk, tail = vocab % chunk;
+  SmallVector<Value> accs(inits);
+  auto loop = scf::ForOp::create(
+      b, loc, k.index(0), k.index(full * chunk), k.index(chunk), accs,
+      [&](OpBuilder &, Location at, Value offset, ValueRange args) {
+        scf::YieldOp::create(b, at, body(offset, chunk, args));
+      });
+  accs.assign(loop.getResults().begin(), loop.getResults().end());
+  if (tail)
+    accs = body(k.index(full * chunk), tail, accs);
+  return accs;
+}
+
+/// Rows [offset, offset + size) of the [vocab, hidden] weight.
+Value weightChunk(KernelBuilder &k, Value weight, Value offset, int64_t size) {
+  OpBuilder &b = k.builder();
+  int64_t hidden = shapeOf(weight)[1];
+  return tensor::ExtractSliceOp::create(
+      b, k.location(), weight,
+      ArrayRef<OpFoldResult>{offset, b.getIndexAttr(0)},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(size), b.getIndexAttr(hidden)},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
+}
+
+/// Per token: the weight of its loss term (loss_grad / count, or 0 for an
+/// ignored label) and its label as an index (0 when ignored).
+std::pair<Value, Value> tokenTerms(KernelBuilder &k, Value labels1d,
+                                   Value coefficient, int64_t ignore) {
+  int64_t rows = shapeOf(labels1d)[0];
+  SmallVector<Value> terms = k.generic(
+      labels1d,
+      {k.empty({rows}),
+       tensor::EmptyOp::create(k.builder(), k.location(), ArrayRef<int64_t>{rows},
+                               k.builder().getIndexType())},
+      {"(n) -> (n)", "(n) -> (n)", "(n) -> (n)"}, "p",
+      [&](OpBuilder &bb, Location at, ValueRange args) {
+        Math m{bb, at};
+        Value counted = isCounted(bb, at, args[0], ignore);
+        Value label = arith::SelectOp::create(
+            bb, at, counted, args[0],
+            arith::ConstantOp::create(bb, at,
+                                      IntegerAttr::get(args[0].getType(), 0)));
+        return SmallVector<Value>{
+            m.select(counted, coefficient, m.f32(0.0)),
+            arith::IndexCastOp::create(bb, at, bb.getIndexType(), label)};
+      });
+  return {terms[0], terms[1]};
+}
+
+struct LinearCrossEntropyLowering : LoraLowering<LinearCrossEntropyOp> {
+  using LoraLowering::LoraLowering;
+  SmallVector<Value> lower(LinearCrossEntropyOp op, Adaptor a,
+                           KernelBuilder &k) const override {
+    Value x = k.collapseRows(a.getInput());
+    Value w = a.getWeight();
+    Value labels = k.collapseAll(a.getLabels());
+    int64_t rows = shapeOf(x)[0], vocab = shapeOf(w)[0];
+    const char *full = "(n, v) -> (n, v)", *row = "(n, v) -> (n)";
+    // Online log-sum-exp over the chunks: running max m and Σ exp(l − m).
+    SmallVector<Value> stats = forEachVocabChunk(
+        k, vocab, op.getChunk(),
+        {k.filled({rows}, -INFINITY), k.filled({rows}, 0.0)},
+        [&](Value offset, int64_t size, ValueRange acc) -> SmallVector<Value> {
+          Value logits = k.matmul(x, weightChunk(k, w, offset, size),
+                                  k.filled({rows, size}, 0.0), false, true);
+          // The chunk's row max, Σ exp(l − new max), then the running sum
+          // rescaled and the running max, each written over its old value
+          // (an scf.for must yield its own buffers).
+          Value chunkMax = k.generic(
+              logits, k.filled({rows}, -INFINITY), {full, row}, "pr",
+              [&](OpBuilder &bb, Location at, ValueRange args) {
+                Math m{bb, at};
+                return SmallVector<Value>{m.max(args[1], args[0])};
+              })[0];
+          Value chunkSum = k.generic(
+              {logits, acc[0], chunkMax}, k.filled({rows}, 0.0),
+              {full, row, row, row}, "pr",
+              [&](OpBuilder &bb, Location at, ValueRange args) {
+                Math m{bb, at};
+                Value newMax = m.max(args[1], args[2]);
+                return SmallVector<Value>{
+                    m.add(args[3], m.exp(m.sub(args[0], newMax)))};
+              })[0];
+          const char *id = "(n) -> (n)";
+          Value sum = k.generic(
+              {acc[0], chunkMax, chunkSum}, acc[1], {id, id, id, id}, "p",
+              [&](OpBuilder &bb, Location at, ValueRange args) {
+                Math m{bb, at};
+                Value newMax = m.max(args[0], args[1]);
+                return SmallVector<Value>{m.add(
+                    m.mul(args[3], m.exp(m.sub(args[0], newMax))), args[2])};
+              })[0];
+          Value maximum = k.generic(
+              chunkMax, acc[0], {id, id}, "p",
+              [&](OpBuilder &bb, Location at, ValueRange args) {
+                Math m{bb, at};
+                return SmallVector<Value>{m.max(args[1], args[0])};
+              })[0];
+          return {maximum, sum};
+        });
+    Value lse = k.elementwise({stats[0], stats[1]}, 1,
+                              [&](OpBuilder &bb, Location at, ValueRange args) {
+                                Math m{bb, at};
+                                return SmallVector<Value>{
+                                    m.add(args[0], m.log(args[1]))};
+                              })[0];
+    auto [weight, label] =
+        tokenTerms(k, labels, k.f32(1.0), op.getIgnoreIndex());
+    // The label's logit, x · W[label], and Σ weight · (lse − logit).
+    Value picked = k.generic(
+        {x, label}, k.filled({rows}, 0.0),
+        {"(n, h) -> (n, h)", "(n, h) -> (n)", "(n, h) -> (n)"}, "pr",
+        [&](OpBuilder &bb, Location at, ValueRange args) {
+          Math m{bb, at};
+          Value wv = tensor::ExtractOp::create(
+              bb, at, w, ValueRange{args[1], k.loopIndex(bb, 1)});
+          return SmallVector<Value>{m.add(args[2], m.mul(args[0], wv))};
+        })[0];
+    Value total = k.generic(
+        {weight, lse, picked}, k.filled({}, 0.0),
+        {"(n) -> (n)", "(n) -> (n)", "(n) -> (n)", "(n) -> ()"}, "r",
+        [&](OpBuilder &bb, Location at, ValueRange args) {
+          Math m{bb, at};
+          return SmallVector<Value>{
+              m.add(args[3], m.mul(args[0], m.sub(args[1], args[2])))};
+        })[0];
+    Math m{k.builder(), k.location()};
+    Value loss = m.div(k.scalar(total),
+                       countedLabels(k, labels, op.getIgnoreIndex()));
+    return {k.tensorOf(loss),
+            k.expandTo(lse, op.getLse().getType(), /*allDims=*/true)};
+  }
+};
+
+struct LinearCrossEntropyGradLowering
+    : LoraLowering<LinearCrossEntropyGradOp> {
+  using LoraLowering::LoraLowering;
+  SmallVector<Value> lower(LinearCrossEntropyGradOp op, Adaptor a,
+                           KernelBuilder &k) const override {
+    Value x = k.collapseRows(a.getInput());
+    Value w = a.getWeight();
+    Value labels = k.collapseAll(a.getLabels());
+    Value lse = k.collapseAll(a.getLse());
+    int64_t rows = shapeOf(x)[0], hidden = shapeOf(x)[1],
+            vocab = shapeOf(w)[0];
+    bool weightGrad = bool(op.getWeightGrad());
+    Math m{k.builder(), k.location()};
+    Value coefficient = m.div(k.scalar(a.getLossGrad()),
+                              countedLabels(k, labels, op.getIgnoreIndex()));
+    auto [weight, label] =
+        tokenTerms(k, labels, coefficient, op.getIgnoreIndex());
+    OpBuilder &b = k.builder();
+    Location loc = k.location();
+    SmallVector<Value> inits = {k.filled({rows, hidden}, 0.0)};
+    if (weightGrad)
+      inits.push_back(k.empty({vocab, hidden}));
+    // Per chunk: dlogits = softmax · weight (the one-hot part comes later),
+    // dX += dlogits · W_chunk, dW[chunk] = dlogitsᵀ · X.
+    SmallVector<Value> grads = forEachVocabChunk(
+        k, vocab, op.getChunk(), inits,
+        [&](Value offset, int64_t size, ValueRange acc) -> SmallVector<Value> {
+          Value wc = weightChunk(k, w, offset, size);
+          Value logits =
+              k.matmul(x, wc, k.filled({rows, size}, 0.0), false, true);
+          Value dl = k.generic(
+              {logits, lse, weight}, k.empty({rows, size}),
+              {"(n, v) -> (n, v)", "(n, v) -> (n)", "(n, v) -> (n)",
+               "(n, v) -> (n, v)"},
+              "pp", [&](OpBuilder &bb, Location at, ValueRange args) {
+                Math mm{bb, at};
+                return SmallVector<Value>{
+                    mm.mul(mm.exp(mm.sub(args[0], args[1])), args[2])};
+              })[0];
+          SmallVector<Value> next = {k.matmul(dl, wc, acc[0], false, false)};
+          if (weightGrad) {
+            Value dwc = k.matmul(dl, x, k.filled({size, hidden}, 0.0),
+                                 /*transposeA=*/true, false);
+            next.push_back(tensor::InsertSliceOp::create(
+                b, loc, dwc, acc[1],
+                ArrayRef<OpFoldResult>{offset, b.getIndexAttr(0)},
+                ArrayRef<OpFoldResult>{b.getIndexAttr(size),
+                                       b.getIndexAttr(hidden)},
+                ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)}));
+          }
+          return next;
+        });
+    // The one-hot part: dX[n] −= weight[n] · W[label[n]] ...
+    Value dx = k.generic(
+        {grads[0], weight, label}, k.empty({rows, hidden}),
+        {"(n, h) -> (n, h)", "(n, h) -> (n)", "(n, h) -> (n)",
+         "(n, h) -> (n, h)"},
+        "pp", [&](OpBuilder &bb, Location at, ValueRange args) {
+          Math mm{bb, at};
+          Value wv = tensor::ExtractOp::create(
+              bb, at, w, ValueRange{args[2], k.loopIndex(bb, 1)});
+          return SmallVector<Value>{mm.sub(args[0], mm.mul(args[1], wv))};
+        })[0];
+    SmallVector<Value> results = {
+        k.expandTo(dx, op.getInputGrad().getType(), /*allDims=*/false)};
+    if (weightGrad) {
+      // ... and dW[label[n]] −= weight[n] · X[n], a scatter over tokens.
+      Value zero = k.index(0), one = k.index(1);
+      auto tokens = scf::ForOp::create(
+          b, loc, zero, k.index(rows), one, ValueRange{grads[1]},
+          [&](OpBuilder &, Location at, Value n, ValueRange acc) {
+            Value id = tensor::ExtractOp::create(b, at, label, ValueRange{n});
+            Value wn = tensor::ExtractOp::create(b, at, weight, ValueRange{n});
+            auto features = scf::ForOp::create(
+                b, at, zero, k.index(hidden), one, acc,
+                [&](OpBuilder &, Location at2, Value h, ValueRange acc2) {
+                  Math mm{b, at2};
+                  Value updated = mm.sub(
+                      tensor::ExtractOp::create(b, at2, acc2[0],
+                                                ValueRange{id, h}),
+                      mm.mul(wn, tensor::ExtractOp::create(b, at2, x,
+                                                           ValueRange{n, h})));
+                  scf::YieldOp::create(
+                      b, at2,
+                      ValueRange{tensor::InsertOp::create(b, at2, updated,
+                                                          acc2[0],
+                                                          ValueRange{id, h})});
+                });
+            scf::YieldOp::create(b, at, features.getResults());
+          });
+      results.push_back(tokens.getResult(0));
+    }
+    return results;
+  }
+};
+
 struct GlobalNormLowering : LoraLowering<GlobalNormOp> {
   using LoraLowering::LoraLowering;
   SmallVector<Value> lower(GlobalNormOp op, Adaptor a,
@@ -978,5 +1219,6 @@ void mlir::lora::populateLoraToLinalgConversionPatterns(
                RoPEGradLowering, AttentionLowering, AttentionGradLowering,
                SwiGLULowering, SwiGLUGradLowering, AddLowering,
                CrossEntropyLowering, CrossEntropyGradLowering,
-               GlobalNormLowering, AdamWLowering>(patterns.getContext());
+               GlobalNormLowering, AdamWLowering, LinearCrossEntropyLowering,
+               LinearCrossEntropyGradLowering>(patterns.getContext());
 }

@@ -874,3 +874,35 @@ func.func @result_name_not_string(%x: tensor<f32>) -> (tensor<f32> {lora.name = 
 
 // expected-error @+1 {{result #0: unknown lora result attribute 'lora.role' (expected 'lora.name')}}
 func.func @result_role(%x: tensor<f32>) -> (tensor<f32> {lora.role = #lora.role<lora>}) { return %x : tensor<f32> }
+
+// -----
+
+func.func @linear_cross_entropy_hidden(%h: tensor<2x16x64xf32>, %w: tensor<1000x32xf32>, %labels: tensor<2x16xi32>) {
+  // expected-error @+1 {{weight dim 1 (32) must equal input dim 2 (64), the hidden size}}
+  %loss, %lse = lora.linear_cross_entropy %h, %w, %labels ignore_index(-100) : tensor<2x16x64xf32>, tensor<1000x32xf32>, tensor<2x16xi32> -> tensor<2x16xf32>
+  return
+}
+
+// -----
+
+func.func @linear_cross_entropy_labels(%h: tensor<2x16x64xf32>, %w: tensor<1000x64xf32>, %labels: tensor<2x8xi32>) {
+  // expected-error @+1 {{labels dim 1 (8) must equal input dim 1 (16), the batch/sequence dims}}
+  %loss, %lse = lora.linear_cross_entropy %h, %w, %labels ignore_index(-100) : tensor<2x16x64xf32>, tensor<1000x64xf32>, tensor<2x8xi32> -> tensor<2x16xf32>
+  return
+}
+
+// -----
+
+func.func @linear_cross_entropy_chunk(%h: tensor<2x16x64xf32>, %w: tensor<1000x64xf32>, %labels: tensor<2x16xi32>) {
+  // expected-error @+1 {{attribute 'chunk' failed to satisfy constraint}}
+  %loss, %lse = lora.linear_cross_entropy %h, %w, %labels ignore_index(-100) chunk(0) : tensor<2x16x64xf32>, tensor<1000x64xf32>, tensor<2x16xi32> -> tensor<2x16xf32>
+  return
+}
+
+// -----
+
+func.func @linear_cross_entropy_grad_weight(%h: tensor<2x16x64xf32>, %w: tensor<1000x64xf32>, %labels: tensor<2x16xi32>, %lse: tensor<2x16xf32>, %d: tensor<f32>) {
+  // expected-error @+1 {{weight_grad type 'tensor<64x1000xf32>' must match weight type 'tensor<1000x64xf32>'}}
+  %dh, %dw = lora.linear_cross_entropy_grad %h, %w, %labels, %lse, %d ignore_index(-100) : (tensor<2x16x64xf32>, tensor<1000x64xf32>, tensor<2x16xi32>, tensor<2x16xf32>, tensor<f32>) -> (tensor<2x16x64xf32>, tensor<64x1000xf32>)
+  return
+}

@@ -148,3 +148,18 @@ func.func @optimizer(%p: tensor<8x64xf32>, %g: tensor<8x64xf32>, %m: tensor<8x64
   %p3, %m3, %v3 = lora.adamw %pw, %gw, %mw, %vw lr(%lr) step(%step) betas(0.9, 0.95) eps(1.0e-6) weight_decay(0.01) : tensor<64x64xbf16>, tensor<64x64xbf16>, tensor<64x64xf32>
   return
 }
+
+// -----
+
+// The loss on the output projection without logits, and its gradients
+// (with and without the weight's).
+// CHECK-LABEL: func.func @linear_cross_entropy
+// CHECK: %{{.+}}, %[[LSE:.+]] = lora.linear_cross_entropy %{{.+}}, %{{.+}}, %{{.+}} ignore_index(-100) chunk(64) : tensor<2x16x64xf32>, tensor<1000x64xf32>, tensor<2x16xi32> -> tensor<2x16xf32>
+// CHECK: lora.linear_cross_entropy_grad %{{.+}}, %{{.+}}, %{{.+}}, %[[LSE]], %{{.+}} ignore_index(-100) chunk(64) : (tensor<2x16x64xf32>, tensor<1000x64xf32>, tensor<2x16xi32>, tensor<2x16xf32>, tensor<f32>) -> (tensor<2x16x64xf32>, tensor<1000x64xf32>)
+// CHECK: lora.linear_cross_entropy_grad %{{.+}} ignore_index(0) : (tensor<2x16x64xf32>, tensor<1000x64xf32>, tensor<2x16xi32>, tensor<2x16xf32>, tensor<f32>) -> tensor<2x16x64xf32>
+func.func @linear_cross_entropy(%h: tensor<2x16x64xf32>, %w: tensor<1000x64xf32>, %labels: tensor<2x16xi32>, %dloss: tensor<f32>) {
+  %loss, %lse = lora.linear_cross_entropy %h, %w, %labels ignore_index(-100) chunk(64) : tensor<2x16x64xf32>, tensor<1000x64xf32>, tensor<2x16xi32> -> tensor<2x16xf32>
+  %dh, %dw = lora.linear_cross_entropy_grad %h, %w, %labels, %lse, %dloss ignore_index(-100) chunk(64) : (tensor<2x16x64xf32>, tensor<1000x64xf32>, tensor<2x16xi32>, tensor<2x16xf32>, tensor<f32>) -> (tensor<2x16x64xf32>, tensor<1000x64xf32>)
+  %dh2 = lora.linear_cross_entropy_grad %h, %w, %labels, %lse, %dloss ignore_index(0) : (tensor<2x16x64xf32>, tensor<1000x64xf32>, tensor<2x16xi32>, tensor<2x16xf32>, tensor<f32>) -> tensor<2x16x64xf32>
+  return
+}

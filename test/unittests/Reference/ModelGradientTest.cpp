@@ -4,8 +4,8 @@
 // weights chosen by the passes, the backward built by lora-autodiff and run
 // by the reference evaluator: loss and gradients must match central finite
 // differences of the forward loss, for LoRA, full and mixed training, with
-// tied and untied embeddings. The same step after lora-fuse-adapters must
-// give the same numbers.
+// tied and untied embeddings. The same step after lora-fuse-adapters and
+// lora-fuse-linear-cross-entropy must give the same numbers.
 //
 //===----------------------------------------------------------------------===//
 
@@ -127,10 +127,19 @@ TEST_P(ModelGradientTest, LossAndGradientsMatchFiniteDifferences) {
   mlir::OwningOpRef<mlir::ModuleOp> fusedModule = module->clone();
   mlir::PassManager fuse(context.get());
   fuse.addPass(mlir::lora::createFuseAdapters());
+  fuse.addPass(mlir::lora::createFuseLinearCrossEntropy({/*chunk=*/4}));
   ASSERT_TRUE(mlir::succeeded(fuse.run(*fusedModule)));
   auto fusedStep = *fusedModule->getOps<mlir::func::FuncOp>().begin();
-  int updates = 0, jointWeightGrads = 0;
+  int updates = 0, jointWeightGrads = 0, fusedLosses = 0, fusedLossGrads = 0;
   fusedStep.walk([&](mlir::lora::LowRankUpdateOp) { ++updates; });
+  fusedStep.walk([&](mlir::lora::LinearCrossEntropyOp) { ++fusedLosses; });
+  fusedStep.walk(
+      [&](mlir::lora::LinearCrossEntropyGradOp) { ++fusedLossGrads; });
+  EXPECT_EQ(fusedLosses, 1) << "the loss is computed without logits";
+  EXPECT_EQ(fusedLossGrads, 1) << "and so is its gradient";
+  fusedStep.walk([&](mlir::lora::CrossEntropyOp) {
+    ADD_FAILURE() << "a cross_entropy on materialized logits is left";
+  });
   fusedStep.walk([&](mlir::tensor::ExtractSliceOp slice) {
     jointWeightGrads += bool(
         slice.getSource().getDefiningOp<mlir::lora::LinearGradWeightOp>());

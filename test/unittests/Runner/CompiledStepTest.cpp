@@ -5,8 +5,8 @@
 // the JIT, must give what the reference evaluator gives on the same inputs:
 // loss, gradient norm, new parameters and new moments, for LoRA (with
 // adapter dropout), full and mixed training. The reference runs the step
-// without lora-fuse-adapters, so the fused compiled step is checked
-// against the unfused graph.
+// without lora-fuse-adapters and lora-fuse-linear-cross-entropy, so the
+// fused compiled step is checked against the unfused graph.
 //
 //===----------------------------------------------------------------------===//
 
@@ -54,8 +54,10 @@ TEST_P(CompiledStepTest, MatchesTheReferenceEvaluator) {
     mlir::lora::TrainingPipelineOptions options;
     EXPECT_TRUE(
         mlir::succeeded(options.parseFromString(GetParam().pipeline)));
-    if (!fuse)
+    if (!fuse) {
       options.fuseAdapters = false;
+      options.fuseLoss = false;
+    }
     mlir::PassManager pm(context.get());
     EXPECT_TRUE(mlir::succeeded(mlir::lora::buildTrainingPipeline(
         pm, options, [](const llvm::Twine &message) {
@@ -165,6 +167,10 @@ INSTANTIATE_TEST_SUITE_P(
         Method{"LoraAndFullOnQueries", "method=mixed target-modules=q_proj "
                                        "full-modules=q_proj rank=2"},
         Method{"Full", "method=full weight-decay=0.01"},
+        // 24-word vocabulary in chunks of 10: two full chunks and a tail of
+        // 4; the lm_head trains, so the fused loss makes its gradient too.
+        Method{"FullLossInChunks", "method=full loss-chunk=10"},
+        Method{"LoraLossInChunks", "method=lora rank=4 loss-chunk=7"},
         Method{"MixedNoClipping", "method=mixed target-modules=self_attn "
                                   "full-modules=mlp rank=2 max-grad-norm=0"}),
     [](const ::testing::TestParamInfo<Method> &info) {

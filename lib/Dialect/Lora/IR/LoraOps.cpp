@@ -504,6 +504,48 @@ LogicalResult CrossEntropyGradOp::verify() {
   return verifyCrossEntropy(*this, getLogits(), getLabels());
 }
 
+/// input [..., hidden], weight [vocab, hidden], labels [...] (the input's
+/// leading dims), and a per-token tensor `perToken` shaped like labels.
+static LogicalResult verifyLinearCrossEntropy(Operation *op, Value inputValue,
+                                              Value weightValue,
+                                              Value labelsValue,
+                                              Value perTokenValue,
+                                              StringRef perTokenName) {
+  Checker c(op);
+  Named input("input", inputValue), weight("weight", weightValue),
+      labels("labels", labelsValue), perToken(perTokenName, perTokenValue);
+  if (failed(c.minRank(input, 2, "[tokens..., hidden]")) ||
+      failed(c.rank(weight, 2, "[vocab, hidden]")) ||
+      failed(c.sameDim(weight, 1, input, input.rank() - 1, "hidden size")) ||
+      failed(c.sameElementType(weight, input)) ||
+      failed(c.rankRelation(labels, input, -1)) ||
+      failed(c.sameLeadingDims(labels, input, labels.rank())) ||
+      failed(c.rankRelation(perToken, input, -1)) ||
+      failed(c.sameLeadingDims(perToken, input, perToken.rank())))
+    return failure();
+  return success();
+}
+
+LogicalResult LinearCrossEntropyOp::verify() {
+  return verifyLinearCrossEntropy(*this, getInput(), getWeight(), getLabels(),
+                                  getLse(), "lse");
+}
+
+LogicalResult LinearCrossEntropyGradOp::verify() {
+  if (failed(verifyLinearCrossEntropy(*this, getInput(), getWeight(),
+                                      getLabels(), getLse(), "lse")))
+    return failure();
+  if (getInputGrad().getType() != getInput().getType())
+    return emitOpError("input_grad type ")
+           << getInputGrad().getType() << " must match input type "
+           << getInput().getType();
+  if (getWeightGrad() && getWeightGrad().getType() != getWeight().getType())
+    return emitOpError("weight_grad type ")
+           << getWeightGrad().getType() << " must match weight type "
+           << getWeight().getType();
+  return success();
+}
+
 //===----------------------------------------------------------------------===//
 // Optimizer
 //===----------------------------------------------------------------------===//

@@ -484,6 +484,69 @@ def Lora_CrossEntropyGradOp : Lora_Op<"cross_entropy_grad",
 // Optimizer
 //===----------------------------------------------------------------------===//
 
+def Lora_LinearCrossEntropyOp : Lora_Op<"linear_cross_entropy"> {
+  let summary = "Output projection and mean cross-entropy, vocabulary in chunks";
+  let description = [{
+    The loss of `cross_entropy(linear(input, weight), labels)` without the
+    [tokens, vocab] logits: the vocabulary is walked `chunk` rows of
+    `weight` at a time, each chunk's logits made by one GEMM and folded into
+    a running max and sum of exponentials per token (an online
+    log-sum-exp). `input` is [..., hidden], `weight` is [vocab, hidden],
+    `labels` is [...]. The second result is each token's log-sum-exp, which
+    `lora.linear_cross_entropy_grad` reuses. `lora-fuse-linear-cross-entropy`
+    emits it.
+
+    ```mlir
+    %loss, %lse = lora.linear_cross_entropy %h, %w, %labels
+        ignore_index(-100) chunk(256)
+        : tensor<2x16x64xf32>, tensor<1024x64xf32>, tensor<2x16xi32>
+        -> tensor<2x16xf32>
+    ```
+  }];
+  let arguments = (ins Lora_FloatTensor:$input, Lora_FloatTensor:$weight,
+                       Lora_IdTensor:$labels,
+                       DefaultValuedAttr<I64Attr, "-100">:$ignore_index,
+                       DefaultValuedAttr<Lora_PositiveI64Attr, "256">:$chunk);
+  let results = (outs Lora_F32Scalar:$loss, Lora_FloatTensor:$lse);
+  let assemblyFormat = [{
+    $input `,` $weight `,` $labels `ignore_index` `(` $ignore_index `)`
+    (`chunk` `(` $chunk^ `)`)? attr-dict `:` type($input) `,` type($weight)
+    `,` type($labels) `->` type($lse)
+  }];
+}
+
+def Lora_LinearCrossEntropyGradOp : Lora_Op<"linear_cross_entropy_grad"> {
+  let summary = "Gradients of `lora.linear_cross_entropy`, vocabulary in chunks";
+  let description = [{
+    For each chunk of the vocabulary, the chunk's logits are made again by
+    one GEMM, turned into `softmax · loss_grad / count` with the forward's
+    log-sum-exp `lse`, and used at once: `input_grad += dlogits · W_chunk`
+    and, when the op has a second result, `weight_grad[chunk] =
+    dlogitsᵀ · input`. The one-hot part of the gradient is applied once per
+    token afterwards. The [tokens, vocab] matrix never exists.
+
+    ```mlir
+    %dh, %dw = lora.linear_cross_entropy_grad %h, %w, %labels, %lse, %dloss
+        ignore_index(-100) chunk(256)
+        : (tensor<2x16x64xf32>, tensor<1024x64xf32>, tensor<2x16xi32>,
+           tensor<2x16xf32>, tensor<f32>)
+        -> (tensor<2x16x64xf32>, tensor<1024x64xf32>)
+    ```
+  }];
+  let arguments = (ins Lora_FloatTensor:$input, Lora_FloatTensor:$weight,
+                       Lora_IdTensor:$labels, Lora_FloatTensor:$lse,
+                       Lora_F32Scalar:$loss_grad,
+                       DefaultValuedAttr<I64Attr, "-100">:$ignore_index,
+                       DefaultValuedAttr<Lora_PositiveI64Attr, "256">:$chunk);
+  let results = (outs Lora_FloatTensor:$input_grad,
+                      Optional<Lora_FloatTensor>:$weight_grad);
+  let assemblyFormat = [{
+    $input `,` $weight `,` $labels `,` $lse `,` $loss_grad
+    `ignore_index` `(` $ignore_index `)` (`chunk` `(` $chunk^ `)`)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+}
+
 def Lora_GlobalNormOp : Lora_Op<"global_norm"> {
   let summary = "L2 norm over all elements of all operands";
   let description = [{

@@ -117,4 +117,23 @@ def FuseAdapters : Pass<"lora-fuse-adapters", "ModuleOp"> {
   let dependentDialects = ["::mlir::tensor::TensorDialect"];
 }
 
+def FuseLinearCrossEntropy
+    : Pass<"lora-fuse-linear-cross-entropy", "ModuleOp"> {
+  let summary = "Compute the loss and its gradient without the logits matrix";
+  let description = [{
+    Rewrites `lora.cross_entropy` of a `lora.linear` without adapter (the
+    output projection) into `lora.linear_cross_entropy`, and in a training
+    step its backward (`lora.cross_entropy_grad` and the projection's input
+    and weight gradients) into `lora.linear_cross_entropy_grad`. Both walk
+    the vocabulary `chunk` rows at a time, so the [tokens, vocab] logits
+    and their gradient never exist: for a 128k vocabulary at 4k tokens that
+    is 2 GiB of f32 not stored. The rewrite is skipped when the logits have
+    any other use (a step that returns them).
+  }];
+  let options = [
+    Option<"chunk", "chunk", "int64_t", "256",
+           "Vocabulary rows per chunk">
+  ];
+}
+
 #endif // LORA_DIALECT_LORA_TRANSFORMS_PASSES_TD
