@@ -31,7 +31,8 @@ static constexpr const char *kLowering =
     "buffer-results-to-out-params{hoist-static-allocs "
     "modify-public-functions}, "
     "func.func(buffer-hoisting), buffer-deallocation-pipeline, "
-    "convert-bufferization-to-memref, lora-matmul-to-blas, "
+    "convert-bufferization-to-memref, lora-plan-memory, canonicalize, "
+    "lora-matmul-to-blas, "
     // Non-GEMM kernels: affine loops, whose innermost contiguous loops the
     // super-vectorizer turns into 8-wide vector code (reductions included),
     // then tiled by 32. (Tiling before vectorizing yields invalid

@@ -148,6 +148,8 @@ llvm::Error mlir::lora::writeCpuArtifact(ModuleOp module, StringRef name,
                           {"cpu", llvm::sys::getHostCPUName().str()},
                           {"arguments", describe(arguments)},
                           {"results", describe(results)},
+                          {"planned_arena_bytes",
+                           int64_t(plannedArenaBytes(module))},
                           {"metadata", std::move(*parsedMetadata)}};
   std::error_code error;
   llvm::raw_fd_ostream out(manifest, error);

@@ -115,6 +115,12 @@ llvm::Error mlir::lora::lowerStepForCpu(ModuleOp module, StringRef name,
   return llvm::Error::success();
 }
 
+uint64_t mlir::lora::plannedArenaBytes(ModuleOp module) {
+  auto bytes =
+      module->getAttrOfType<IntegerAttr>("lora.planned_arena_bytes");
+  return bytes ? bytes.getValue().getZExtValue() : 0;
+}
+
 static void initializeNativeTarget() {
   static bool initialized = [] {
     llvm::InitializeNativeTarget();
@@ -131,6 +137,7 @@ llvm::Expected<std::unique_ptr<JitStep>> JitStep::compile(ModuleOp module,
   if (llvm::Error error =
           lowerStepForCpu(module, name, step->argumentSpecs, step->resultSpecs))
     return std::move(error);
+  step->arenaBytes = mlir::lora::plannedArenaBytes(module);
   initializeNativeTarget();
   ExecutionEngineOptions options;
   options.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Aggressive;

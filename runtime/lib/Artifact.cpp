@@ -65,6 +65,7 @@ Status ArtifactStep::open(const std::string &directory,
                                     "arguments", step->args));
   LORA_RETURN_IF_ERROR(
       parseBuffers(manifestPath, manifest["results"], "results", step->outs));
+  step->arenaBytes = manifest.value("planned_arena_bytes", uint64_t(0));
   step->metadataText =
       manifest.value("metadata", nlohmann::json::object()).dump();
   // step.so calls the runtime's GEMM and arena; the loading program must

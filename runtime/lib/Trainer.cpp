@@ -54,7 +54,7 @@ Trainer::Trainer(CompiledStep &step) : step(step) {
   // Lays `buffers` out in one 64-byte aligned, zeroed allocation.
   auto layout = [](const std::vector<BufferInfo> &buffers,
                    std::unique_ptr<uint8_t, FreeDeleter> &arena,
-                   std::vector<Span> &spans) {
+                   std::vector<Span> &spans, uint64_t &bytesOut) {
     size_t total = 0;
     std::vector<size_t> offsets;
     for (const BufferInfo &info : buffers) {
@@ -62,6 +62,7 @@ Trainer::Trainer(CompiledStep &step) : step(step) {
       size_t bytes = size_t(info.numElements()) * dtypeSize(info.dtype);
       total += (bytes + 63) / 64 * 64;
     }
+    bytesOut = total;
     arena.reset(static_cast<uint8_t *>(std::aligned_alloc(64, total + 64)));
     std::memset(arena.get(), 0, total + 64);
     for (size_t i = 0; i < buffers.size(); ++i)
@@ -69,8 +70,8 @@ Trainer::Trainer(CompiledStep &step) : step(step) {
           {arena.get() + offsets[i],
            size_t(buffers[i].numElements()) * dtypeSize(buffers[i].dtype)});
   };
-  layout(step.arguments(), argumentArena, argumentData);
-  layout(step.results(), resultArena, resultData);
+  layout(step.arguments(), argumentArena, argumentData, argumentBytes);
+  layout(step.results(), resultArena, resultData, resultBytes);
   for (size_t i = 0; i < step.arguments().size(); ++i)
     argumentIndex[step.arguments()[i].name] = i;
 }

@@ -91,6 +91,16 @@ Status runTraining(CompiledStep &step, const RunOptions &options) {
     return Status::error(options.outputDir +
                          ": cannot create: " + error.message());
 
+  Trainer::MemoryPlan plan = trainer.plannedMemory();
+  auto mib = [](uint64_t bytes) { return bytes / 1048576.0; };
+  std::fprintf(stderr,
+               "%s: planned peak memory %.1f MiB: parameters, optimizer "
+               "state and batch %.1f MiB, step outputs %.1f MiB, "
+               "activations %.1f MiB (static plan)\n",
+               options.programName.c_str(), mib(plan.total()),
+               mib(plan.argumentBytes), mib(plan.resultBytes),
+               mib(plan.activationBytes));
+
   TrainOptions train;
   train.maxSteps = options.maxSteps;
   train.startStep = resumed.step;
@@ -121,11 +131,18 @@ Status runTraining(CompiledStep &step, const RunOptions &options) {
                (long long)lastStep, options.outputDir.c_str(),
                options.outputDir.c_str(), (long long)lastStep);
   ArenaStats arena = activationArenaStats();
+  // Measured: the buffers the runtime holds plus the most the step's
+  // allocations ever had in use at once (the planned arena and anything
+  // the plan left out).
+  uint64_t measured =
+      plan.argumentBytes + plan.resultBytes + arena.peakLiveBytes;
   std::fprintf(stderr,
-               "%s: activation arena %.1f MiB (peak in use %.1f MiB); %llu "
-               "allocations reused, %llu from the system\n",
-               options.programName.c_str(), arena.reservedBytes / 1048576.0,
-               arena.peakLiveBytes / 1048576.0,
+               "%s: measured peak memory %.1f MiB (%.3f of the plan); "
+               "activations %.1f MiB in use at most, %llu allocations "
+               "reused, %llu from the system\n",
+               options.programName.c_str(), mib(measured),
+               plan.total() ? double(measured) / double(plan.total()) : 0.0,
+               mib(arena.peakLiveBytes),
                (unsigned long long)arena.reusedAllocations,
                (unsigned long long)arena.systemAllocations);
   if (lastStep < options.maxSteps) {

@@ -433,6 +433,9 @@ public:
   const std::vector<rt::BufferInfo> &results() const override {
     return resultInfo;
   }
+  uint64_t plannedArenaBytes() const override {
+    return jit->plannedArenaBytes();
+  }
   rt::Status run(const std::vector<void *> &arguments,
                  const std::vector<void *> &results) override {
     if (llvm::Error error = jit->run(arguments, results))

@@ -73,4 +73,22 @@ def LowerRowReductions : Pass<"lora-lower-row-reductions"> {
   let dependentDialects = ["::mlir::affine::AffineDialect"];
 }
 
+def PlanMemory : Pass<"lora-plan-memory", "ModuleOp"> {
+  let summary = "Place a step's temporary buffers in one static arena by liveness";
+  let description = [{
+    After bufferization, numbers each function's ops in execution order,
+    takes every static `memref.alloc`'s live interval (alloc to its last
+    dealloc, in the same block) and packs the buffers into one arena:
+    largest first, each at the lowest offset that no buffer live at the
+    same time overlaps. The allocs become `memref.view`s of the arena,
+    which is allocated once per call; the deallocs disappear. Loop-local
+    buffers reuse their offsets in every iteration. The arena's size, the
+    step's planned activation memory, is recorded on the module as
+    `lora.planned_arena_bytes`; `lora-run` prints it (with parameters,
+    optimizer state and outputs) before training.
+  }];
+  let dependentDialects = ["::mlir::memref::MemRefDialect",
+                           "::mlir::arith::ArithDialect"];
+}
+
 #endif // LORA_CONVERSION_PASSES_TD

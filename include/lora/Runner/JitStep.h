@@ -57,6 +57,9 @@ public:
 
   const std::vector<BufferSpec> &arguments() const { return argumentSpecs; }
   const std::vector<BufferSpec> &results() const { return resultSpecs; }
+  /// Bytes of the static arena lora-plan-memory laid the step's
+  /// temporaries out in.
+  uint64_t plannedArenaBytes() const { return arenaBytes; }
 
   /// Runs the step: one buffer per argument and one per result, each
   /// holding numElements() values of its element type.
@@ -67,7 +70,12 @@ private:
   std::unique_ptr<ExecutionEngine> engine;
   std::string entry;
   std::vector<BufferSpec> argumentSpecs, resultSpecs;
+  uint64_t arenaBytes = 0;
 };
+
+/// The `lora.planned_arena_bytes` lora-plan-memory left on a lowered module
+/// (0 when it did not run).
+uint64_t plannedArenaBytes(ModuleOp module);
 
 } // namespace mlir::lora
 

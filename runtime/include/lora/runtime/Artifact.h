@@ -28,6 +28,8 @@ public:
   Status run(const std::vector<void *> &arguments,
              const std::vector<void *> &results) override;
 
+  uint64_t plannedArenaBytes() const override { return arenaBytes; }
+
   /// The manifest's "metadata" object as JSON text (how it was built).
   const std::string &metadata() const { return metadataText; }
 
@@ -37,6 +39,7 @@ private:
   void (*entry)(void **) = nullptr;
   std::vector<BufferInfo> args, outs;
   std::string metadataText, path;
+  uint64_t arenaBytes = 0;
 };
 
 } // namespace lora::runtime

@@ -43,6 +43,9 @@ public:
   /// One buffer per argument and per result, dense row-major.
   virtual Status run(const std::vector<void *> &arguments,
                      const std::vector<void *> &results) = 0;
+  /// Bytes of the static arena the compiler planned for the step's
+  /// temporaries (0: not planned).
+  virtual uint64_t plannedArenaBytes() const { return 0; }
 };
 
 /// What an adapter was attached with, for adapter_config.json.
@@ -87,6 +90,19 @@ struct StepMetrics {
 class Trainer {
 public:
   explicit Trainer(CompiledStep &step);
+
+  /// The step's memory as planned before it runs: the arguments
+  /// (parameters, optimizer state, batch), the results, and the static
+  /// activation arena the compiler planned.
+  struct MemoryPlan {
+    uint64_t argumentBytes = 0, resultBytes = 0, activationBytes = 0;
+    uint64_t total() const {
+      return argumentBytes + resultBytes + activationBytes;
+    }
+  };
+  MemoryPlan plannedMemory() const {
+    return {argumentBytes, resultBytes, step.plannedArenaBytes()};
+  }
 
   /// Base weights from a safetensors file, a sharded index or a folder
   /// holding either ("" for a seeded initialization:
@@ -176,6 +192,7 @@ private:
   /// the batch) and the results. After a step, a result and the argument it
   /// feeds trade places (a pointer swap, no copy).
   std::unique_ptr<uint8_t, FreeDeleter> argumentArena, resultArena;
+  uint64_t argumentBytes = 0, resultBytes = 0;
   std::vector<Span> argumentData, resultData;
   std::map<std::string, size_t> argumentIndex;
 };
