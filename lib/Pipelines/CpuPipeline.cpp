@@ -25,7 +25,9 @@ static constexpr const char *kLowering =
     // column slices of concatenations (lora-fuse-adapters' [dY | dU]), and
     // the super-vectorizer leaves loops on strided buffers scalar; a
     // row-by-row copy into the slice is far cheaper.
-    "func.func(convert-elementwise-to-linalg), canonicalize, cse, "
+    // No CSE either: lora-recompute's clones must stay clones. The lora
+    // level was CSE'd by lora-training-pipeline already.
+    "func.func(convert-elementwise-to-linalg), canonicalize, "
     "one-shot-bufferize{bufferize-function-boundaries "
     "function-boundary-type-conversion=identity-layout-map}, canonicalize, "
     "buffer-results-to-out-params{hoist-static-allocs "

@@ -29,6 +29,11 @@ LogicalResult mlir::lora::buildTrainingPipeline(
       (options.targetModules.empty() || options.fullModules.empty()))
     return error("lora-training-pipeline: method=mixed needs both "
                  "target-modules and full-modules");
+  StringRef recompute = options.recompute;
+  if (recompute != "none" && recompute != "layer" && recompute != "selective")
+    return error("lora-training-pipeline: recompute must be none, layer or "
+                 "selective, got '" +
+                 recompute + "'");
   if (method == "frozen" && !options.fullModules.empty())
     return error("lora-training-pipeline: method=frozen trains nothing; "
                  "full-modules needs another method");
@@ -69,6 +74,12 @@ LogicalResult mlir::lora::buildTrainingPipeline(
   if ((adapters && options.fuseAdapters) || options.fuseLoss) {
     pm.addPass(createCanonicalizerPass());
     pm.addPass(createCSEPass());
+  }
+  // Last: CSE would merge the recomputed ops back into the forward's.
+  if (options.recompute != "none") {
+    RecomputeOptions recompute;
+    recompute.mode = options.recompute;
+    pm.addPass(createRecompute(recompute));
   }
   return success();
 }

@@ -643,6 +643,10 @@ llvm::Error Evaluator::step(Operation *op) {
         return crossEntropy(op, op.getLogits(), op.getLabels(),
                             op.getIgnoreIndex(), &get(op.getLossGrad()));
       })
+      .Case([&](CheckpointOp op) {
+        values[op.getResult()] = get(op.getInput());
+        return llvm::Error::success();
+      })
       .Case([&](LinearCrossEntropyOp op) {
         return linearCrossEntropy(op, op.getInput(), op.getWeight(),
                                   op.getLabels(), op.getIgnoreIndex(),

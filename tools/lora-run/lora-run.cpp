@@ -130,6 +130,15 @@ static cl::opt<bool> fuseAdapters(
     cl::desc("Fold adapter GEMMs into the base GEMMs (default true; "
              "--fuse_adapters=false compiles the unfused graph)"),
     cl::init(true));
+static cl::opt<std::string> recomputeMode(
+    "recompute", BOTH, cl::cat(trainingCategory),
+    cl::desc("Activation checkpointing: none (default), layer (recompute "
+             "each decoder layer in the backward) or selective (only its "
+             "elementwise ops)"),
+    cl::init("none"));
+static cl::opt<bool> gradientCheckpointing(
+    "gradient_checkpointing", BOTH, cl::cat(trainingCategory),
+    cl::desc("Same as --recompute layer (the Hugging Face flag)"));
 static cl::opt<bool> fuseLoss(
     "fuse_loss", BOTH, cl::cat(trainingCategory),
     cl::desc("Compute the loss and its gradient in vocabulary chunks, "
@@ -362,6 +371,13 @@ static int buildStep(mlir::ModuleOp module,
   options.maxGradNorm = maxGradNorm;
   options.fuseAdapters = fuseAdapters;
   options.fuseLoss = fuseLoss;
+  if (gradientCheckpointing && recomputeMode != "none" &&
+      recomputeMode != "layer")
+    return fail("--gradient_checkpointing means --recompute layer, but "
+                "--recompute " +
+                recomputeMode + " was given");
+  options.recompute = gradientCheckpointing ? std::string("layer")
+                                            : std::string(recomputeMode);
   mlir::PassManager pm(module.getContext());
   if (mlir::failed(mlir::lora::buildTrainingPipeline(
           pm, options, [](const llvm::Twine &message) {

@@ -70,6 +70,11 @@ struct TrainingPipelineOptions
   Option<int64_t> lossChunk{*this, "loss-chunk",
                             llvm::cl::desc("Vocabulary rows per loss chunk"),
                             llvm::cl::init(256)};
+  Option<std::string> recompute{
+      *this, "recompute",
+      llvm::cl::desc("Activation checkpointing: none, layer or selective "
+                     "(lora-recompute)"),
+      llvm::cl::init("none")};
 };
 
 /// Adds the passes that turn a model's forward pass and loss into a

@@ -1119,6 +1119,16 @@ struct LinearCrossEntropyGradLowering
   }
 };
 
+struct CheckpointLowering : LoraLowering<CheckpointOp> {
+  using LoraLowering::LoraLowering;
+  SmallVector<Value> lower(CheckpointOp op, Adaptor a,
+                           KernelBuilder &k) const override {
+    // Only the lora level needs the barrier (against CSE there); the
+    // lowering runs no CSE, so no copy is made.
+    return {a.getInput()};
+  }
+};
+
 struct GlobalNormLowering : LoraLowering<GlobalNormOp> {
   using LoraLowering::LoraLowering;
   SmallVector<Value> lower(GlobalNormOp op, Adaptor a,
@@ -1219,6 +1229,7 @@ void mlir::lora::populateLoraToLinalgConversionPatterns(
                RoPEGradLowering, AttentionLowering, AttentionGradLowering,
                SwiGLULowering, SwiGLUGradLowering, AddLowering,
                CrossEntropyLowering, CrossEntropyGradLowering,
-               GlobalNormLowering, AdamWLowering, LinearCrossEntropyLowering,
+               GlobalNormLowering, AdamWLowering, CheckpointLowering,
+               LinearCrossEntropyLowering,
                LinearCrossEntropyGradLowering>(patterns.getContext());
 }

@@ -5,7 +5,11 @@
 // function in execution order (nested regions inside their parent's span),
 // takes each alloc's live interval [alloc, last dealloc], and packs the
 // buffers into one arena by offset: largest first, each at the lowest
-// offset that no buffer live at the same time overlaps. The allocs become
+// offset that no buffer live at the same time overlaps. Liveness is
+// measured from the first to the last use of a buffer and its views, not
+// from alloc to dealloc: the ownership-based deallocation frees every
+// buffer of a block at the block's end, and buffer-hoisting moves static
+// allocs to its top, which would make every buffer live for the whole step. The allocs become
 // memref.view ops into the arena, allocated once at entry and freed at
 // return; the arena's size is the step's planned activation memory,
 // recorded on the module as `lora.planned_arena_bytes`.
@@ -21,9 +25,12 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Interfaces/ViewLikeInterface.h"
 #include "mlir/IR/Builders.h"
 
 #include <algorithm>
+#include <limits>
 
 namespace mlir::lora {
 #define GEN_PASS_DEF_PLANMEMORY
@@ -72,6 +79,12 @@ struct PlanMemoryPass : public lora::impl::PlanMemoryBase<PlanMemoryPass> {
     function.walk<WalkOrder::PreOrder>(
         [&](Operation *op) { position[op] = counter++; });
 
+    // The span of an op of the function: itself and everything nested.
+    auto spanEnd = [&](Operation *op) {
+      int64_t last = position[op];
+      op->walk([&](Operation *inner) { last = std::max(last, position[inner]); });
+      return last;
+    };
     SmallVector<Buffer> buffers;
     function.walk([&](memref::AllocOp alloc) {
       Buffer buffer;
@@ -80,26 +93,44 @@ struct PlanMemoryPass : public lora::impl::PlanMemoryBase<PlanMemoryPass> {
       if (buffer.bytes < 0 || !alloc.getDynamicSizes().empty() ||
           !alloc.getSymbolOperands().empty())
         return;
-      for (Operation *user : alloc->getUsers())
-        if (auto dealloc = dyn_cast<memref::DeallocOp>(user))
-          buffer.deallocs.push_back(dealloc);
+      // Live from the first to the last use of the buffer or of a view of
+      // it, measured in the alloc's block (a use inside a loop keeps it for
+      // the whole loop). Deallocs do not count: the ownership-based
+      // deallocation puts them at the end of the block.
+      Block *block = alloc->getBlock();
+      buffer.start = std::numeric_limits<int64_t>::max();
+      buffer.end = position[alloc];
+      SmallVector<Value> aliases = {alloc.getResult()};
+      while (!aliases.empty()) {
+        Value value = aliases.pop_back_val();
+        for (OpOperand &use : value.getUses()) {
+          Operation *user = use.getOwner();
+          if (auto dealloc = dyn_cast<memref::DeallocOp>(user)) {
+            if (value != alloc.getResult())
+              return; // freed through a view: not planned
+            buffer.deallocs.push_back(dealloc);
+            continue;
+          }
+          if (isa<ViewLikeOpInterface, memref::CastOp, memref::CollapseShapeOp,
+                  memref::ExpandShapeOp>(user))
+            for (Value result : user->getResults())
+              if (isa<MemRefType>(result.getType()))
+                aliases.push_back(result);
+          if (auto loop = dyn_cast<scf::ForOp>(user))
+            if (use.getOperandNumber() >= loop.getNumControlOperands())
+              aliases.push_back(
+                  loop.getTiedLoopResult(&use));
+          Operation *inBlock = block->findAncestorOpInBlock(*user);
+          if (!inBlock)
+            return; // used outside the alloc's block: not planned
+          buffer.start = std::min(buffer.start, position[inBlock]);
+          buffer.end = std::max(buffer.end, spanEnd(inBlock));
+        }
+      }
       if (buffer.deallocs.empty())
         return;
-      buffer.start = position[alloc];
-      for (memref::DeallocOp dealloc : buffer.deallocs) {
-        // The dealloc must run in the alloc's block (maybe nested in an op
-        // of it): one alloc, one lifetime.
-        Operation *inBlock =
-            alloc->getBlock()->findAncestorOpInBlock(*dealloc.getOperation());
-        if (!inBlock)
-          return;
-        // An op with regions ends after everything nested in it.
-        int64_t last = position[inBlock];
-        inBlock->walk([&](Operation *op) {
-          last = std::max(last, position[op]);
-        });
-        buffer.end = std::max(buffer.end, last);
-      }
+      if (buffer.start > buffer.end)
+        buffer.start = buffer.end = position[alloc];
       buffers.push_back(buffer);
     });
     if (buffers.empty())

@@ -163,3 +163,13 @@ func.func @linear_cross_entropy(%h: tensor<2x16x64xf32>, %w: tensor<1000x64xf32>
   %dh2 = lora.linear_cross_entropy_grad %h, %w, %labels, %lse, %dloss ignore_index(0) : (tensor<2x16x64xf32>, tensor<1000x64xf32>, tensor<2x16xi32>, tensor<2x16xf32>, tensor<f32>) -> tensor<2x16x64xf32>
   return
 }
+
+// -----
+
+// A kept activation that lora-recompute recomputes a layer from.
+// CHECK-LABEL: func.func @checkpoint
+// CHECK: lora.checkpoint %{{.+}} : tensor<2x16x64xf32>
+func.func @checkpoint(%x: tensor<2x16x64xf32>) -> tensor<2x16x64xf32> {
+  %kept = lora.checkpoint %x : tensor<2x16x64xf32>
+  return %kept : tensor<2x16x64xf32>
+}

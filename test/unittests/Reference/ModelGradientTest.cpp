@@ -4,8 +4,9 @@
 // weights chosen by the passes, the backward built by lora-autodiff and run
 // by the reference evaluator: loss and gradients must match central finite
 // differences of the forward loss, for LoRA, full and mixed training, with
-// tied and untied embeddings. The same step after lora-fuse-adapters and
-// lora-fuse-linear-cross-entropy must give the same numbers.
+// tied and untied embeddings. The same step after lora-fuse-adapters,
+// lora-fuse-linear-cross-entropy and lora-recompute (per layer) must give
+// the same numbers.
 //
 //===----------------------------------------------------------------------===//
 
@@ -128,6 +129,7 @@ TEST_P(ModelGradientTest, LossAndGradientsMatchFiniteDifferences) {
   mlir::PassManager fuse(context.get());
   fuse.addPass(mlir::lora::createFuseAdapters());
   fuse.addPass(mlir::lora::createFuseLinearCrossEntropy({/*chunk=*/4}));
+  fuse.addPass(mlir::lora::createRecompute({/*mode=*/"layer"}));
   ASSERT_TRUE(mlir::succeeded(fuse.run(*fusedModule)));
   auto fusedStep = *fusedModule->getOps<mlir::func::FuncOp>().begin();
   int updates = 0, jointWeightGrads = 0, fusedLosses = 0, fusedLossGrads = 0;
@@ -136,6 +138,10 @@ TEST_P(ModelGradientTest, LossAndGradientsMatchFiniteDifferences) {
   fusedStep.walk(
       [&](mlir::lora::LinearCrossEntropyGradOp) { ++fusedLossGrads; });
   EXPECT_EQ(fusedLosses, 1) << "the loss is computed without logits";
+  int checkpoints = 0;
+  fusedStep.walk([&](mlir::lora::CheckpointOp) { ++checkpoints; });
+  EXPECT_EQ(checkpoints, 2) << "each of the 2 layers is recomputed from one "
+                               "kept input";
   EXPECT_EQ(fusedLossGrads, 1) << "and so is its gradient";
   fusedStep.walk([&](mlir::lora::CrossEntropyOp) {
     ADD_FAILURE() << "a cross_entropy on materialized logits is left";

@@ -5,8 +5,9 @@
 // the JIT, must give what the reference evaluator gives on the same inputs:
 // loss, gradient norm, new parameters and new moments, for LoRA (with
 // adapter dropout), full and mixed training. The reference runs the step
-// without lora-fuse-adapters and lora-fuse-linear-cross-entropy, so the
-// fused compiled step is checked against the unfused graph.
+// without lora-fuse-adapters, lora-fuse-linear-cross-entropy and
+// lora-recompute, so the fused (recomputing) compiled step is checked
+// against the plain graph.
 //
 //===----------------------------------------------------------------------===//
 
@@ -57,6 +58,7 @@ TEST_P(CompiledStepTest, MatchesTheReferenceEvaluator) {
     if (!fuse) {
       options.fuseAdapters = false;
       options.fuseLoss = false;
+      options.recompute = "none";
     }
     mlir::PassManager pm(context.get());
     EXPECT_TRUE(mlir::succeeded(mlir::lora::buildTrainingPipeline(
@@ -171,6 +173,10 @@ INSTANTIATE_TEST_SUITE_P(
         // 4; the lm_head trains, so the fused loss makes its gradient too.
         Method{"FullLossInChunks", "method=full loss-chunk=10"},
         Method{"LoraLossInChunks", "method=lora rank=4 loss-chunk=7"},
+        // Activation checkpointing recomputes, and must not change a number.
+        Method{"LoraRecomputeLayers",
+               "method=lora rank=4 dropout=0.1 recompute=layer"},
+        Method{"FullRecomputeSelective", "method=full recompute=selective"},
         Method{"MixedNoClipping", "method=mixed target-modules=self_attn "
                                   "full-modules=mlp rank=2 max-grad-norm=0"}),
     [](const ::testing::TestParamInfo<Method> &info) {

@@ -547,6 +547,27 @@ def Lora_LinearCrossEntropyGradOp : Lora_Op<"linear_cross_entropy_grad"> {
   }];
 }
 
+def Lora_CheckpointOp : Lora_Op<"checkpoint",
+    [AllTypesMatch<["input", "result"]>]> {
+  let summary = "A kept activation from which the backward recomputes a layer";
+  let description = [{
+    The identity. `lora-recompute` passes the activations a recomputed
+    layer starts from through it, so that the recomputed ops read other
+    values than the forward's and are not merged back into them (CSE); the
+    forward's own intermediate values then die at the end of the forward.
+    The lowering replaces it by its input (the CPU pipeline runs no CSE
+    after convert-lora-to-linalg), so it costs nothing.
+
+    ```mlir
+    %h = lora.checkpoint %x : tensor<2x16x64xf32>
+    ```
+  }];
+  let arguments = (ins Lora_FloatTensor:$input);
+  let results = (outs Lora_FloatTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input)";
+  let hasVerifier = 0; // AllTypesMatch says it all
+}
+
 def Lora_GlobalNormOp : Lora_Op<"global_norm"> {
   let summary = "L2 norm over all elements of all operands";
   let description = [{

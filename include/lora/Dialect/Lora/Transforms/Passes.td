@@ -136,4 +136,24 @@ def FuseLinearCrossEntropy
   ];
 }
 
+def Recompute : Pass<"lora-recompute", "ModuleOp"> {
+  let summary = "Activation checkpointing: recompute layers in the backward";
+  let description = [{
+    Runs on a differentiated step. With `mode=layer`, every decoder layer's
+    forward ops (located in `model.layers.<N>`) are cloned right before the
+    first backward op that reads them, and the backward reads the clones;
+    with `mode=selective`, only the cheap elementwise ones (RMSNorm, RoPE,
+    SwiGLU, residual adds, dropout) are, and the outputs of GEMMs and
+    attention are kept. The forward's activations then die within the
+    forward, which `lora-plan-memory` turns into a smaller arena; the price
+    is computing them again. The values a recomputed layer starts from pass
+    through `lora.checkpoint` so that CSE does not merge the clones away.
+    `mode=none` (the default) changes nothing.
+  }];
+  let options = [
+    Option<"mode", "mode", "std::string", "\"none\"",
+           "none, layer or selective">
+  ];
+}
+
 #endif // LORA_DIALECT_LORA_TRANSFORMS_PASSES_TD
