@@ -28,6 +28,7 @@ static constexpr const char *kLowering =
     // No CSE either: lora-recompute's clones must stay clones. The lora
     // level was CSE'd by lora-training-pipeline already.
     "func.func(convert-elementwise-to-linalg), canonicalize, "
+    "lora-fuse-elementwise, canonicalize, "
     "one-shot-bufferize{bufferize-function-boundaries "
     "function-boundary-type-conversion=identity-layout-map}, canonicalize, "
     "buffer-results-to-out-params{hoist-static-allocs "

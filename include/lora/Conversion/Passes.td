@@ -91,4 +91,20 @@ def PlanMemory : Pass<"lora-plan-memory", "ModuleOp"> {
                            "::mlir::arith::ArithDialect"];
 }
 
+def FuseElementwise : Pass<"lora-fuse-elementwise"> {
+  let summary = "Merge elementwise linalg kernels into their consumers without repeating work";
+  let description = [{
+    Runs on the linalg form of a step (after `convert-lora-to-linalg`).
+    RMSNorm, RoPE, SwiGLU, residual adds, the adapter's scaling and their
+    backward lower to separate `linalg.generic` kernels, each a pass over
+    [tokens, features] memory. Upstream's elementwise fusion merges a
+    producer into its consumer here only when no element is computed twice:
+    the producer is not a reduction, has exactly one use, and the consumer
+    reads it over the same iteration space (a permutation, no broadcast).
+    Per-row statistics, the RoPE table and the causal mask therefore stay
+    kernels of their own (fusing them would recompute them per element).
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+}
+
 #endif // LORA_CONVERSION_PASSES_TD
