@@ -86,6 +86,16 @@ private:
   DenseMap<Value, Tensor> values;
 };
 
+/// The [cols, rows] transpose of a [..., cols] tensor seen as [rows, cols].
+Tensor transposed(const Tensor &t) {
+  int64_t n = rows(t), m = last(t);
+  Tensor out = Tensor::filled({m, n}, 0.0);
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t c = 0; c < m; ++c)
+      out.data[c * n + r] = t.data[r * m + c];
+  return out;
+}
+
 /// y[n, o] = scale · Σ_i x[n, i] · w[o, i]   (x·wᵀ)
 Tensor matmulTransposed(const Tensor &x, const Tensor &w, double scale,
                         std::vector<int64_t> shape) {
@@ -434,29 +444,13 @@ llvm::Error Evaluator::linearCrossEntropy(Operation *op, Value input,
     values[op->getResult(1)] = std::move(result->lse);
     return llvm::Error::success();
   }
-  // dX = dlogits · W, dW = dlogitsᵀ · X
+  // dX = dlogits · W = dlogits · (Wᵀ)ᵀ, dW = dlogitsᵀ · X = (dlogitsᵀ)·(Xᵀ)ᵀ
   const Tensor &dl = result->grad;
-  int64_t n = rows(x), hidden = last(x), vocab = w.shape[0];
-  Tensor dx = Tensor::filled(x.shape, 0.0);
-  for (int64_t r = 0; r < n; ++r)
-    for (int64_t v = 0; v < vocab; ++v) {
-      double g = dl.data[r * vocab + v];
-      if (g != 0)
-        for (int64_t h = 0; h < hidden; ++h)
-          dx.data[r * hidden + h] += g * w.data[v * hidden + h];
-    }
-  values[op->getResult(0)] = std::move(dx);
-  if (op->getNumResults() > 1 && op->getResult(1)) {
-    Tensor dw = Tensor::filled(w.shape, 0.0);
-    for (int64_t r = 0; r < n; ++r)
-      for (int64_t v = 0; v < vocab; ++v) {
-        double g = dl.data[r * vocab + v];
-        if (g != 0)
-          for (int64_t h = 0; h < hidden; ++h)
-            dw.data[v * hidden + h] += g * x.data[r * hidden + h];
-      }
-    values[op->getResult(1)] = std::move(dw);
-  }
+  values[op->getResult(0)] =
+      matmulTransposed(dl, transposed(w), 1.0, x.shape);
+  if (op->getNumResults() > 1)
+    values[op->getResult(1)] =
+        matmulTransposed(transposed(dl), transposed(x), 1.0, w.shape);
   return llvm::Error::success();
 }
 
@@ -502,14 +496,11 @@ llvm::Error Evaluator::step(Operation *op) {
       .Case([&](LinearGradInputOp op) {
         // dX = s · dY · W: transpose W to reuse x·wᵀ.
         const Tensor &w = get(op.getWeight());
-        Tensor wt = Tensor::filled({w.shape[1], w.shape[0]}, 0.0);
-        for (int64_t o = 0; o < w.shape[0]; ++o)
-          for (int64_t i = 0; i < w.shape[1]; ++i)
-            wt.data[i * w.shape[0] + o] = w.data[o * w.shape[1] + i];
         std::vector<int64_t> shape = get(op.getGrad()).shape;
         shape.back() = w.shape[1];
-        values[op.getResult()] = matmulTransposed(
-            get(op.getGrad()), wt, op.getScale().convertToDouble(), shape);
+        values[op.getResult()] =
+            matmulTransposed(get(op.getGrad()), transposed(w),
+                             op.getScale().convertToDouble(), shape);
         return llvm::Error::success();
       })
       .Case([&](LinearGradWeightOp op) {

@@ -341,6 +341,31 @@ Value countedLabels(KernelBuilder &k, Value labels1d, int64_t ignore) {
   return m.max(k.scalar(count), m.f32(1.0));
 }
 
+/// Per token: the weight of its loss term (loss_grad / count, or 0 for an
+/// ignored label) and its label as an index (0 when ignored).
+std::pair<Value, Value> tokenTerms(KernelBuilder &k, Value labels1d,
+                                   Value coefficient, int64_t ignore) {
+  int64_t rows = shapeOf(labels1d)[0];
+  SmallVector<Value> terms = k.generic(
+      labels1d,
+      {k.empty({rows}),
+       tensor::EmptyOp::create(k.builder(), k.location(), ArrayRef<int64_t>{rows},
+                               k.builder().getIndexType())},
+      {"(n) -> (n)", "(n) -> (n)", "(n) -> (n)"}, "p",
+      [&](OpBuilder &bb, Location at, ValueRange args) {
+        Math m{bb, at};
+        Value counted = isCounted(bb, at, args[0], ignore);
+        Value label = arith::SelectOp::create(
+            bb, at, counted, args[0],
+            arith::ConstantOp::create(bb, at,
+                                      IntegerAttr::get(args[0].getType(), 0)));
+        return SmallVector<Value>{
+            m.select(counted, coefficient, m.f32(0.0)),
+            arith::IndexCastOp::create(bb, at, bb.getIndexType(), label)};
+      });
+  return {terms[0], terms[1]};
+}
+
 //===----------------------------------------------------------------------===//
 // Patterns
 //===----------------------------------------------------------------------===//
@@ -826,23 +851,7 @@ struct CrossEntropyGradLowering : LoraLowering<CrossEntropyGradOp> {
     Math m{k.builder(), k.location()};
     Value coefficient =
         m.div(k.scalar(a.getLossGrad()), countedLabels(k, r.labels, ignore));
-    // Per row: the weight of its loss term (0 for ignored labels) and the
-    // label as an index (0 for ignored labels, whose weight is 0).
-    SmallVector<Value> rowTerms = k.generic(
-        r.labels, {k.empty({r.rows}), k.empty({r.rows})},
-        {"(n) -> (n)", "(n) -> (n)", "(n) -> (n)"}, "p",
-        [&](OpBuilder &bb, Location at, ValueRange args) {
-          Math mm{bb, at};
-          Value counted = isCounted(bb, at, args[0], ignore);
-          Value label = arith::SelectOp::create(
-              bb, at, counted, args[0],
-              arith::ConstantOp::create(
-                  bb, at, IntegerAttr::get(args[0].getType(), 0)));
-          return SmallVector<Value>{
-              mm.select(counted, coefficient, mm.f32(0.0)),
-              arith::SIToFPOp::create(bb, at, bb.getF32Type(), label)};
-        });
-    Value weight = rowTerms[0];
+    auto [weight, label] = tokenTerms(k, r.labels, coefficient, ignore);
     // softmax · weight over the whole vocabulary: no index, so it vectorizes.
     Value dl = k.generic(
         {logits2, r.maximum, r.sumExp, weight}, k.empty({r.rows, r.vocab}),
@@ -859,18 +868,14 @@ struct CrossEntropyGradLowering : LoraLowering<CrossEntropyGradOp> {
     dl = scf::ForOp::create(
              b, loc, k.index(0), k.index(r.rows), k.index(1), ValueRange{dl},
              [&](OpBuilder &, Location at, Value n, ValueRange acc) {
-               Value label = arith::IndexCastOp::create(
-                   b, at, b.getIndexType(),
-                   arith::FPToSIOp::create(
-                       b, at, b.getI64Type(),
-                       tensor::ExtractOp::create(b, at, rowTerms[1],
-                                                 ValueRange{n})));
+               Value id =
+                   tensor::ExtractOp::create(b, at, label, ValueRange{n});
                Value current = tensor::ExtractOp::create(
-                   b, at, acc[0], ValueRange{n, label});
+                   b, at, acc[0], ValueRange{n, id});
                Value w = tensor::ExtractOp::create(b, at, weight, ValueRange{n});
                Value updated = tensor::InsertOp::create(
                    b, at, arith::SubFOp::create(b, at, current, w), acc[0],
-                   ValueRange{n, label});
+                   ValueRange{n, id});
                scf::YieldOp::create(b, at, updated);
              })
              .getResult(0);
@@ -911,31 +916,6 @@ Value weightChunk(KernelBuilder &k, Value weight, Value offset, int64_t size) {
       ArrayRef<OpFoldResult>{offset, b.getIndexAttr(0)},
       ArrayRef<OpFoldResult>{b.getIndexAttr(size), b.getIndexAttr(hidden)},
       ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
-}
-
-/// Per token: the weight of its loss term (loss_grad / count, or 0 for an
-/// ignored label) and its label as an index (0 when ignored).
-std::pair<Value, Value> tokenTerms(KernelBuilder &k, Value labels1d,
-                                   Value coefficient, int64_t ignore) {
-  int64_t rows = shapeOf(labels1d)[0];
-  SmallVector<Value> terms = k.generic(
-      labels1d,
-      {k.empty({rows}),
-       tensor::EmptyOp::create(k.builder(), k.location(), ArrayRef<int64_t>{rows},
-                               k.builder().getIndexType())},
-      {"(n) -> (n)", "(n) -> (n)", "(n) -> (n)"}, "p",
-      [&](OpBuilder &bb, Location at, ValueRange args) {
-        Math m{bb, at};
-        Value counted = isCounted(bb, at, args[0], ignore);
-        Value label = arith::SelectOp::create(
-            bb, at, counted, args[0],
-            arith::ConstantOp::create(bb, at,
-                                      IntegerAttr::get(args[0].getType(), 0)));
-        return SmallVector<Value>{
-            m.select(counted, coefficient, m.f32(0.0)),
-            arith::IndexCastOp::create(bb, at, bb.getIndexType(), label)};
-      });
-  return {terms[0], terms[1]};
 }
 
 struct LinearCrossEntropyLowering : LoraLowering<LinearCrossEntropyOp> {
