@@ -26,7 +26,7 @@ kv heads, MLP 1376, vocabulary 1024, sequence 256, batch 8; LoRA rank 16
 
 Step time is the median of the steps after the first, the fastest of
 --repeat interleaved rounds. Peak memory is each process's maximum RSS.
-The GEMM traces come from the last round.
+The GEMM traces come from the kept (fastest) runs.
 """
 import argparse
 import json
@@ -178,10 +178,9 @@ def main():
                for i in range(BATCH * SEQ * (args.steps + 2))]
         with open(os.path.join(folder, "tokens.bin"), "wb") as f:
             f.write(struct.pack(f"<{len(ids)}i", *ids))
-        lora_trace = os.path.join(folder, "lora.gemm.jsonl")
-        frozen_trace = os.path.join(folder, "frozen.gemm.jsonl")
         # Every configuration runs --repeat times, interleaved, and keeps
-        # its fastest median: the machine is shared and noisy.
+        # its fastest median (and that run's GEMM trace): the machine is
+        # shared and noisy.
         runs = {}
         def keep(name, value):
             time, extra = value
@@ -191,14 +190,17 @@ def main():
             print(f"round {repeat + 1}/{args.repeat}: lora-run LoRA (fused), "
                   "LoRA (unfused), frozen; PyTorch + PEFT LoRA, frozen ...",
                   flush=True)
-            keep("fused", run_ours(folder, "fused", args.steps, env, [],
-                                   lora_trace))
+            trace = os.path.join(folder, f"lora.{repeat}.gemm.jsonl")
+            time, rss = run_ours(folder, "fused", args.steps, env, [], trace)
+            keep("fused", (time, (rss, trace)))
             keep("unfused", run_ours(folder, "unfused", args.steps, env,
                                      ["--fuse_adapters=false",
                                       "--fuse_loss=false"]))
-            keep("frozen", run_ours(folder, "frozen", args.steps, env,
-                                    ["--method", "full", "--full_modules",
-                                     FROZEN_MODULE], frozen_trace))
+            trace = os.path.join(folder, f"frozen.{repeat}.gemm.jsonl")
+            time, _ = run_ours(folder, "frozen", args.steps, env,
+                               ["--method", "full", "--full_modules",
+                                FROZEN_MODULE], trace)
+            keep("frozen", (time, trace))
             result, why = run_torch(folder, args.steps, args.threads, env,
                                     "lora", False)
             if result is None:
@@ -209,9 +211,9 @@ def main():
             if result is None:
                 sys.exit(f"PyTorch frozen baseline failed: {why}")
             keep("torch_frozen", result)
-        fused, fused_rss = runs["fused"]
+        fused, (fused_rss, lora_trace) = runs["fused"]
         unfused, unfused_rss = runs["unfused"]
-        frozen, _ = runs["frozen"]
+        frozen, frozen_trace = runs["frozen"]
         torch_lora, torch_frozen = runs["torch_lora"], runs["torch_frozen"]
         limit = json.loads(subprocess.run(
             [os.path.join(BIN, "lora-gemm-limit"), lora_trace,
