@@ -391,6 +391,17 @@ static int buildStep(mlir::ModuleOp module,
   return 0;
 }
 
+/// The training step `run` asks for, in a new module of `context`; 0, or
+/// the exit status of a failure (already reported).
+static int buildTrainingStep(mlir::MLIRContext &context,
+                             const mlir::lora::LlamaConfig &config,
+                             const rt::RunOptions &run,
+                             mlir::OwningOpRef<mlir::ModuleOp> &module) {
+  module = mlir::ModuleOp::create(mlir::UnknownLoc::get(&context));
+  return buildStep(*module, config, {run.batchSize, run.sequenceLength}, true,
+                   run.method);
+}
+
 static int runEmitMlir() {
   if (int status = checkShapeFlags())
     return status;
@@ -515,11 +526,8 @@ static int runTrain() {
     return fail(status.message());
 
   mlir::MLIRContext context;
-  mlir::OwningOpRef<mlir::ModuleOp> module =
-      mlir::ModuleOp::create(mlir::UnknownLoc::get(&context));
-  if (int status =
-          buildStep(*module, config, {run.batchSize, run.sequenceLength}, true,
-                    run.method))
+  mlir::OwningOpRef<mlir::ModuleOp> module;
+  if (int status = buildTrainingStep(context, config, run, module))
     return status;
   llvm::errs() << "lora-run: compiling the " << run.method
                << " training step (batch " << run.batchSize << " x "
@@ -549,11 +557,8 @@ static int runCompile() {
   if (rt::Status status = rt::validateRunOptions(run); !status.ok())
     return fail(status.message());
   mlir::MLIRContext context;
-  mlir::OwningOpRef<mlir::ModuleOp> module =
-      mlir::ModuleOp::create(mlir::UnknownLoc::get(&context));
-  if (int status =
-          buildStep(*module, config, {run.batchSize, run.sequenceLength}, true,
-                    run.method))
+  mlir::OwningOpRef<mlir::ModuleOp> module;
+  if (int status = buildTrainingStep(context, config, run, module))
     return status;
   // What lora-train needs to know about the step besides its buffers.
   llvm::json::Object metadata{
@@ -618,11 +623,8 @@ static int runExport() {
       !status.ok())
     return fail(status.message());
   mlir::MLIRContext context;
-  mlir::OwningOpRef<mlir::ModuleOp> module =
-      mlir::ModuleOp::create(mlir::UnknownLoc::get(&context));
-  if (int status =
-          buildStep(*module, config, {run.batchSize, run.sequenceLength}, true,
-                    run.method))
+  mlir::OwningOpRef<mlir::ModuleOp> module;
+  if (int status = buildTrainingStep(context, config, run, module))
     return status;
   std::vector<mlir::lora::BufferSpec> arguments, results;
   if (llvm::Error error =

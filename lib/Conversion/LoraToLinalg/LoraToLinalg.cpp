@@ -366,6 +366,49 @@ std::pair<Value, Value> tokenTerms(KernelBuilder &k, Value labels1d,
   return {terms[0], terms[1]};
 }
 
+/// table[ids[n], :] += scale[n] · rows[n, :] for every row n, a scatter-add
+/// (loops over rows and features, in place after bufferization). `ids` holds
+/// integers or indices; `scale` is an [n] tensor, or null for 1.
+Value scatterAddRows(KernelBuilder &k, Value table, Value ids, Value rows,
+                     Value scale) {
+  OpBuilder &b = k.builder();
+  Location loc = k.location();
+  Value zero = k.index(0), one = k.index(1);
+  int64_t count = shapeOf(rows)[0], width = shapeOf(rows)[1];
+  auto outer = scf::ForOp::create(
+      b, loc, zero, k.index(count), one, ValueRange{table},
+      [&](OpBuilder &, Location at, Value n, ValueRange acc) {
+        Value id = tensor::ExtractOp::create(b, at, ids, ValueRange{n});
+        if (!id.getType().isIndex())
+          id = arith::IndexCastOp::create(b, at, b.getIndexType(), id);
+        Value factor =
+            scale ? tensor::ExtractOp::create(b, at, scale, ValueRange{n})
+                  : Value();
+        auto inner = scf::ForOp::create(
+            b, at, zero, k.index(width), one, acc,
+            [&](OpBuilder &, Location at2, Value d, ValueRange acc2) {
+              Math m{b, at2};
+              Value row =
+                  tensor::ExtractOp::create(b, at2, rows, ValueRange{n, d});
+              Value sum = m.add(tensor::ExtractOp::create(b, at2, acc2[0],
+                                                          ValueRange{id, d}),
+                                factor ? m.mul(factor, row) : row);
+              scf::YieldOp::create(
+                  b, at2,
+                  ValueRange{tensor::InsertOp::create(b, at2, sum, acc2[0],
+                                                      ValueRange{id, d})});
+            });
+        scf::YieldOp::create(b, at, inner.getResults());
+      });
+  return outer.getResult(0);
+}
+
+/// 1 / sqrt(Σx² / n + eps), the RMSNorm factor of a row, inside a kernel.
+Value inverseRms(Math &m, Value sumOfSquares, int64_t n, double eps) {
+  return m.div(m.f32(1.0),
+               m.sqrt(m.add(m.div(sumOfSquares, m.f32(n)), m.f32(eps))));
+}
+
 //===----------------------------------------------------------------------===//
 // Patterns
 //===----------------------------------------------------------------------===//
@@ -394,37 +437,9 @@ struct EmbeddingGradLowering : LoraLowering<EmbeddingGradOp> {
   using LoraLowering::LoraLowering;
   SmallVector<Value> lower(EmbeddingGradOp op, Adaptor a,
                            KernelBuilder &k) const override {
-    // A scatter-add: loops over positions and features, in place after
-    // bufferization.
-    Value grad = k.collapseRows(a.getGrad());
-    Value ids = k.collapseAll(a.getIds());
-    ArrayRef<int64_t> table = op.getType().getShape();
-    int64_t positions = shapeOf(ids)[0];
-    OpBuilder &b = k.builder();
-    Location loc = k.location();
-    Value zero = k.index(0), one = k.index(1);
-    auto outer = scf::ForOp::create(
-        b, loc, zero, k.index(positions), one, ValueRange{k.filled(table, 0.0)},
-        [&](OpBuilder &ob, Location at, Value p, ValueRange acc) {
-          Value id = arith::IndexCastOp::create(
-              ob, at, ob.getIndexType(),
-              tensor::ExtractOp::create(ob, at, ids, ValueRange{p}));
-          auto inner = scf::ForOp::create(
-              ob, at, zero, k.index(table[1]), one, acc,
-              [&](OpBuilder &ib, Location at2, Value d, ValueRange acc2) {
-                Math m{ib, at2};
-                Value sum = m.add(
-                    tensor::ExtractOp::create(ib, at2, acc2[0],
-                                              ValueRange{id, d}),
-                    tensor::ExtractOp::create(ib, at2, grad, ValueRange{p, d}));
-                scf::YieldOp::create(
-                    ib, at2,
-                    ValueRange{tensor::InsertOp::create(ib, at2, sum, acc2[0],
-                                                        ValueRange{id, d})});
-              });
-          scf::YieldOp::create(ob, at, inner.getResults());
-        });
-    return {outer.getResult(0)};
+    return {scatterAddRows(k, k.filled(op.getType().getShape(), 0.0),
+                           k.collapseAll(a.getIds()),
+                           k.collapseRows(a.getGrad()), Value())};
   }
 };
 
@@ -442,9 +457,7 @@ struct RMSNormLowering : LoraLowering<RMSNormOp> {
          "(n, d) -> (n, d)"},
         "pp", [&](OpBuilder &bb, Location at, ValueRange args) {
           Math m{bb, at};
-          Value inverse =
-              m.div(m.f32(1.0),
-                    m.sqrt(m.add(m.div(args[1], m.f32(hidden)), m.f32(eps))));
+          Value inverse = inverseRms(m, args[1], hidden, eps);
           return SmallVector<Value>{m.mul(m.mul(args[0], inverse), args[2])};
         })[0];
     return {k.expandTo(y, op.getType(), /*allDims=*/false)};
@@ -471,17 +484,13 @@ struct RMSNormGradLowering : LoraLowering<RMSNormGradOp> {
                     return SmallVector<Value>{m.add(
                         args[3], m.mul(m.mul(args[0], args[1]), args[2]))};
                   })[0];
-    auto inverseOf = [&](Math &m, Value sumSquares) {
-      return m.div(m.f32(1.0),
-                   m.sqrt(m.add(m.div(sumSquares, m.f32(hidden)), m.f32(eps))));
-    };
     Value dx = k.generic(
         {x, dy, w, squares, dot}, k.empty({rows, hidden}),
         {"(n, d) -> (n, d)", "(n, d) -> (n, d)", "(n, d) -> (d)",
          "(n, d) -> (n)", "(n, d) -> (n)", "(n, d) -> (n, d)"},
         "pp", [&](OpBuilder &bb, Location at, ValueRange args) {
           Math m{bb, at};
-          Value r = inverseOf(m, args[3]);
+          Value r = inverseRms(m, args[3], hidden, eps);
           Value r3 = m.mul(m.mul(r, r), r);
           return SmallVector<Value>{
               m.sub(m.mul(m.mul(r, args[1]), args[2]),
@@ -493,7 +502,7 @@ struct RMSNormGradLowering : LoraLowering<RMSNormGradOp> {
                    "(n, d) -> (d)"},
                   "rp", [&](OpBuilder &bb, Location at, ValueRange args) {
                     Math m{bb, at};
-                    Value r = inverseOf(m, args[2]);
+                    Value r = inverseRms(m, args[2], hidden, eps);
                     return SmallVector<Value>{
                         m.add(args[3], m.mul(m.mul(args[0], args[1]), r))};
                   })[0];
@@ -1070,30 +1079,11 @@ struct LinearCrossEntropyGradLowering
         k.expandTo(dx, op.getInputGrad().getType(), /*allDims=*/false)};
     if (weightGrad) {
       // ... and dW[label[n]] −= weight[n] · X[n], a scatter over tokens.
-      Value zero = k.index(0), one = k.index(1);
-      auto tokens = scf::ForOp::create(
-          b, loc, zero, k.index(rows), one, ValueRange{grads[1]},
-          [&](OpBuilder &, Location at, Value n, ValueRange acc) {
-            Value id = tensor::ExtractOp::create(b, at, label, ValueRange{n});
-            Value wn = tensor::ExtractOp::create(b, at, weight, ValueRange{n});
-            auto features = scf::ForOp::create(
-                b, at, zero, k.index(hidden), one, acc,
-                [&](OpBuilder &, Location at2, Value h, ValueRange acc2) {
-                  Math mm{b, at2};
-                  Value updated = mm.sub(
-                      tensor::ExtractOp::create(b, at2, acc2[0],
-                                                ValueRange{id, h}),
-                      mm.mul(wn, tensor::ExtractOp::create(b, at2, x,
-                                                           ValueRange{n, h})));
-                  scf::YieldOp::create(
-                      b, at2,
-                      ValueRange{tensor::InsertOp::create(b, at2, updated,
-                                                          acc2[0],
-                                                          ValueRange{id, h})});
-                });
-            scf::YieldOp::create(b, at, features.getResults());
-          });
-      results.push_back(tokens.getResult(0));
+      Value negated = k.elementwise(
+          weight, 1, [](OpBuilder &bb, Location at, ValueRange args) {
+            return SmallVector<Value>{arith::NegFOp::create(bb, at, args[0])};
+          })[0];
+      results.push_back(scatterAddRows(k, grads[1], label, x, negated));
     }
     return results;
   }

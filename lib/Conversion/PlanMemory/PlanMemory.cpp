@@ -73,18 +73,16 @@ struct PlanMemoryPass : public lora::impl::PlanMemoryBase<PlanMemoryPass> {
 
   /// Plans `function`'s buffers; returns the arena's size in bytes.
   int64_t plan(func::FuncOp function) {
-    // Execution order: an op's position, nested ops after their parent.
-    DenseMap<Operation *, int64_t> position;
+    // Execution order: an op's position, nested ops after their parent;
+    // and the end of its span, the last position nested in it.
+    DenseMap<Operation *, int64_t> position, spanEnd;
     int64_t counter = 0;
-    function.walk<WalkOrder::PreOrder>(
-        [&](Operation *op) { position[op] = counter++; });
-
-    // The span of an op of the function: itself and everything nested.
-    auto spanEnd = [&](Operation *op) {
-      int64_t last = position[op];
-      op->walk([&](Operation *inner) { last = std::max(last, position[inner]); });
-      return last;
-    };
+    function->walk([&](Operation *op, const WalkStage &stage) {
+      if (stage.isBeforeAllRegions())
+        position[op] = counter++;
+      if (stage.isAfterAllRegions())
+        spanEnd[op] = counter - 1;
+    });
     SmallVector<Buffer> buffers;
     function.walk([&](memref::AllocOp alloc) {
       Buffer buffer;
@@ -124,7 +122,7 @@ struct PlanMemoryPass : public lora::impl::PlanMemoryBase<PlanMemoryPass> {
           if (!inBlock)
             return; // used outside the alloc's block: not planned
           buffer.start = std::min(buffer.start, position[inBlock]);
-          buffer.end = std::max(buffer.end, spanEnd(inBlock));
+          buffer.end = std::max(buffer.end, spanEnd[inBlock]);
         }
       }
       if (buffer.deallocs.empty())

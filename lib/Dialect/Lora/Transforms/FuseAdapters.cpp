@@ -63,8 +63,6 @@ OpTy findUser(Value value, llvm::function_ref<bool(OpTy)> accept) {
   return found;
 }
 
-bool isAfter(Operation *a, Operation *b) { return b->isBeforeInBlock(a); }
-
 struct FuseAdaptersPass
     : public lora::impl::FuseAdaptersBase<FuseAdaptersPass> {
   void runOnOperation() override {
@@ -113,12 +111,12 @@ struct FuseAdaptersPass
       return g.getWeight() == loraB;
     });
     if (du)
-      fuseBackward(op, du, x, w, a, wcat, out, rank);
+      fuseBackward(du, x, w, a, wcat, out, rank);
     op.erase();
   }
 
-  void fuseBackward(LinearOp forward, LinearGradInputOp du, Value x, Value w,
-                    Value a, Value wcat, int64_t out, int64_t rank) {
+  void fuseBackward(LinearGradInputOp du, Value x, Value w, Value a,
+                    Value wcat, int64_t out, int64_t rank) {
     Location loc = du.getLoc();
     Value dy = du.getGrad();
     Value dU = du.getResult();
@@ -161,7 +159,8 @@ struct FuseAdaptersPass
       dxW.erase();
     }
     if (weights) {
-      Operation *later = isAfter(dW, dA) ? dW.getOperation() : dA.getOperation();
+      Operation *later = dA->isBeforeInBlock(dW) ? dW.getOperation()
+                                                 : dA.getOperation();
       b.setInsertionPoint(later);
       Value both = LinearGradWeightOp::create(
           b, loc, cast<RankedTensorType>(wcat.getType()), dyu, x,
@@ -172,7 +171,6 @@ struct FuseAdaptersPass
       dW.erase();
       dA.erase();
     }
-    (void)forward;
   }
 };
 

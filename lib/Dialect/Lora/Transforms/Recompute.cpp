@@ -98,6 +98,12 @@ struct RecomputePass : public lora::impl::RecomputeBase<RecomputePass> {
     for (Operation &op : block)
       position[&op] = counter++;
     int64_t backwardStart = position[firstBackward];
+    // An op of the backward: at or after the loss gradient in the block
+    // (clones made below are in no position and are not).
+    auto isBackward = [&](Operation *user) {
+      auto it = position.find(block.findAncestorOpInBlock(*user));
+      return it != position.end() && it->second >= backwardStart;
+    };
 
     // The forward ops of each layer, in order.
     std::map<int64_t, SmallVector<Operation *>> layers;
@@ -120,7 +126,7 @@ struct RecomputePass : public lora::impl::RecomputeBase<RecomputePass> {
       for (Operation *op : ops)
         for (Operation *user : op->getUsers()) {
           Operation *inBlock = block.findAncestorOpInBlock(*user);
-          if (position[inBlock] >= backwardStart &&
+          if (isBackward(user) &&
               (!firstUse || position[inBlock] < position[firstUse]))
             firstUse = inBlock;
         }
@@ -149,9 +155,7 @@ struct RecomputePass : public lora::impl::RecomputeBase<RecomputePass> {
       for (Operation *op : ops)
         for (Value result : op->getResults())
           result.replaceUsesWithIf(mapping.lookup(result), [&](OpOperand &use) {
-            Operation *inBlock = block.findAncestorOpInBlock(*use.getOwner());
-            return position.lookup(inBlock) >= backwardStart &&
-                   position.count(inBlock);
+            return isBackward(use.getOwner());
           });
     }
   }

@@ -1,4 +1,4 @@
-//===- LowerReductions.cpp - row reductions as register-carried loops -----===//
+//===- LowerRowReductions.cpp - row reductions as register-carried loops --===//
 //
 // convert-linalg-to-affine-loops keeps a reduction's accumulator in memory
 // (load, combine, store on every iteration), which the super-vectorizer
