@@ -15,6 +15,7 @@ packages=(
   lld-22 ninja-build ccache cmake g++ pkg-config           # fast builds
   zlib1g-dev libzstd-dev libxml2-dev libedit-dev           # LLVM's CMake deps
   libopenblas-dev                                          # CPU GEMMs
+  libopenmpi-dev openmpi-bin                               # CPU data parallel
   nlohmann-json3-dev                                       # JSON headers
   libcli11-dev                                             # lora-train's flags
   libgtest-dev libgmock-dev                                # unit tests
@@ -41,6 +42,6 @@ fi
 export CCACHE_BASEDIR=$root
 if [[ ! -f $build/build.ninja ]]; then
   cmake -G Ninja -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
-    -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir >/dev/null
+    -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir -DLORA_ENABLE_MPI=ON >/dev/null
 fi
 cmake --build "$build"

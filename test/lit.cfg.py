@@ -40,3 +40,13 @@ if _gpu_present():
 
 import sys
 config.substitutions.append(("%python", sys.executable))
+
+# Data-parallel tests: two ranks under Open MPI's mpirun, when the runtime
+# was built with MPI. Open MPI refuses root unless told twice (CI runs as
+# root); --oversubscribe lets two ranks share fewer cores.
+if config.lora_have_mpi and shutil.which("mpirun"):
+    config.available_features.add("mpi")
+    for name in ("OMPI_ALLOW_RUN_AS_ROOT", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"):
+        config.environment[name] = "1"
+    config.substitutions.append(
+        ("%mpirun", "mpirun --oversubscribe --bind-to none -np"))

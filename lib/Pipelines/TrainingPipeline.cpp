@@ -81,6 +81,10 @@ LogicalResult mlir::lora::buildTrainingPipeline(
     recompute.mode = options.recompute;
     pm.addPass(createRecompute(recompute));
   }
+  // After every pass that rewrites the backward: the reductions start right
+  // after the final gradients.
+  if (options.dataParallel)
+    pm.addPass(createDataParallel());
   return success();
 }
 

@@ -638,6 +638,15 @@ llvm::Error Evaluator::step(Operation *op) {
         values[op.getResult()] = get(op.getInput());
         return llvm::Error::success();
       })
+      // One process: the sum over ranks is the rank's own gradient.
+      .Case([&](AllReduceStartOp op) {
+        values[op.getInFlight()] = get(op.getGradient());
+        return llvm::Error::success();
+      })
+      .Case([&](AllReduceWaitOp op) {
+        values[op.getResult()] = get(op.getInFlight());
+        return llvm::Error::success();
+      })
       .Case([&](LinearCrossEntropyOp op) {
         return linearCrossEntropy(op, op.getInput(), op.getWeight(),
                                   op.getLabels(), op.getIgnoreIndex(),

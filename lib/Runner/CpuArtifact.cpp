@@ -150,6 +150,7 @@ llvm::Error mlir::lora::writeCpuArtifact(ModuleOp module, StringRef name,
                           {"results", describe(results)},
                           {"planned_arena_bytes",
                            int64_t(plannedArenaBytes(module))},
+                          {"reduces_gradients", reducesGradients(module)},
                           {"metadata", std::move(*parsedMetadata)}};
   std::error_code error;
   llvm::raw_fd_ostream out(manifest, error);

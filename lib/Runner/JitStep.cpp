@@ -3,9 +3,11 @@
 #include "lora/Runner/JitStep.h"
 
 #include "lora/Dialect/Lora/IR/LoraDialect.h"
+#include "lora/Dialect/Lora/Transforms/BufferizableOpInterfaceImpl.h"
 #include "lora/Pipelines/CpuPipeline.h"
 
 #include "lora/runtime/Arena.h"
+#include "lora/runtime/Collective.h"
 #include "lora/runtime/Gemm.h"
 #include "lora/runtime/MemRef.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -88,6 +90,7 @@ llvm::Error mlir::lora::lowerStepForCpu(ModuleOp module, StringRef name,
   DialectRegistry registry;
   registerAllDialects(registry);
   registerAllExtensions(registry);
+  registerBufferizableOpInterfaceExternalModels(registry);
   registerAllToLLVMIRTranslations(registry);
   module.getContext()->appendDialectRegistry(registry);
 
@@ -121,6 +124,11 @@ uint64_t mlir::lora::plannedArenaBytes(ModuleOp module) {
   return bytes ? bytes.getValue().getZExtValue() : 0;
 }
 
+bool mlir::lora::reducesGradients(ModuleOp module) {
+  return module.lookupSymbol("_mlir_ciface_lora_all_reduce_start_f32") !=
+         nullptr;
+}
+
 static void initializeNativeTarget() {
   static bool initialized = [] {
     llvm::InitializeNativeTarget();
@@ -138,6 +146,7 @@ llvm::Expected<std::unique_ptr<JitStep>> JitStep::compile(ModuleOp module,
           lowerStepForCpu(module, name, step->argumentSpecs, step->resultSpecs))
     return std::move(error);
   step->arenaBytes = mlir::lora::plannedArenaBytes(module);
+  step->reduces = mlir::lora::reducesGradients(module);
   initializeNativeTarget();
   ExecutionEngineOptions options;
   options.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Aggressive;
@@ -160,6 +169,13 @@ llvm::Expected<std::unique_ptr<JitStep>> JitStep::compile(ModuleOp module,
         llvm::JITSymbolFlags::Exported};
     symbols[interner("_mlir_memref_to_llvm_free")] = {
         llvm::orc::ExecutorAddr::fromPtr(&_mlir_memref_to_llvm_free),
+        llvm::JITSymbolFlags::Exported};
+    symbols[interner("_mlir_ciface_lora_all_reduce_start_f32")] = {
+        llvm::orc::ExecutorAddr::fromPtr(
+            &_mlir_ciface_lora_all_reduce_start_f32),
+        llvm::JITSymbolFlags::Exported};
+    symbols[interner("_mlir_ciface_lora_all_reduce_wait_f32")] = {
+        llvm::orc::ExecutorAddr::fromPtr(&_mlir_ciface_lora_all_reduce_wait_f32),
         llvm::JITSymbolFlags::Exported};
     symbols[interner("memrefCopy")] = {
         llvm::orc::ExecutorAddr::fromPtr(&memrefCopy),

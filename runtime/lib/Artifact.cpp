@@ -3,6 +3,7 @@
 #include "lora/runtime/Artifact.h"
 
 #include "lora/runtime/Arena.h"
+#include "lora/runtime/Collective.h"
 #include "lora/runtime/Gemm.h"
 #include "lora/runtime/MemRef.h"
 
@@ -66,6 +67,7 @@ Status ArtifactStep::open(const std::string &directory,
   LORA_RETURN_IF_ERROR(
       parseBuffers(manifestPath, manifest["results"], "results", step->outs));
   step->arenaBytes = manifest.value("planned_arena_bytes", uint64_t(0));
+  step->reduces = manifest.value("reduces_gradients", false);
   step->metadataText =
       manifest.value("metadata", nlohmann::json::object()).dump();
   // step.so calls the runtime's GEMM and arena; the loading program must
@@ -75,10 +77,14 @@ Status ArtifactStep::open(const std::string &directory,
       reinterpret_cast<void *>(&_mlir_ciface_lora_sgemm_f32),
       reinterpret_cast<void *>(&_mlir_memref_to_llvm_alloc),
       reinterpret_cast<void *>(&_mlir_memref_to_llvm_free),
-      reinterpret_cast<void *>(&memrefCopy)};
+      reinterpret_cast<void *>(&memrefCopy),
+      reinterpret_cast<void *>(&_mlir_ciface_lora_all_reduce_start_f32),
+      reinterpret_cast<void *>(&_mlir_ciface_lora_all_reduce_wait_f32)};
   for (const char *symbol :
        {"_mlir_ciface_lora_sgemm_f32", "_mlir_memref_to_llvm_alloc",
-        "_mlir_memref_to_llvm_free", "memrefCopy"})
+        "_mlir_memref_to_llvm_free", "memrefCopy",
+        "_mlir_ciface_lora_all_reduce_start_f32",
+        "_mlir_ciface_lora_all_reduce_wait_f32"})
     if (!used[0] || !dlsym(RTLD_DEFAULT, symbol))
       return Status::error(std::string("this program does not export '") +
                            symbol +

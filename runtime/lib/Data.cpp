@@ -288,15 +288,23 @@ Batch makeBatch(const std::vector<const Example *> &rows, int64_t batchSize,
   return batch;
 }
 
+void Batcher::shard(int rank, int worldSize) {
+  shardRank = rank;
+  shardCount = worldSize;
+}
+
 Batch Batcher::next() {
   std::vector<const Example *> rows;
-  for (int64_t row = 0; row < batchSize; ++row) {
+  int64_t first = shardRank * batchSize, last = first + batchSize;
+  for (int64_t row = 0; row < batchSize * shardCount; ++row) {
     if (cursor >= int64_t(order.size())) {
       ++currentEpoch;
       shuffle();
       cursor = 0;
     }
-    rows.push_back(&examples[order[cursor++]]);
+    const Example *example = &examples[order[cursor++]];
+    if (row >= first && row < last)
+      rows.push_back(example);
   }
   return makeBatch(rows, batchSize, sequenceLength);
 }

@@ -2,6 +2,8 @@
 
 #include "lora/runtime/Trainer.h"
 
+#include "lora/runtime/Collective.h"
+
 #include "lora/runtime/Dropout.h"
 #include "lora/runtime/Safetensors.h"
 
@@ -9,6 +11,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +19,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <thread>
 
 namespace lora::runtime {
 
@@ -169,15 +173,31 @@ Status Trainer::train(Batcher &batcher, const TrainOptions &options,
     return Status::error("the compiled step returns no 'loss'");
 
   std::FILE *metrics = nullptr;
-  if (!options.metricsPath.empty()) {
+  bool leadRank = !options.communicator || options.communicator->rank() == 0;
+  if (!options.metricsPath.empty() && leadRank) {
     metrics = std::fopen(options.metricsPath.c_str(), "a");
     if (!metrics)
       return Status::error(options.metricsPath + ": cannot open for writing");
   }
+  // Data parallelism: the compiled step's all-reduce calls go to this
+  // reducer while training runs.
+  Communicator *communicator = options.communicator;
+  bool distributed = communicator && communicator->size() > 1;
+  int worldSize = distributed ? communicator->size() : 1;
+  bool lead = !distributed || communicator->rank() == 0;
+  std::unique_ptr<GradientReducer> reducer;
+  if (distributed)
+    reducer =
+        std::make_unique<GradientReducer>(*communicator, options.bucketBytes);
+  struct Installed {
+    explicit Installed(GradientReducer *r) { installGradientReducer(r); }
+    ~Installed() { installGradientReducer(nullptr); }
+  } installed(reducer.get());
+
   auto start = std::chrono::steady_clock::now();
   int64_t tokens = 0;
   auto save = [&](int64_t t) -> Status {
-    if (options.checkpointDir.empty())
+    if (options.checkpointDir.empty() || !lead)
       return Status::success();
     LORA_RETURN_IF_ERROR(saveCheckpoint(options.checkpointDir + "/checkpoint-" +
                                             std::to_string(t),
@@ -212,17 +232,49 @@ Status Trainer::train(Batcher &batcher, const TrainOptions &options,
     std::memcpy(stepCount->data(), &count, sizeof count);
     if (dropoutSeed) {
       // A new mask every step, reproducible from the seed.
-      int64_t seed = int64_t(splitmix64(options.seed ^ uint64_t(t)));
+      // Ranks draw different masks (rank 0 the one-process mask).
+      uint64_t rank = communicator ? uint64_t(communicator->rank()) : 0;
+      int64_t seed =
+          int64_t(splitmix64(options.seed ^ uint64_t(t) ^ (rank << 40)));
       std::memcpy(dropoutSeed->data(), &seed, sizeof seed);
     }
+    const FaultInjection &fault = options.fault;
+    if (!fault.action.empty() && fault.step == t &&
+        fault.rank == (communicator ? communicator->rank() : 0)) {
+      std::fprintf(stderr, "LORA_TEST_FAULT: rank %d: %s at step %lld\n",
+                   fault.rank, fault.action.c_str(), (long long)t);
+      std::fflush(stderr);
+      if (fault.action == "kill")
+        std::raise(SIGKILL);
+      while (true)
+        std::this_thread::sleep_for(std::chrono::seconds(60));
+    }
+    // Each rank's gradient weighs its share of the global batch's counted
+    // tokens: the sum is the gradient of the global mean loss.
+    double weight = 1;
+    if (distributed) {
+      communicator->setStep(t);
+      double counted = double(batch.countedTokens);
+      communicator->sum(&counted, 1, "token count all-reduce");
+      weight = counted > 0 ? double(batch.countedTokens) / counted
+                           : 1.0 / worldSize;
+      reducer->beginStep(t, float(weight));
+    }
     LORA_RETURN_IF_ERROR(runStep());
+    if (distributed)
+      LORA_RETURN_IF_ERROR(reducer->endStep());
     for (size_t r = 0; r < resultData.size(); ++r)
       if (feedsArgument[r] >= 0)
         std::swap(resultData[r], argumentData[feedsArgument[r]]);
-    tokens += int64_t(batch.inputIds.size());
+    tokens += int64_t(batch.inputIds.size()) * worldSize;
 
     float loss, norm = 0;
     std::memcpy(&loss, resultData[lossResult].data(), sizeof loss);
+    if (distributed) {
+      double global = double(loss) * weight;
+      communicator->sum(&global, 1, "loss all-reduce");
+      loss = float(global);
+    }
     if (normResult >= 0)
       std::memcpy(&norm, resultData[normResult].data(), sizeof norm);
     if (!std::isfinite(loss)) {
@@ -239,7 +291,7 @@ Status Trainer::train(Batcher &batcher, const TrainOptions &options,
                   elapsed};
     bool logNow = t % std::max<int64_t>(1, options.loggingSteps) == 0 ||
                   t == lastStep || t == options.startStep + 1;
-    if (options.interactive || logNow) {
+    if (lead && (options.interactive || logNow)) {
       double eta = elapsed / double(t - options.startStep) *
                    double(options.maxSteps - t);
       std::fprintf(stderr,
@@ -276,6 +328,38 @@ Status Trainer::train(Batcher &batcher, const TrainOptions &options,
   }
   if (metrics)
     std::fclose(metrics);
+  return Status::success();
+}
+
+Status Trainer::checkRanksAgree(Communicator &communicator) const {
+  // FNV-1a over the training state's bytes.
+  uint64_t hash = 0xcbf29ce484222325ull;
+  for (const BufferInfo &result : step.results()) {
+    auto it = argumentIndex.find(result.name);
+    if (it == argumentIndex.end())
+      continue;
+    const Span &data = argumentData[it->second];
+    for (size_t i = 0; i < data.size(); ++i)
+      hash = (hash ^ data.data()[i]) * 0x100000001b3ull;
+  }
+  // Sixteen-bit pieces and their squares, summed exactly in doubles: every
+  // rank holds the same hash exactly when each piece's sum is n times it
+  // and so is its square's (no spread).
+  double sums[8];
+  for (int i = 0; i < 4; ++i) {
+    double piece = double((hash >> (16 * i)) & 0xffff);
+    sums[i] = piece;
+    sums[4 + i] = piece * piece;
+  }
+  double expected[8];
+  std::copy(sums, sums + 8, expected);
+  communicator.sum(sums, 8, "parameter checksum all-reduce");
+  for (int i = 0; i < 8; ++i)
+    if (sums[i] != expected[i] * communicator.size())
+      return Status::error(
+          "rank " + std::to_string(communicator.rank()) +
+          ": the trainable parameters and optimizer state differ between "
+          "the ranks after training");
   return Status::success();
 }
 

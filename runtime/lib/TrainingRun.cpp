@@ -5,6 +5,7 @@
 #include "lora/runtime/Arena.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <unistd.h>
 
@@ -22,8 +23,52 @@ Status validateRunOptions(const RunOptions &options) {
   return Schedule::parseKind(options.schedulerType, kind);
 }
 
+Status readFaultInjection(FaultInjection &fault) {
+  fault = FaultInjection();
+  const char *text = std::getenv("LORA_TEST_FAULT");
+  if (!text || !*text)
+    return Status::success();
+  char action[16] = {0};
+  int rank = -1;
+  long long step = -1;
+  char extra = 0;
+  if (std::sscanf(text, "%15[a-z]:%d:%lld%c", action, &rank, &step, &extra) !=
+          3 ||
+      (std::string(action) != "kill" && std::string(action) != "hang") ||
+      rank < 0 || step < 1)
+    return Status::error(std::string("LORA_TEST_FAULT='") + text +
+                         "': expected kill:<rank>:<step> or "
+                         "hang:<rank>:<step>");
+  fault.action = action;
+  fault.rank = rank;
+  fault.step = step;
+  return Status::success();
+}
+
+Status openCommunicator(const LaunchEnvironment &launch,
+                        double timeoutSeconds,
+                        std::unique_ptr<Communicator> &communicator) {
+  communicator.reset();
+  if (!launch.distributed())
+    return Status::success();
+  if (!(timeoutSeconds > 0))
+    return Status::error("--ddp_timeout must be > 0 seconds");
+  return openMpiCommunicator(launch, timeoutSeconds, communicator);
+}
+
 Status runTraining(CompiledStep &step, const RunOptions &options) {
   LORA_RETURN_IF_ERROR(validateRunOptions(options));
+  Communicator *communicator = options.communicator;
+  bool distributed = communicator && communicator->size() > 1;
+  bool lead = !distributed || communicator->rank() == 0;
+  if (distributed && !step.reducesGradients())
+    return Status::error("this is a data-parallel run of " +
+                         std::to_string(communicator->size()) +
+                         " ranks, but the step does not reduce its "
+                         "gradients; compile it with lora-data-parallel "
+                         "(lora-run does under a launcher)");
+  if (distributed && !(options.bucketMiB > 0))
+    return Status::error("--ddp_bucket_cap_mb must be > 0");
   Schedule schedule;
   LORA_RETURN_IF_ERROR(
       Schedule::parseKind(options.schedulerType, schedule.kind));
@@ -75,13 +120,16 @@ Status runTraining(CompiledStep &step, const RunOptions &options) {
   }
   Batcher batcher(std::move(examples), options.batchSize,
                   options.sequenceLength, seed);
+  if (distributed)
+    batcher.shard(communicator->rank(), communicator->size());
 
   Trainer trainer(step);
   LORA_RETURN_IF_ERROR(trainer.initialize(options.modelWeights, seed));
   if (!checkpoint.empty()) {
     LORA_RETURN_IF_ERROR(trainer.loadCheckpoint(checkpoint));
     batcher.seek(resumed.epoch, resumed.position);
-    std::fprintf(stderr, "%s: resuming from %s at step %lld\n",
+    if (lead)
+      std::fprintf(stderr, "%s: resuming from %s at step %lld\n",
                  options.programName.c_str(), checkpoint.c_str(),
                  (long long)resumed.step);
   }
@@ -93,7 +141,16 @@ Status runTraining(CompiledStep &step, const RunOptions &options) {
 
   Trainer::MemoryPlan plan = trainer.plannedMemory();
   auto mib = [](uint64_t bytes) { return bytes / 1048576.0; };
-  std::fprintf(stderr,
+  if (distributed && lead)
+    std::fprintf(stderr,
+                 "%s: data parallel over %d ranks: batch %lld per rank, "
+                 "%lld in all; gradients reduced in buckets of %.3g MiB\n",
+                 options.programName.c_str(), communicator->size(),
+                 (long long)options.batchSize,
+                 (long long)(options.batchSize * communicator->size()),
+                 options.bucketMiB);
+  if (lead)
+    std::fprintf(stderr,
                "%s: planned peak memory %.1f MiB: parameters, optimizer "
                "state and batch %.1f MiB, step outputs %.1f MiB, "
                "activations %.1f MiB (static plan)\n",
@@ -113,6 +170,9 @@ Status runTraining(CompiledStep &step, const RunOptions &options) {
   train.saveSteps = options.saveSteps;
   train.saveTotalLimit = options.saveTotalLimit;
   train.stopAtStep = options.stopAtStep;
+  train.communicator = options.communicator;
+  train.bucketBytes = size_t(options.bucketMiB * 1048576.0);
+  train.fault = options.fault;
   int64_t lastStep = options.stopAtStep > 0
                          ? std::min(options.stopAtStep, options.maxSteps)
                          : options.maxSteps;
@@ -124,6 +184,16 @@ Status runTraining(CompiledStep &step, const RunOptions &options) {
     first = false;
     lastLoss = m.loss;
   }));
+  if (distributed) {
+    LORA_RETURN_IF_ERROR(trainer.checkRanksAgree(*communicator));
+    if (lead)
+      std::fprintf(stderr,
+                   "%s: trainable parameters and optimizer state identical "
+                   "on all %d ranks\n",
+                   options.programName.c_str(), communicator->size());
+  }
+  if (!lead)
+    return Status::success();
   std::fprintf(stderr,
                "%s: loss %.4f -> %.4f at step %lld; metrics in "
                "%s/metrics.jsonl, checkpoint in %s/checkpoint-%lld\n",

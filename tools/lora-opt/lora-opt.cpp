@@ -7,6 +7,7 @@
 
 #include "lora/Conversion/Passes.h"
 #include "lora/Dialect/Lora/IR/LoraDialect.h"
+#include "lora/Dialect/Lora/Transforms/BufferizableOpInterfaceImpl.h"
 #include "lora/Dialect/Lora/Transforms/Passes.h"
 #include "lora/Pipelines/CpuPipeline.h"
 #include "lora/Pipelines/Pipelines.h"
@@ -27,6 +28,7 @@ int main(int argc, char **argv) {
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);
   registry.insert<mlir::lora::LoraDialect>();
+  mlir::lora::registerBufferizableOpInterfaceExternalModels(registry);
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "lora-mlir optimizer driver\n", registry));
 }

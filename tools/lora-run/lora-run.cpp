@@ -247,6 +247,16 @@ static cl::opt<int64_t> stopAtStep(
              "interrupted (the schedule still spans --max_steps); continue "
              "with --resume_from_checkpoint latest"),
     cl::init(0));
+// Data parallelism: the launcher (torchrun, mpirun, srun) sets the ranks.
+static cl::opt<double> ddpTimeout(
+    "ddp_timeout", cl::sub(train), cl::cat(runCategory),
+    cl::desc("Under a launcher: seconds a collective may take before every "
+             "rank gives up with an error naming its rank and step"),
+    cl::init(1800));
+static cl::opt<double> ddpBucketCapMb(
+    "ddp_bucket_cap_mb", cl::sub(train), cl::cat(runCategory),
+    cl::desc("Under a launcher: MiB of gradients per all-reduce bucket"),
+    cl::init(25));
 static cl::opt<std::string> exportCheckpoint(
     "checkpoint", cl::sub(exportCommand), cl::cat(runCategory),
     cl::desc("The checkpoint folder to export (default: the latest in "
@@ -343,7 +353,8 @@ static llvm::Expected<mlir::lora::LlamaConfig> modelConfig() {
 static int buildStep(mlir::ModuleOp module,
                      const mlir::lora::LlamaConfig &config,
                      const mlir::lora::BatchShape &shape, bool withTraining,
-                     llvm::StringRef trainingMethod) {
+                     llvm::StringRef trainingMethod,
+                     bool dataParallel = false) {
   if (llvm::Error error = mlir::lora::buildLlamaStep(module, config, shape))
     return fail(llvm::toString(std::move(error)));
   if (mlir::failed(mlir::verify(module)))
@@ -371,6 +382,7 @@ static int buildStep(mlir::ModuleOp module,
   options.maxGradNorm = maxGradNorm;
   options.fuseAdapters = fuseAdapters;
   options.fuseLoss = fuseLoss;
+  options.dataParallel = dataParallel;
   if (gradientCheckpointing && recomputeMode != "none" &&
       recomputeMode != "layer")
     return fail("--gradient_checkpointing means --recompute layer, but "
@@ -396,10 +408,11 @@ static int buildStep(mlir::ModuleOp module,
 static int buildTrainingStep(mlir::MLIRContext &context,
                              const mlir::lora::LlamaConfig &config,
                              const rt::RunOptions &run,
-                             mlir::OwningOpRef<mlir::ModuleOp> &module) {
+                             mlir::OwningOpRef<mlir::ModuleOp> &module,
+                             bool dataParallel = false) {
   module = mlir::ModuleOp::create(mlir::UnknownLoc::get(&context));
   return buildStep(*module, config, {run.batchSize, run.sequenceLength}, true,
-                   run.method);
+                   run.method, dataParallel);
 }
 
 static int runEmitMlir() {
@@ -463,6 +476,7 @@ public:
   uint64_t plannedArenaBytes() const override {
     return jit->plannedArenaBytes();
   }
+  bool reducesGradients() const override { return jit->reducesGradients(); }
   rt::Status run(const std::vector<void *> &arguments,
                  const std::vector<void *> &results) override {
     if (llvm::Error error = jit->run(arguments, results))
@@ -524,22 +538,45 @@ static int runTrain() {
   // Cheap flag checks first, before the compile.
   if (rt::Status status = rt::validateRunOptions(run); !status.ok())
     return fail(status.message());
+  if (rt::Status status = rt::readFaultInjection(run.fault); !status.ok())
+    return fail(status.message());
+  // Under a launcher: the ranks meet before compiling, so that a bad
+  // launch fails at once.
+  rt::LaunchEnvironment launch;
+  if (rt::Status status = rt::detectLaunch(launch); !status.ok())
+    return fail(status.message());
+  std::unique_ptr<rt::Communicator> communicator;
+  if (rt::Status status =
+          rt::openCommunicator(launch, ddpTimeout, communicator);
+      !status.ok())
+    return fail(status.message());
+  run.communicator = communicator.get();
+  run.bucketMiB = ddpBucketCapMb;
+  bool lead = launch.rank == 0;
 
   mlir::MLIRContext context;
   mlir::OwningOpRef<mlir::ModuleOp> module;
-  if (int status = buildTrainingStep(context, config, run, module))
+  if (int status = buildTrainingStep(context, config, run, module,
+                                     launch.distributed()))
     return status;
-  llvm::errs() << "lora-run: compiling the " << run.method
-               << " training step (batch " << run.batchSize << " x "
-               << run.sequenceLength << " tokens)...\n";
+  if (lead)
+    llvm::errs() << "lora-run: compiling the " << run.method
+                 << " training step (batch " << run.batchSize << " x "
+                 << run.sequenceLength << " tokens"
+                 << (launch.distributed()
+                         ? " per rank, " + std::to_string(launch.worldSize) +
+                               " ranks from " + launch.launcher
+                         : std::string())
+                 << ")...\n";
   auto start = std::chrono::steady_clock::now();
   auto jit = mlir::lora::JitStep::compile(*module, "step");
   if (!jit)
     return fail(llvm::toString(jit.takeError()));
-  llvm::errs() << llvm::formatv(
-      "lora-run: compiled in {0:f1}s\n",
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-          .count());
+  if (lead)
+    llvm::errs() << llvm::formatv(
+        "lora-run: compiled in {0:f1}s\n",
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count());
   JitCompiledStep step(std::move(*jit));
   if (rt::Status status = rt::runTraining(step, run); !status.ok())
     return fail(status.message());
@@ -558,7 +595,10 @@ static int runCompile() {
     return fail(status.message());
   mlir::MLIRContext context;
   mlir::OwningOpRef<mlir::ModuleOp> module;
-  if (int status = buildTrainingStep(context, config, run, module))
+  // Artifacts reduce their gradients when lora-train runs them under a
+  // launcher; in one process the calls leave the gradients alone.
+  if (int status = buildTrainingStep(context, config, run, module,
+                                     /*dataParallel=*/true))
     return status;
   // What lora-train needs to know about the step besides its buffers.
   llvm::json::Object metadata{

@@ -52,9 +52,26 @@ int main(int argc, char **argv) {
   app.add_option("--stop_at_step", run.stopAtStep,
                  "End this run after step N with a checkpoint");
   app.add_flag("--save_merged", run.saveMerged, "Also write the merged model");
+  double ddpTimeout = 1800;
+  app.add_option("--ddp_timeout", ddpTimeout,
+                 "Under a launcher: seconds a collective may take");
+  app.add_option("--ddp_bucket_cap_mb", run.bucketMiB,
+                 "Under a launcher: MiB of gradients per all-reduce bucket");
   CLI11_PARSE(app, argc, argv);
   run.seedGiven = seed->count() > 0;
   run.programName = "lora-train";
+
+  if (rt::Status status = rt::readFaultInjection(run.fault); !status.ok())
+    return fail(status.message());
+  rt::LaunchEnvironment launch;
+  if (rt::Status status = rt::detectLaunch(launch); !status.ok())
+    return fail(status.message());
+  std::unique_ptr<rt::Communicator> communicator;
+  if (rt::Status status =
+          rt::openCommunicator(launch, ddpTimeout, communicator);
+      !status.ok())
+    return fail(status.message());
+  run.communicator = communicator.get();
 
   std::unique_ptr<rt::ArtifactStep> step;
   if (rt::Status status = rt::ArtifactStep::open(artifact, step); !status.ok())
@@ -72,7 +89,8 @@ int main(int argc, char **argv) {
   run.adapter.useRsLora = adapter.value("use_rslora", false);
   run.adapter.dropout = adapter.value("lora_dropout", 0.0);
   run.adapter.baseModel = metadata.value("base_model", std::string());
-  std::fprintf(stderr,
+  if (launch.rank == 0)
+    std::fprintf(stderr,
                "lora-train: %s step from %s (batch %lld x %lld tokens)\n",
                run.method.c_str(), artifact.c_str(), (long long)run.batchSize,
                (long long)run.sequenceLength);

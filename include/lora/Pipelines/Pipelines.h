@@ -75,6 +75,12 @@ struct TrainingPipelineOptions
       llvm::cl::desc("Activation checkpointing: none, layer or selective "
                      "(lora-recompute)"),
       llvm::cl::init("none")};
+  Option<bool> dataParallel{
+      *this, "data-parallel",
+      llvm::cl::desc("Reduce the trainable gradients over data-parallel "
+                     "ranks, overlapped with the backward "
+                     "(lora-data-parallel)"),
+      llvm::cl::init(false)};
 };
 
 /// Adds the passes that turn a model's forward pass and loss into a

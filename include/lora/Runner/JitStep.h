@@ -60,6 +60,9 @@ public:
   /// Bytes of the static arena lora-plan-memory laid the step's
   /// temporaries out in.
   uint64_t plannedArenaBytes() const { return arenaBytes; }
+  /// Whether the step reduces its gradients over data-parallel ranks
+  /// (lora-data-parallel ran).
+  bool reducesGradients() const { return reduces; }
 
   /// Runs the step: one buffer per argument and one per result, each
   /// holding numElements() values of its element type.
@@ -71,11 +74,15 @@ private:
   std::string entry;
   std::vector<BufferSpec> argumentSpecs, resultSpecs;
   uint64_t arenaBytes = 0;
+  bool reduces = false;
 };
 
 /// The `lora.planned_arena_bytes` lora-plan-memory left on a lowered module
 /// (0 when it did not run).
 uint64_t plannedArenaBytes(ModuleOp module);
+
+/// Whether a lowered module calls the runtime's gradient all-reduce.
+bool reducesGradients(ModuleOp module);
 
 } // namespace mlir::lora
 

@@ -1167,6 +1167,8 @@ struct ConvertLoraToLinalgPass
   void runOnOperation() override {
     ConversionTarget target(getContext());
     target.addIllegalDialect<LoraDialect>();
+    // The collectives stay: they bufferize into runtime calls.
+    target.addLegalOp<AllReduceStartOp, AllReduceWaitOp>();
     target.addLegalDialect<arith::ArithDialect, linalg::LinalgDialect,
                            math::MathDialect, scf::SCFDialect,
                            bufferization::BufferizationDialect,

@@ -906,3 +906,30 @@ func.func @linear_cross_entropy_grad_weight(%h: tensor<2x16x64xf32>, %w: tensor<
   %dh, %dw = lora.linear_cross_entropy_grad %h, %w, %labels, %lse, %d ignore_index(-100) : (tensor<2x16x64xf32>, tensor<1000x64xf32>, tensor<2x16xi32>, tensor<2x16xf32>, tensor<f32>) -> (tensor<2x16x64xf32>, tensor<64x1000xf32>)
   return
 }
+
+// -----
+
+func.func @all_reduce_bf16(%g: tensor<8x16xbf16>) -> tensor<8x16xbf16> {
+  // expected-error @+1 {{reduces f32 gradients (fp32 master gradients), got 'tensor<8x16xbf16>'}}
+  %h = lora.all_reduce_start %g : tensor<8x16xbf16>
+  %r = lora.all_reduce_wait %h : tensor<8x16xbf16>
+  return %r : tensor<8x16xbf16>
+}
+
+// -----
+
+func.func @all_reduce_read_in_flight(%g: tensor<8x16xf32>) -> tensor<8x16xf32> {
+  // expected-error @+1 {{must have exactly one use, a lora.all_reduce_wait}}
+  %h = lora.all_reduce_start %g : tensor<8x16xf32>
+  %r = lora.all_reduce_wait %h : tensor<8x16xf32>
+  %s = lora.add %h, %r : tensor<8x16xf32>
+  return %s : tensor<8x16xf32>
+}
+
+// -----
+
+func.func @all_reduce_wait_alone(%g: tensor<8x16xf32>) -> tensor<8x16xf32> {
+  // expected-error @+1 {{waits for a lora.all_reduce_start's result}}
+  %r = lora.all_reduce_wait %g : tensor<8x16xf32>
+  return %r : tensor<8x16xf32>
+}

@@ -167,6 +167,15 @@ func.func @linear_cross_entropy(%h: tensor<2x16x64xf32>, %w: tensor<1000x64xf32>
 // -----
 
 // A kept activation that lora-recompute recomputes a layer from.
+// CHECK-LABEL: func.func @all_reduce
+// CHECK: %[[H:.+]] = lora.all_reduce_start %{{.+}} : tensor<8x16xf32>
+// CHECK: lora.all_reduce_wait %[[H]] : tensor<8x16xf32>
+func.func @all_reduce(%g: tensor<8x16xf32>) -> tensor<8x16xf32> {
+  %h = lora.all_reduce_start %g : tensor<8x16xf32>
+  %r = lora.all_reduce_wait %h : tensor<8x16xf32>
+  return %r : tensor<8x16xf32>
+}
+
 // CHECK-LABEL: func.func @checkpoint
 // CHECK: lora.checkpoint %{{.+}} : tensor<2x16x64xf32>
 func.func @checkpoint(%x: tensor<2x16x64xf32>) -> tensor<2x16x64xf32> {

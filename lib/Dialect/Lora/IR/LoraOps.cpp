@@ -547,6 +547,28 @@ LogicalResult LinearCrossEntropyGradOp::verify() {
 }
 
 //===----------------------------------------------------------------------===//
+// Data parallelism
+//===----------------------------------------------------------------------===//
+
+LogicalResult AllReduceStartOp::verify() {
+  if (!getGradient().getType().getElementType().isF32())
+    return emitOpError("reduces f32 gradients (fp32 master gradients), got ")
+           << getGradient().getType();
+  // The in-flight value is the runtime's until the wait: nothing else may
+  // read it.
+  if (!getInFlight().hasOneUse() ||
+      !isa<AllReduceWaitOp>(*getInFlight().getUsers().begin()))
+    return emitOpError("must have exactly one use, a lora.all_reduce_wait");
+  return success();
+}
+
+LogicalResult AllReduceWaitOp::verify() {
+  if (!getInFlight().getDefiningOp<AllReduceStartOp>())
+    return emitOpError("waits for a lora.all_reduce_start's result");
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
 // Optimizer
 //===----------------------------------------------------------------------===//
 

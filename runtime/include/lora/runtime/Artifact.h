@@ -29,6 +29,7 @@ public:
              const std::vector<void *> &results) override;
 
   uint64_t plannedArenaBytes() const override { return arenaBytes; }
+  bool reducesGradients() const override { return reduces; }
 
   /// The manifest's "metadata" object as JSON text (how it was built).
   const std::string &metadata() const { return metadataText; }
@@ -40,6 +41,7 @@ private:
   std::vector<BufferInfo> args, outs;
   std::string metadataText, path;
   uint64_t arenaBytes = 0;
+  bool reduces = false;
 };
 
 } // namespace lora::runtime

@@ -88,6 +88,11 @@ public:
   /// The next batch; epochs reshuffle with seed + epoch.
   Batch next();
 
+  /// Data parallelism: each next() draws the global batch of
+  /// `worldSize` x batchSize examples and keeps rank `rank`'s rows, so that
+  /// the ranks together see what one process with the global batch sees.
+  void shard(int rank, int worldSize);
+
   int64_t epoch() const { return currentEpoch; }
   int64_t position() const { return cursor; }
   /// Moves to (epoch, position), as after that many batches.
@@ -100,6 +105,7 @@ private:
   int64_t batchSize, sequenceLength;
   uint64_t seed;
   int64_t currentEpoch = 0, cursor = 0;
+  int shardRank = 0, shardCount = 1;
 };
 
 } // namespace lora::runtime

@@ -46,6 +46,9 @@ public:
   /// Bytes of the static arena the compiler planned for the step's
   /// temporaries (0: not planned).
   virtual uint64_t plannedArenaBytes() const { return 0; }
+  /// Whether the step reduces its trainable gradients over data-parallel
+  /// ranks (compiled with lora-data-parallel).
+  virtual bool reducesGradients() const { return false; }
 };
 
 /// What an adapter was attached with, for adapter_config.json.
@@ -57,6 +60,17 @@ struct AdapterConfig {
   std::string baseModel;
 
   double scale() const;
+};
+
+class Communicator;
+
+/// A deliberate fault, for the fault-tolerance tests (LORA_TEST_FAULT).
+struct FaultInjection {
+  /// "" (none), "kill" (SIGKILL itself) or "hang" (stop calling
+  /// collectives and sleep), on rank `rank` at step `step`.
+  std::string action;
+  int rank = 0;
+  int64_t step = 0;
 };
 
 struct TrainOptions {
@@ -78,6 +92,13 @@ struct TrainOptions {
   /// End this run after this step (checkpointing there) although the
   /// schedule runs to maxSteps: a run cut into time slices. 0: maxSteps.
   int64_t stopAtStep = 0;
+  /// Data parallelism (nullptr: one process). The batcher must be sharded
+  /// alike. Only rank 0 logs and writes checkpoints; the logged loss is
+  /// the global batch's.
+  Communicator *communicator = nullptr;
+  /// Gradient bucket size for the all-reduce.
+  size_t bucketBytes = size_t(4) << 20;
+  FaultInjection fault;
 };
 
 /// One logged step.
@@ -165,6 +186,11 @@ public:
   /// Face model.safetensors in `directory`.
   Status exportMergedModel(const std::string &directory,
                            const AdapterConfig &config) const;
+
+  /// Data parallelism: whether every rank holds the same trainable
+  /// parameters and moments (a checksum compared over the ranks); an
+  /// error naming this rank when not.
+  Status checkRanksAgree(Communicator &communicator) const;
 
   /// Copies the current value of f32 argument `name` (a parameter, a
   /// moment) into `out`; false when there is no such argument.

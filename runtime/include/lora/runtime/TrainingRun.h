@@ -10,7 +10,11 @@
 #ifndef LORA_RUNTIME_TRAININGRUN_H
 #define LORA_RUNTIME_TRAININGRUN_H
 
+#include "lora/runtime/Collective.h"
+#include "lora/runtime/Launch.h"
 #include "lora/runtime/Trainer.h"
+
+#include <memory>
 
 #include <string>
 
@@ -37,7 +41,25 @@ struct RunOptions {
   std::string resumeFrom; // a checkpoint folder, "latest" or ""
   bool saveMerged = false;
   AdapterConfig adapter;
+  /// Data parallelism: the ranks' communicator (nullptr: one process),
+  /// opened by the tool from the launcher's environment before compiling.
+  /// The step must reduce its gradients (lora-data-parallel).
+  Communicator *communicator = nullptr;
+  /// Gradient bucket size of the all-reduce (--ddp_bucket_cap_mb).
+  double bucketMiB = 25;
+  /// LORA_TEST_FAULT, read by readFaultInjection.
+  FaultInjection fault;
 };
+
+/// LORA_TEST_FAULT=<kill|hang>:<rank>:<step>, a fault the tests inject: the
+/// rank kills itself (SIGKILL) or stops calling collectives at that step.
+Status readFaultInjection(FaultInjection &fault);
+
+/// The communicator for `launch` (nullptr when it is one process): MPI on
+/// CPUs. `timeoutSeconds` bounds every collective (--ddp_timeout).
+Status openCommunicator(const LaunchEnvironment &launch,
+                        double timeoutSeconds,
+                        std::unique_ptr<Communicator> &communicator);
 
 /// Checks the flags that need no data or step (method, steps, schedule), so
 /// a tool can fail before compiling.

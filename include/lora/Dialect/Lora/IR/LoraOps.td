@@ -568,6 +568,61 @@ def Lora_CheckpointOp : Lora_Op<"checkpoint",
   let hasVerifier = 0; // AllTypesMatch says it all
 }
 
+//===----------------------------------------------------------------------===//
+// Data parallelism
+//===----------------------------------------------------------------------===//
+
+// Not Pure: the reduction talks to the other ranks, so neither CSE nor DCE
+// may touch it, and the order of the calls is the order of the buckets.
+class Lora_CollectiveOp<string mnemonic, list<Trait> traits = []>
+    : Op<Lora_Dialect, mnemonic,
+         !listconcat(traits, [MemoryEffects<[MemRead, MemWrite]>])> {
+  let hasVerifier = 1;
+}
+
+def Lora_AllReduceStartOp : Lora_CollectiveOp<"all_reduce_start",
+    [AllTypesMatch<["gradient", "in_flight"]>]> {
+  let summary = "Starts reducing a trainable gradient over the ranks";
+  let description = [{
+    Hands `gradient` to the runtime's reducer, which sums it over every
+    data-parallel rank, each rank's gradient weighted by its share of the
+    step's counted tokens: the result is the gradient of the mean loss over
+    the global batch. The reduction runs in the background; its one use is
+    the `lora.all_reduce_wait` that gives the reduced value.
+    `lora-data-parallel` places it right after the gradient's last write,
+    so the reduction overlaps the rest of the backward. In one process it
+    leaves the gradient as it is.
+
+    It bufferizes in place: the call reads the gradient's buffer, and the
+    wait writes the sum back into it.
+
+    ```mlir
+    %h = lora.all_reduce_start %dqa : tensor<8x64xf32>
+    ...
+    %r = lora.all_reduce_wait %h : tensor<8x64xf32>
+    ```
+  }];
+  let arguments = (ins Lora_FloatTensor:$gradient);
+  let results = (outs Lora_FloatTensor:$in_flight);
+  let assemblyFormat = "$gradient attr-dict `:` type($gradient)";
+}
+
+def Lora_AllReduceWaitOp : Lora_CollectiveOp<"all_reduce_wait",
+    [AllTypesMatch<["in_flight", "result"]>]> {
+  let summary = "Waits for a gradient's reduction over the ranks";
+  let description = [{
+    The reduced gradient that `lora.all_reduce_start` began. Its operand
+    must be a `lora.all_reduce_start`'s result.
+
+    ```mlir
+    %r = lora.all_reduce_wait %h : tensor<8x64xf32>
+    ```
+  }];
+  let arguments = (ins Lora_FloatTensor:$in_flight);
+  let results = (outs Lora_FloatTensor:$result);
+  let assemblyFormat = "$in_flight attr-dict `:` type($in_flight)";
+}
+
 def Lora_GlobalNormOp : Lora_Op<"global_norm"> {
   let summary = "L2 norm over all elements of all operands";
   let description = [{

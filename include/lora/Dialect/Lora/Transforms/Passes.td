@@ -136,6 +136,21 @@ def FuseLinearCrossEntropy
   ];
 }
 
+def DataParallel : Pass<"lora-data-parallel", "ModuleOp"> {
+  let summary = "Reduce the trainable gradients over data-parallel ranks";
+  let description = [{
+    Runs on a step with an optimizer (after `lora-optimizer`, best after
+    every pass that rewrites the backward). Each trainable gradient the
+    optimizer reads (the operands of `lora.global_norm`, or of `lora.adamw`
+    without clipping) gets a `lora.all_reduce_start` right after the op
+    that produces it, and the optimizer reads the matching
+    `lora.all_reduce_wait`, placed right before the first optimizer op.
+    The runtime packs the started gradients into buckets in the order the
+    backward finishes them and reduces each bucket while the backward goes
+    on. Frozen weights have no gradient and so are never communicated.
+  }];
+}
+
 def Recompute : Pass<"lora-recompute", "ModuleOp"> {
   let summary = "Activation checkpointing: recompute layers in the backward";
   let description = [{
