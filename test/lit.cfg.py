@@ -38,6 +38,17 @@ def _gpu_present():
 if _gpu_present():
     config.available_features.add("gpu")
 
+if config.lora_have_cuda:
+    config.available_features.add("cuda-backend")
+
+# ptxas checks the PTX the GPU pipeline makes, with or without a GPU.
+_ptxas = shutil.which("ptxas") or (
+    "/usr/local/cuda/bin/ptxas"
+    if os.path.exists("/usr/local/cuda/bin/ptxas") else None)
+if _ptxas:
+    config.available_features.add("ptxas")
+    config.substitutions.append(("%ptxas", _ptxas))
+
 import sys
 config.substitutions.append(("%python", sys.executable))
 

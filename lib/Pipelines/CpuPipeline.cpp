@@ -20,7 +20,9 @@ using namespace mlir;
 
 /// Upstream passes after convert-lora-to-linalg, in textual form: the same
 /// spelling a user would pass to mlir-opt.
-static constexpr const char *kLowering =
+/// Shared by the CPU and GPU lowerings: linalg on tensors to buffers, the
+/// step's results as out-parameters, temporaries in one planned arena.
+static constexpr const char *kToBuffers =
     // No eliminate-empty-tensors: it makes producers write straight into
     // column slices of concatenations (lora-fuse-adapters' [dY | dU]), and
     // the super-vectorizer leaves loops on strided buffers scalar; a
@@ -34,7 +36,9 @@ static constexpr const char *kLowering =
     "buffer-results-to-out-params{hoist-static-allocs "
     "modify-public-functions}, "
     "func.func(buffer-hoisting), buffer-deallocation-pipeline, "
-    "convert-bufferization-to-memref, lora-plan-memory, canonicalize, "
+    "convert-bufferization-to-memref, lora-plan-memory, canonicalize";
+
+static constexpr const char *kLowering =
     "lora-matmul-to-blas, "
     // Non-GEMM kernels: affine loops, whose innermost contiguous loops the
     // super-vectorizer turns into 8-wide vector code (reductions included),
@@ -51,7 +55,7 @@ static constexpr const char *kLowering =
     "convert-func-to-llvm, convert-index-to-llvm, convert-ub-to-llvm, "
     "reconcile-unrealized-casts";
 
-LogicalResult mlir::lora::buildCpuLoweringPipeline(OpPassManager &pm) {
+LogicalResult mlir::lora::buildBufferizationPipeline(OpPassManager &pm) {
   // The textual pipeline names upstream passes; make sure they are known
   // when a program other than lora-opt (lora-run, tests) builds it.
   // Registering a pass again is harmless.
@@ -61,6 +65,12 @@ LogicalResult mlir::lora::buildCpuLoweringPipeline(OpPassManager &pm) {
     registerLoraConversionPasses();
   });
   pm.addPass(createConvertLoraToLinalg());
+  return parsePassPipeline(kToBuffers, pm);
+}
+
+LogicalResult mlir::lora::buildCpuLoweringPipeline(OpPassManager &pm) {
+  if (failed(buildBufferizationPipeline(pm)))
+    return failure();
   return parsePassPipeline(kLowering, pm);
 }
 

@@ -11,6 +11,8 @@
 
 #include "lora/Runner/JitStep.h"
 
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/Target/LLVMIR/Export.h"
@@ -49,12 +51,59 @@ static llvm::json::Array describe(const std::vector<BufferSpec> &specs) {
   return list;
 }
 
-llvm::Error mlir::lora::writeCpuArtifact(ModuleOp module, StringRef name,
-                                         StringRef directory,
-                                         const std::string &metadata) {
+/// Writes every kernel's PTX of the lowered module to
+/// <directory>/ptx/<chip>/<kernel>.ptx; the relative paths go to `written`.
+static llvm::Error writePtx(ModuleOp module, StringRef directory,
+                            llvm::json::Array &written) {
+  llvm::Error failed = llvm::Error::success();
+  module.walk([&](gpu::BinaryOp binary) {
+    for (Attribute attribute : binary.getObjects()) {
+      auto object = cast<gpu::ObjectAttr>(attribute);
+      auto target = dyn_cast<NVVM::NVVMTargetAttr>(object.getTarget());
+      if (!target || object.getFormat() != gpu::CompilationTarget::Assembly)
+        continue;
+      llvm::SmallString<128> folder(directory);
+      llvm::sys::path::append(folder, "ptx", target.getChip());
+      if (std::error_code error = llvm::sys::fs::create_directories(folder)) {
+        failed = artifactError(folder + ": " + error.message());
+        return WalkResult::interrupt();
+      }
+      std::string relative =
+          ("ptx/" + target.getChip() + "/" + binary.getName() + ".ptx").str();
+      llvm::SmallString<128> path(directory);
+      llvm::sys::path::append(path, relative);
+      std::error_code error;
+      llvm::raw_fd_ostream out(path, error);
+      if (error) {
+        failed = artifactError(path + ": " + error.message());
+        return WalkResult::interrupt();
+      }
+      out << object.getObject().getValue();
+      written.push_back(relative);
+    }
+    return WalkResult::advance();
+  });
+  return failed;
+}
+
+llvm::Error mlir::lora::writeArtifact(ModuleOp module, StringRef name,
+                                      StringRef directory,
+                                      const std::string &metadata,
+                                      Device device, StringRef chips) {
   std::vector<BufferSpec> arguments, results;
-  if (llvm::Error error = lowerStepForCpu(module, name, arguments, results))
+  llvm::json::Array ptx;
+  if (device == Device::Cuda) {
+    if (llvm::Error error =
+            lowerStepForGpu(module, name, arguments, results, chips))
+      return error;
+    if (std::error_code error = llvm::sys::fs::create_directories(directory))
+      return artifactError(directory + ": cannot create: " + error.message());
+    if (llvm::Error error = writePtx(module, directory, ptx))
+      return error;
+  } else if (llvm::Error error =
+                 lowerStepForCpu(module, name, arguments, results)) {
     return error;
+  }
 
   llvm::InitializeNativeTarget();
   llvm::InitializeNativeTargetAsmPrinter();
@@ -151,6 +200,8 @@ llvm::Error mlir::lora::writeCpuArtifact(ModuleOp module, StringRef name,
                           {"planned_arena_bytes",
                            int64_t(plannedArenaBytes(module))},
                           {"reduces_gradients", reducesGradients(module)},
+                          {"device", device == Device::Cuda ? "cuda" : "cpu"},
+                          {"ptx", std::move(ptx)},
                           {"metadata", std::move(*parsedMetadata)}};
   std::error_code error;
   llvm::raw_fd_ostream out(manifest, error);

@@ -5,6 +5,7 @@
 #include "lora/Dialect/Lora/IR/LoraDialect.h"
 #include "lora/Dialect/Lora/Transforms/BufferizableOpInterfaceImpl.h"
 #include "lora/Pipelines/CpuPipeline.h"
+#include "lora/Pipelines/GpuPipeline.h"
 
 #include "lora/runtime/Arena.h"
 #include "lora/runtime/Collective.h"
@@ -80,9 +81,12 @@ llvm::Error mlir::lora::collectBufferSpecs(ModuleOp module, StringRef name,
   return llvm::Error::success();
 }
 
-llvm::Error mlir::lora::lowerStepForCpu(ModuleOp module, StringRef name,
-                                        std::vector<BufferSpec> &arguments,
-                                        std::vector<BufferSpec> &results) {
+/// Records the specs, prepares @`name`'s interface and runs the pipeline
+/// `build` adds; `device` names the target in errors.
+static llvm::Error
+lowerStep(ModuleOp module, StringRef name, std::vector<BufferSpec> &arguments,
+          std::vector<BufferSpec> &results, StringRef device,
+          llvm::function_ref<LogicalResult(OpPassManager &)> build) {
   if (llvm::Error error = collectBufferSpecs(module, name, arguments, results))
     return error;
   auto function = module.lookupSymbol<func::FuncOp>(name);
@@ -112,10 +116,31 @@ llvm::Error mlir::lora::lowerStepForCpu(ModuleOp module, StringRef name,
     return success();
   });
   PassManager pm(module.getContext());
-  if (failed(buildCpuLoweringPipeline(pm)) || failed(pm.run(module)))
-    return jitError("lowering @" + name + " for the CPU failed:\n" +
-                    diagnostics);
+  if (failed(build(pm)) || failed(pm.run(module)))
+    return jitError("lowering @" + name + " for the " + device +
+                    " failed:\n" + diagnostics);
   return llvm::Error::success();
+}
+
+llvm::Error mlir::lora::lowerStepForCpu(ModuleOp module, StringRef name,
+                                        std::vector<BufferSpec> &arguments,
+                                        std::vector<BufferSpec> &results) {
+  return lowerStep(module, name, arguments, results, "CPU",
+                   [](OpPassManager &pm) {
+                     return buildCpuLoweringPipeline(pm);
+                   });
+}
+
+llvm::Error mlir::lora::lowerStepForGpu(ModuleOp module, StringRef name,
+                                        std::vector<BufferSpec> &arguments,
+                                        std::vector<BufferSpec> &results,
+                                        StringRef chips) {
+  return lowerStep(module, name, arguments, results, "GPU",
+                   [&](OpPassManager &pm) {
+                     GpuPipelineOptions options;
+                     options.chips = chips.str();
+                     return buildGpuLoweringPipeline(pm, options);
+                   });
 }
 
 uint64_t mlir::lora::plannedArenaBytes(ModuleOp module) {

@@ -4,6 +4,7 @@
 
 #include "lora/runtime/Arena.h"
 #include "lora/runtime/Collective.h"
+#include "lora/runtime/Cuda.h"
 #include "lora/runtime/Gemm.h"
 #include "lora/runtime/MemRef.h"
 
@@ -68,6 +69,18 @@ Status ArtifactStep::open(const std::string &directory,
       parseBuffers(manifestPath, manifest["results"], "results", step->outs));
   step->arenaBytes = manifest.value("planned_arena_bytes", uint64_t(0));
   step->reduces = manifest.value("reduces_gradients", false);
+  std::string device = manifest.value("device", std::string("cpu"));
+  if (device != "cpu" && device != "cuda")
+    return Status::error(manifestPath + ": unknown device '" + device + "'");
+  step->gpu = device == "cuda";
+  // A CUDA step loads its kernels when step.so is opened: the GPU must be
+  // there first.
+  if (step->gpu) {
+    std::string name;
+    if (Status status = cudaDevice(name); !status.ok())
+      return Status::error(directory + " is a CUDA step, but " +
+                           status.message());
+  }
   step->metadataText =
       manifest.value("metadata", nlohmann::json::object()).dump();
   // step.so calls the runtime's GEMM and arena; the loading program must

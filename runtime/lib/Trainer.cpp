@@ -3,6 +3,7 @@
 #include "lora/runtime/Trainer.h"
 
 #include "lora/runtime/Collective.h"
+#include "lora/runtime/Cuda.h"
 
 #include "lora/runtime/Dropout.h"
 #include "lora/runtime/Safetensors.h"
@@ -52,13 +53,20 @@ double uniformFor(uint64_t seed, const std::string &name, uint64_t index) {
 
 } // namespace
 
-void Trainer::FreeDeleter::operator()(uint8_t *p) const { std::free(p); }
+void Trainer::FreeDeleter::operator()(uint8_t *p) const {
+  if (gpu)
+    cudaFreeShared(p);
+  else
+    std::free(p);
+}
 
 Trainer::Trainer(CompiledStep &step) : step(step) {
-  // Lays `buffers` out in one 64-byte aligned, zeroed allocation.
-  auto layout = [](const std::vector<BufferInfo> &buffers,
-                   std::unique_ptr<uint8_t, FreeDeleter> &arena,
-                   std::vector<Span> &spans, uint64_t &bytesOut) {
+  // Lays `buffers` out in one 64-byte aligned, zeroed allocation (managed
+  // GPU memory for a GPU step; the tool checked for a GPU before).
+  bool gpu = step.runsOnGpu();
+  auto layout = [gpu](const std::vector<BufferInfo> &buffers,
+                      std::unique_ptr<uint8_t, FreeDeleter> &arena,
+                      std::vector<Span> &spans, uint64_t &bytesOut) {
     size_t total = 0;
     std::vector<size_t> offsets;
     for (const BufferInfo &info : buffers) {
@@ -67,7 +75,16 @@ Trainer::Trainer(CompiledStep &step) : step(step) {
       total += (bytes + 63) / 64 * 64;
     }
     bytesOut = total;
-    arena.reset(static_cast<uint8_t *>(std::aligned_alloc(64, total + 64)));
+    arena = std::unique_ptr<uint8_t, FreeDeleter>(
+        static_cast<uint8_t *>(gpu ? cudaAllocateShared(total + 64)
+                                   : std::aligned_alloc(64, total + 64)),
+        FreeDeleter{gpu});
+    if (!arena) {
+      std::fprintf(stderr, "lora: cannot allocate %zu bytes for the step's "
+                           "buffers\n",
+                   total + 64);
+      std::exit(1);
+    }
     std::memset(arena.get(), 0, total + 64);
     for (size_t i = 0; i < buffers.size(); ++i)
       spans.push_back(

@@ -174,6 +174,15 @@ static cl::opt<std::string> artifactDir(
     "o", cl::sub(compileCommand),
     cl::desc("Folder for step.so and manifest.json (default lora-step)"),
     cl::value_desc("dir"), cl::init("lora-step"));
+static cl::opt<std::string> deviceFlag(
+    "device", cl::sub(compileCommand),
+    cl::desc("cpu (this machine's CPU) or cuda (PTX for --cuda_chips, host "
+             "code that launches it)"),
+    cl::init("cpu"));
+static cl::opt<std::string> cudaChips(
+    "cuda_chips", cl::sub(compileCommand),
+    cl::desc("With --device cuda: the SM targets, one PTX each"),
+    cl::init("sm_80,sm_90a"));
 
 // train only.
 static cl::OptionCategory runCategory("Training run");
@@ -593,6 +602,8 @@ static int runCompile() {
   rt::RunOptions run = runOptions();
   if (rt::Status status = rt::validateRunOptions(run); !status.ok())
     return fail(status.message());
+  if (deviceFlag != "cpu" && deviceFlag != "cuda")
+    return fail("--device must be cpu or cuda, got '" + deviceFlag + "'");
   mlir::MLIRContext context;
   mlir::OwningOpRef<mlir::ModuleOp> module;
   // Artifacts reduce their gradients when lora-train runs them under a
@@ -614,7 +625,11 @@ static int runCompile() {
   llvm::raw_string_ostream os(text);
   os << llvm::json::Value(std::move(metadata));
   if (llvm::Error error =
-          mlir::lora::writeCpuArtifact(*module, "step", artifactDir, text))
+          mlir::lora::writeArtifact(*module, "step", artifactDir, text,
+                                    deviceFlag == "cuda"
+                                        ? mlir::lora::Device::Cuda
+                                        : mlir::lora::Device::Cpu,
+                                    cudaChips))
     return fail(llvm::toString(std::move(error)));
   llvm::errs() << "lora-run: wrote " << artifactDir << "/step.so and "
                << artifactDir << "/manifest.json\n";

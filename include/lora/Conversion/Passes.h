@@ -29,8 +29,6 @@ namespace mlir::lora {
 /// Patterns lowering every lora op to linalg/tensor/arith/math on tensors.
 void populateLoraToLinalgConversionPatterns(RewritePatternSet &patterns);
 
-/// The runtime function that lora-matmul-to-blas calls.
-inline constexpr llvm::StringLiteral kBlasSgemmName = "lora_sgemm_f32";
 
 #define GEN_PASS_REGISTRATION
 #include "lora/Conversion/Passes.h.inc"

@@ -33,12 +33,51 @@ def MatmulToBlas : Pass<"lora-matmul-to-blas", "ModuleOp"> {
     are contiguous and whose indexing maps are a plain or transposed GEMM
     (C += op(A)·op(B)) becomes a call to `lora_sgemm_f32`, which the runtime
     implements with OpenBLAS (`runtime/include/lora/runtime/Gemm.h`). Other
-    matmuls stay and are lowered to loops.
+    matmuls stay and are lowered to loops. The GPU pipeline names
+    `lora_gpu_sgemm_f32` instead (cuBLASLt on device buffers).
   }];
+  let options = [
+    Option<"callee", "callee", "std::string", "\"lora_sgemm_f32\"",
+           "The runtime GEMM to call">
+  ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::func::FuncDialect",
     "::mlir::memref::MemRefDialect"
   ];
+}
+
+def TileForGpu : Pass<"lora-tile-for-gpu"> {
+  let summary = "Tile outermost scf.parallel loops into blocks of threads";
+  let description = [{
+    Every scf.parallel that no other scf.parallel encloses is tiled so that
+    its innermost dimension (the contiguous one of row-major buffers, so
+    that neighbouring threads touch neighbouring elements) runs `threads`
+    iterations per tile and the others one; the tiles have constant bounds
+    and an in-bounds check, which `gpu-map-parallel-loops` and
+    `convert-parallel-loops-to-gpu` turn into a grid of blocks of `threads`
+    threads. An innermost trip count below `threads` gives a block of that
+    count rounded up to a warp.
+  }];
+  let options = [
+    Option<"threads", "threads", "int64_t", "256", "Threads per block">
+  ];
+  let dependentDialects = [
+    "::mlir::scf::SCFDialect", "::mlir::affine::AffineDialect",
+    "::mlir::arith::ArithDialect"
+  ];
+}
+
+def HostSharedAllocs : Pass<"lora-host-shared-allocs", "ModuleOp"> {
+  let summary = "Allocate the host code's buffers in memory the GPU reads";
+  let description = [{
+    After kernel outlining, the host functions' `memref.alloc` (the planned
+    arena, buffers of loops that stayed on the host) become
+    `gpu.alloc host_shared` (CUDA managed memory, which both the kernels and
+    the host code can read and write) and their `memref.dealloc` a call to
+    the runtime's `lora_gpu_free_<bits>`.
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect",
+                           "::mlir::func::FuncDialect"];
 }
 
 def ApproximateMath : Pass<"lora-approximate-math"> {

@@ -11,8 +11,12 @@ class OpPassManager;
 
 namespace mlir::lora {
 
-/// lora ops -> linalg on tensors -> bufferized, results as out-parameters
-/// -> loops -> LLVM dialect.
+/// lora ops -> linalg on tensors -> bufferized, results as out-parameters,
+/// temporaries in one planned arena (both backends start so).
+LogicalResult buildBufferizationPipeline(OpPassManager &pm);
+
+/// buildBufferizationPipeline, then GEMMs as OpenBLAS calls, the rest as
+/// vectorized loops -> LLVM dialect.
 LogicalResult buildCpuLoweringPipeline(OpPassManager &pm);
 
 /// Registers `lora-cpu-pipeline` for lora-opt.

@@ -42,11 +42,27 @@ llvm::Error lowerStepForCpu(ModuleOp module, StringRef name,
                             std::vector<BufferSpec> &arguments,
                             std::vector<BufferSpec> &results);
 
+/// The same for NVIDIA GPUs (lora-gpu-pipeline): kernels as PTX for each
+/// of `chips` (comma-separated) inside gpu.binary ops, host code in the LLVM
+/// dialect.
+llvm::Error lowerStepForGpu(ModuleOp module, StringRef name,
+                            std::vector<BufferSpec> &arguments,
+                            std::vector<BufferSpec> &results,
+                            StringRef chips);
+
+/// Where an artifact runs.
+enum class Device { Cpu, Cuda };
+
 /// Compiles @`name` ahead of time into `directory`: step.so (position
 /// independent, for this machine's CPU) and manifest.json (its buffers and
 /// `metadata`), which the runtime alone can load (runtime/Artifact.h).
-llvm::Error writeCpuArtifact(ModuleOp module, StringRef name,
-                             StringRef directory, const std::string &metadata);
+/// For CUDA, step.so is the host code (it embeds the PTX and launches it
+/// through the runtime's mgpu* entry points), and every kernel's PTX is also
+/// written to ptx/<chip>/<kernel>.ptx, for ptxas and for people.
+llvm::Error writeArtifact(ModuleOp module, StringRef name,
+                          StringRef directory, const std::string &metadata,
+                          Device device = Device::Cpu,
+                          StringRef chips = "sm_80,sm_90a");
 
 class JitStep {
 public:

@@ -40,7 +40,9 @@ bool isBlasOperand(Type type) {
 }
 
 struct MatmulToBlasCall : OpRewritePattern<linalg::MatmulOp> {
-  using OpRewritePattern::OpRewritePattern;
+  MatmulToBlasCall(MLIRContext *context, StringRef callee)
+      : OpRewritePattern(context), calleeName(callee.str()) {}
+  std::string calleeName;
 
   LogicalResult matchAndRewrite(linalg::MatmulOp op,
                                 PatternRewriter &rewriter) const override {
@@ -68,12 +70,12 @@ struct MatmulToBlasCall : OpRewritePattern<linalg::MatmulOp> {
     auto module = op->getParentOfType<ModuleOp>();
     MemRefType matrix = genericMatrixType(context);
     Type i32 = rewriter.getI32Type();
-    auto callee = module.lookupSymbol<func::FuncOp>(kBlasSgemmName);
+    auto callee = module.lookupSymbol<func::FuncOp>(calleeName);
     if (!callee) {
       OpBuilder::InsertionGuard guard(rewriter);
       rewriter.setInsertionPointToStart(module.getBody());
       callee = func::FuncOp::create(
-          rewriter, module.getLoc(), kBlasSgemmName,
+          rewriter, module.getLoc(), calleeName,
           rewriter.getFunctionType({i32, i32, matrix, matrix, matrix}, {}));
       callee.setPrivate();
       callee->setAttr("llvm.emit_c_interface", rewriter.getUnitAttr());
@@ -93,9 +95,10 @@ struct MatmulToBlasCall : OpRewritePattern<linalg::MatmulOp> {
 
 struct MatmulToBlasPass
     : public lora::impl::MatmulToBlasBase<MatmulToBlasPass> {
+  using Base::Base;
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    patterns.add<MatmulToBlasCall>(&getContext());
+    patterns.add<MatmulToBlasCall>(&getContext(), callee);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
   }

@@ -30,6 +30,7 @@ public:
 
   uint64_t plannedArenaBytes() const override { return arenaBytes; }
   bool reducesGradients() const override { return reduces; }
+  bool runsOnGpu() const override { return gpu; }
 
   /// The manifest's "metadata" object as JSON text (how it was built).
   const std::string &metadata() const { return metadataText; }
@@ -42,6 +43,7 @@ private:
   std::string metadataText, path;
   uint64_t arenaBytes = 0;
   bool reduces = false;
+  bool gpu = false;
 };
 
 } // namespace lora::runtime

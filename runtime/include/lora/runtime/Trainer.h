@@ -49,6 +49,9 @@ public:
   /// Whether the step reduces its trainable gradients over data-parallel
   /// ranks (compiled with lora-data-parallel).
   virtual bool reducesGradients() const { return false; }
+  /// Whether the step runs on a CUDA GPU: its buffers then live in managed
+  /// memory, which its kernels and its host code both reach.
+  virtual bool runsOnGpu() const { return false; }
 };
 
 /// What an adapter was attached with, for adapter_config.json.
@@ -205,6 +208,7 @@ private:
     size_t size() const { return length; }
   };
   struct FreeDeleter {
+    bool gpu; // value-initialized: false
     void operator()(uint8_t *p) const;
   };
 

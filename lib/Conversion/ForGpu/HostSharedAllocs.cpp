@@ -1,0 +1,72 @@
+//===- HostSharedAllocs.cpp - host buffers in CUDA managed memory ---------===//
+
+#include "lora/Conversion/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/IR/PatternMatch.h"
+
+namespace mlir::lora {
+#define GEN_PASS_DEF_HOSTSHAREDALLOCS
+#include "lora/Conversion/Passes.h.inc"
+} // namespace mlir::lora
+
+using namespace mlir;
+
+namespace {
+
+struct HostSharedAllocsPass
+    : public lora::impl::HostSharedAllocsBase<HostSharedAllocsPass> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    SmallVector<Operation *> allocs, deallocs;
+    getOperation()->walk([&](Operation *op) {
+      // Kernels keep their own (none are made today).
+      if (op->getParentOfType<gpu::GPUModuleOp>() ||
+          op->getParentOfType<gpu::LaunchOp>())
+        return;
+      if (isa<memref::AllocOp>(op))
+        allocs.push_back(op);
+      else if (isa<memref::DeallocOp>(op))
+        deallocs.push_back(op);
+    });
+    IRRewriter rewriter(&getContext());
+    for (Operation *op : allocs) {
+      auto alloc = cast<memref::AllocOp>(op);
+      rewriter.setInsertionPoint(alloc);
+      auto shared = gpu::AllocOp::create(
+          rewriter, alloc.getLoc(), alloc.getType(), /*asyncToken=*/Type(),
+          /*asyncDependencies=*/ValueRange(), alloc.getDynamicSizes(),
+          alloc.getSymbolOperands(), /*hostShared=*/true);
+      rewriter.replaceOp(alloc, shared.getMemref());
+    }
+    // gpu-to-llvm lowers only the asynchronous gpu.dealloc; the runtime's
+    // lora_gpu_free takes the buffer as an unranked memref instead.
+    for (Operation *op : deallocs) {
+      auto dealloc = cast<memref::DeallocOp>(op);
+      auto type = cast<MemRefType>(dealloc.getMemref().getType());
+      auto unranked = UnrankedMemRefType::get(type.getElementType(), 0);
+      std::string name =
+          "lora_gpu_free_" +
+          std::to_string(type.getElementType().getIntOrFloatBitWidth());
+      if (!module.lookupSymbol<func::FuncOp>(name)) {
+        OpBuilder::InsertionGuard guard(rewriter);
+        rewriter.setInsertionPointToStart(module.getBody());
+        auto callee = func::FuncOp::create(
+            rewriter, module.getLoc(), name,
+            rewriter.getFunctionType({unranked}, {}));
+        callee.setPrivate();
+        callee->setAttr("llvm.emit_c_interface", rewriter.getUnitAttr());
+      }
+      rewriter.setInsertionPoint(dealloc);
+      Value cast = memref::CastOp::create(rewriter, dealloc.getLoc(),
+                                          unranked, dealloc.getMemref());
+      func::CallOp::create(rewriter, dealloc.getLoc(), name, TypeRange(),
+                           ValueRange{cast});
+      rewriter.eraseOp(dealloc);
+    }
+  }
+};
+
+} // namespace

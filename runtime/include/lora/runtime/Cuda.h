@@ -1,0 +1,39 @@
+//===- Cuda.h - the runtime's CUDA backend ----------------------*- C++ -*-===//
+//
+// Compiled GPU steps (lora-gpu-pipeline) launch their PTX kernels through
+// the `mgpu*` entry points below and run their GEMMs through cuBLASLt
+// (`lora_gpu_sgemm_f32`). The driver is opened with dlopen, so a program
+// built with the CUDA backend starts on a machine without a GPU or driver
+// and says so (cudaDevice) instead of failing to load.
+//
+// Built with LORA_ENABLE_CUDA; without it, cudaDevice says that the
+// runtime has no CUDA backend.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LORA_RUNTIME_CUDA_H
+#define LORA_RUNTIME_CUDA_H
+
+#include "lora/runtime/Status.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace lora::runtime {
+
+/// Whether this runtime was built with the CUDA backend.
+bool cudaBackendBuilt();
+
+/// Opens the driver and the first GPU (once); `name` gets its name. An
+/// error says what is missing: the backend, the driver, or a GPU.
+Status cudaDevice(std::string &name);
+
+/// Managed memory (host and device read and write it), for a GPU step's
+/// buffers; nullptr on failure.
+void *cudaAllocateShared(size_t bytes);
+void cudaFreeShared(void *pointer);
+
+} // namespace lora::runtime
+
+#endif // LORA_RUNTIME_CUDA_H

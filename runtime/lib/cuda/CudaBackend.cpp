@@ -1,0 +1,328 @@
+//===- CudaBackend.cpp - driver API, kernel launches and cuBLASLt ---------===//
+//
+// The driver comes from dlopen("libcuda.so.1"): the CUDA toolkit's
+// libraries (cuBLASLt) are linked, the driver, which only a GPU machine
+// has, is not. Errors inside a compiled step (which has no way to return
+// one) end the process with a message naming the call; they never crash.
+//
+//===----------------------------------------------------------------------===//
+
+#include "lora/runtime/Cuda.h"
+
+#include "lora/runtime/Gemm.h"
+#include "lora/runtime/MemRef.h"
+
+#include <cublasLt.h>
+#include <cuda.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <dlfcn.h>
+#include <map>
+#include <mutex>
+#include <tuple>
+
+namespace lora::runtime {
+namespace {
+
+/// The driver entry points the backend uses, resolved once.
+struct Driver {
+#define LORA_CUDA_FUNCTIONS(X)                                                 \
+  X(cuInit) X(cuDeviceGetCount) X(cuDeviceGet) X(cuDeviceGetName)              \
+  X(cuDevicePrimaryCtxRetain) X(cuCtxSetCurrent) X(cuGetErrorString)           \
+  X(cuModuleLoadDataEx) X(cuModuleGetFunction) X(cuModuleUnload)               \
+  X(cuLaunchKernel) X(cuStreamCreate) X(cuStreamSynchronize)                   \
+  X(cuStreamDestroy) X(cuMemAllocManaged) X(cuMemFree)
+  // cuda.h maps some names to versioned symbols (cuMemFree_v2): the
+  // declarations and the symbol names both see the mapping.
+#define LORA_DECLARE(name) decltype(&::name) name = nullptr;
+  LORA_CUDA_FUNCTIONS(LORA_DECLARE)
+#undef LORA_DECLARE
+
+  CUcontext context = nullptr;
+  std::string deviceName;
+  Status status = Status::error("the CUDA driver was not opened");
+
+  static Driver &get() {
+    static Driver driver;
+    static std::once_flag opened;
+    std::call_once(opened, [] { driver.status = driver.open(); });
+    return driver;
+  }
+
+  std::string describe(CUresult result) const {
+    const char *text = nullptr;
+    if (cuGetErrorString)
+      cuGetErrorString(result, &text);
+    return text ? text : "CUDA error " + std::to_string(int(result));
+  }
+
+private:
+  Status open() {
+    void *library = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!library)
+      return Status::error(std::string("no CUDA driver: ") + dlerror());
+#define LORA_SYMBOL(name) #name
+#define LORA_NAME(name) LORA_SYMBOL(name)
+#define LORA_RESOLVE(name)                                                     \
+  name = reinterpret_cast<decltype(name)>(dlsym(library, LORA_NAME(name)));   \
+  if (!name)                                                                   \
+    return Status::error("the CUDA driver lacks " LORA_NAME(name));
+    LORA_CUDA_FUNCTIONS(LORA_RESOLVE)
+#undef LORA_RESOLVE
+#undef LORA_NAME
+#undef LORA_SYMBOL
+    if (CUresult r = cuInit(0); r != CUDA_SUCCESS)
+      return Status::error("no usable CUDA GPU: cuInit: " + describe(r));
+    int count = 0;
+    if (CUresult r = cuDeviceGetCount(&count); r != CUDA_SUCCESS || !count)
+      return Status::error("no CUDA GPU (the driver sees none)");
+    CUdevice device;
+    char name[256] = {0};
+    if (CUresult r = cuDeviceGet(&device, 0); r != CUDA_SUCCESS)
+      return Status::error("cuDeviceGet: " + describe(r));
+    cuDeviceGetName(name, sizeof name, device);
+    deviceName = name;
+    if (CUresult r = cuDevicePrimaryCtxRetain(&context, device);
+        r != CUDA_SUCCESS)
+      return Status::error("cuDevicePrimaryCtxRetain: " + describe(r));
+    return Status::success();
+  }
+};
+
+/// The driver, with the context current on this thread; a compiled step's
+/// call that fails ends the process with the call's name.
+Driver &driver(const char *caller) {
+  Driver &d = Driver::get();
+  if (!d.status.ok()) {
+    std::fprintf(stderr, "lora: %s: %s\n", caller, d.status.message().c_str());
+    std::exit(1);
+  }
+  static thread_local bool current = false;
+  if (!current) {
+    d.cuCtxSetCurrent(d.context);
+    current = true;
+  }
+  return d;
+}
+
+void check(const Driver &d, CUresult result, const char *call) {
+  if (result == CUDA_SUCCESS)
+    return;
+  std::fprintf(stderr, "lora: %s failed: %s\n", call,
+               d.describe(result).c_str());
+  std::exit(1);
+}
+
+void checkBlas(cublasStatus_t status, const char *call) {
+  if (status == CUBLAS_STATUS_SUCCESS)
+    return;
+  std::fprintf(stderr, "lora: %s failed: cuBLAS status %d\n", call,
+               int(status));
+  std::exit(1);
+}
+
+} // namespace
+
+bool cudaBackendBuilt() { return true; }
+
+Status cudaDevice(std::string &name) {
+  Driver &d = Driver::get();
+  name = d.deviceName;
+  return d.status;
+}
+
+void *cudaAllocateShared(size_t bytes) {
+  Driver &d = Driver::get();
+  if (!d.status.ok())
+    return nullptr;
+  d.cuCtxSetCurrent(d.context);
+  CUdeviceptr pointer = 0;
+  if (d.cuMemAllocManaged(&pointer, bytes ? bytes : 1,
+                          CU_MEM_ATTACH_GLOBAL) != CUDA_SUCCESS)
+    return nullptr;
+  return reinterpret_cast<void *>(pointer);
+}
+
+void cudaFreeShared(void *pointer) {
+  Driver &d = Driver::get();
+  if (pointer && d.status.ok())
+    d.cuMemFree(reinterpret_cast<CUdeviceptr>(pointer));
+}
+
+} // namespace lora::runtime
+
+using lora::runtime::check;
+using lora::runtime::checkBlas;
+using lora::runtime::driver;
+
+//===----------------------------------------------------------------------===//
+// What gpu-to-llvm's host code calls
+//===----------------------------------------------------------------------===//
+
+extern "C" CUmodule mgpuModuleLoadJIT(void *data, int optLevel) {
+  auto &d = driver("mgpuModuleLoadJIT");
+  char log[8192] = {0};
+  CUjit_option options[] = {CU_JIT_ERROR_LOG_BUFFER,
+                            CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES,
+                            CU_JIT_OPTIMIZATION_LEVEL};
+  void *values[] = {log, reinterpret_cast<void *>(sizeof log),
+                    reinterpret_cast<void *>(intptr_t(optLevel))};
+  CUmodule module = nullptr;
+  CUresult result = d.cuModuleLoadDataEx(&module, data, 3, options, values);
+  if (result != CUDA_SUCCESS && log[0])
+    std::fprintf(stderr, "lora: the PTX JIT said: %s\n", log);
+  check(d, result, "cuModuleLoadDataEx");
+  return module;
+}
+
+extern "C" CUmodule mgpuModuleLoad(void *data, size_t) {
+  auto &d = driver("mgpuModuleLoad");
+  CUmodule module = nullptr;
+  check(d, d.cuModuleLoadDataEx(&module, data, 0, nullptr, nullptr),
+        "cuModuleLoadData");
+  return module;
+}
+
+extern "C" void mgpuModuleUnload(CUmodule module) {
+  auto &d = driver("mgpuModuleUnload");
+  check(d, d.cuModuleUnload(module), "cuModuleUnload");
+}
+
+extern "C" CUfunction mgpuModuleGetFunction(CUmodule module,
+                                            const char *name) {
+  auto &d = driver("mgpuModuleGetFunction");
+  CUfunction function = nullptr;
+  check(d, d.cuModuleGetFunction(&function, module, name),
+        "cuModuleGetFunction");
+  return function;
+}
+
+extern "C" void mgpuLaunchKernel(CUfunction function, intptr_t gridX,
+                                 intptr_t gridY, intptr_t gridZ,
+                                 intptr_t blockX, intptr_t blockY,
+                                 intptr_t blockZ, int32_t sharedBytes,
+                                 CUstream stream, void **params, void **extra,
+                                 size_t) {
+  auto &d = driver("mgpuLaunchKernel");
+  check(d,
+        d.cuLaunchKernel(function, unsigned(gridX), unsigned(gridY),
+                         unsigned(gridZ), unsigned(blockX), unsigned(blockY),
+                         unsigned(blockZ), unsigned(sharedBytes), stream,
+                         params, extra),
+        "cuLaunchKernel");
+}
+
+extern "C" CUstream mgpuStreamCreate() {
+  auto &d = driver("mgpuStreamCreate");
+  CUstream stream = nullptr;
+  check(d, d.cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING),
+        "cuStreamCreate");
+  return stream;
+}
+
+extern "C" void mgpuStreamSynchronize(CUstream stream) {
+  auto &d = driver("mgpuStreamSynchronize");
+  check(d, d.cuStreamSynchronize(stream), "cuStreamSynchronize");
+}
+
+extern "C" void mgpuStreamDestroy(CUstream stream) {
+  auto &d = driver("mgpuStreamDestroy");
+  check(d, d.cuStreamDestroy(stream), "cuStreamDestroy");
+}
+
+extern "C" void *mgpuMemAlloc(uint64_t bytes, CUstream, bool) {
+  // Always managed: the host code of a step reads the same buffers.
+  void *pointer = lora::runtime::cudaAllocateShared(bytes);
+  if (!pointer) {
+    std::fprintf(stderr, "lora: cannot allocate %llu bytes of managed GPU "
+                         "memory\n",
+                 (unsigned long long)bytes);
+    std::exit(1);
+  }
+  return pointer;
+}
+
+extern "C" void _mlir_ciface_lora_gpu_free_8(LoraUnrankedMemRef *buffer) {
+  auto *words = static_cast<int64_t *>(buffer->descriptor);
+  lora::runtime::cudaFreeShared(reinterpret_cast<void *>(words[0]));
+}
+
+//===----------------------------------------------------------------------===//
+// GEMMs: C += op(A) op(B), row-major f32, through cuBLASLt
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+struct Blas {
+  cublasLtHandle_t handle = nullptr;
+  void *workspace = nullptr;
+  size_t workspaceBytes = size_t(32) << 20;
+  CUstream stream = nullptr;
+
+  static Blas &get() {
+    static Blas blas;
+    static std::once_flag created;
+    std::call_once(created, [] {
+      auto &d = driver("lora_gpu_sgemm_f32");
+      checkBlas(cublasLtCreate(&blas.handle), "cublasLtCreate");
+      blas.workspace = lora::runtime::cudaAllocateShared(blas.workspaceBytes);
+      check(d, d.cuStreamCreate(&blas.stream, CU_STREAM_NON_BLOCKING),
+            "cuStreamCreate");
+    });
+    return blas;
+  }
+};
+
+} // namespace
+
+extern "C" void _mlir_ciface_lora_gpu_sgemm_f32(int32_t transposeA,
+                                                int32_t transposeB,
+                                                LoraMemRef2DF32 *a,
+                                                LoraMemRef2DF32 *b,
+                                                LoraMemRef2DF32 *c) {
+  int64_t m = c->sizes[0], n = c->sizes[1];
+  int64_t k = transposeA ? a->sizes[0] : a->sizes[1];
+  if (a->strides[1] != 1 || b->strides[1] != 1 || c->strides[1] != 1) {
+    std::fprintf(stderr,
+                 "lora_gpu_sgemm_f32: operand rows are not contiguous\n");
+    std::exit(1);
+  }
+  if (m == 0 || n == 0)
+    return;
+  Blas &blas = Blas::get();
+  auto &d = driver("lora_gpu_sgemm_f32");
+  // Row-major C = op(A) op(B) is column-major Cᵀ = op(B)ᵀ op(A)ᵀ: B comes
+  // first, and each row-major matrix is its column-major transpose.
+  cublasOperation_t opB = transposeB ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasOperation_t opA = transposeA ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasLtMatmulDesc_t operation;
+  checkBlas(cublasLtMatmulDescCreate(&operation, CUBLAS_COMPUTE_32F,
+                                     CUDA_R_32F),
+            "cublasLtMatmulDescCreate");
+  cublasLtMatmulDescSetAttribute(operation, CUBLASLT_MATMUL_DESC_TRANSA, &opB,
+                                 sizeof opB);
+  cublasLtMatmulDescSetAttribute(operation, CUBLASLT_MATMUL_DESC_TRANSB, &opA,
+                                 sizeof opA);
+  // Column-major shapes: first operand (B) is n x k, second (A) k x m.
+  cublasLtMatrixLayout_t layoutB, layoutA, layoutC;
+  cublasLtMatrixLayoutCreate(&layoutB, CUDA_R_32F, transposeB ? k : n,
+                             transposeB ? n : k, b->strides[0]);
+  cublasLtMatrixLayoutCreate(&layoutA, CUDA_R_32F, transposeA ? m : k,
+                             transposeA ? k : m, a->strides[0]);
+  cublasLtMatrixLayoutCreate(&layoutC, CUDA_R_32F, n, m, c->strides[0]);
+  float one = 1;
+  float *cData = c->aligned + c->offset;
+  checkBlas(cublasLtMatmul(blas.handle, operation, &one,
+                           b->aligned + b->offset, layoutB,
+                           a->aligned + a->offset, layoutA, &one, cData,
+                           layoutC, cData, layoutC, nullptr, blas.workspace,
+                           blas.workspaceBytes, blas.stream),
+            "cublasLtMatmul");
+  // Kernels run on their own streams and synchronize; so does the GEMM.
+  check(d, d.cuStreamSynchronize(blas.stream), "cuStreamSynchronize");
+  cublasLtMatrixLayoutDestroy(layoutA);
+  cublasLtMatrixLayoutDestroy(layoutB);
+  cublasLtMatrixLayoutDestroy(layoutC);
+  cublasLtMatmulDescDestroy(operation);
+}

@@ -1,0 +1,19 @@
+// lora-host-shared-allocs: the host code's buffers become CUDA managed
+// memory (gpu.alloc host_shared), freed through the runtime.
+// RUN: lora-opt %s -lora-host-shared-allocs | FileCheck %s
+
+// CHECK: func.func private @lora_gpu_free_8(memref<*xi8>) attributes {llvm.emit_c_interface}
+// CHECK-LABEL: func.func @step
+// CHECK: %[[A:.+]] = gpu.alloc  host_shared () : memref<4096xi8>
+// CHECK-NOT: memref.alloc
+// CHECK: %[[U:.+]] = memref.cast %[[A]] : memref<4096xi8> to memref<*xi8>
+// CHECK: call @lora_gpu_free_8(%[[U]])
+// CHECK-NOT: memref.dealloc
+func.func @step(%x: memref<16xf32>) {
+  %arena = memref.alloc() : memref<4096xi8>
+  %c0 = arith.constant 0 : index
+  %v = memref.view %arena[%c0][] : memref<4096xi8> to memref<16xf32>
+  memref.copy %x, %v : memref<16xf32> to memref<16xf32>
+  memref.dealloc %arena : memref<4096xi8>
+  return
+}
