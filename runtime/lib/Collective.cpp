@@ -235,6 +235,13 @@ void installGradientReducer(GradientReducer *reducer) {
 #ifndef LORA_HAVE_MPI
 bool mpiAvailable() { return false; }
 
+Status mpiShareFromRankZero(const LaunchEnvironment &launch,
+                            std::vector<uint8_t> &) {
+  return Status::error("the " + launch.launcher +
+                       " launch gives no MASTER_ADDR and MASTER_PORT to meet "
+                       "at, and the runtime was built without MPI");
+}
+
 Status openMpiCommunicator(const LaunchEnvironment &launch, double,
                            std::unique_ptr<Communicator> &) {
   return Status::error(

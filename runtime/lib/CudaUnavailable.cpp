@@ -1,5 +1,6 @@
 //===- CudaUnavailable.cpp - the runtime without its CUDA backend ---------===//
 
+#include "lora/runtime/Collective.h"
 #include "lora/runtime/Cuda.h"
 
 namespace lora::runtime {
@@ -13,7 +14,20 @@ Status cudaDevice(std::string &name) {
                        "toolkit is installed)");
 }
 
+Status cudaUseDevice(int) { return Status::success(); }
+
+Status cudaSynchronizeDefaultStream() {
+  std::string name;
+  return cudaDevice(name);
+}
+
 void *cudaAllocateShared(size_t) { return nullptr; }
 void cudaFreeShared(void *) {}
+
+Status openNcclCommunicator(const LaunchEnvironment &, double,
+                            std::unique_ptr<Communicator> &) {
+  std::string name;
+  return cudaDevice(name);
+}
 
 } // namespace lora::runtime

@@ -27,13 +27,7 @@ class MpiCommunicator final : public Communicator {
 public:
   MpiCommunicator(int rank, int size, double timeoutSeconds, bool canAbort)
       : Communicator(rank, size, timeoutSeconds), canAbort(canAbort) {}
-  ~MpiCommunicator() override {
-    stopThread();
-    int finalized = 0;
-    MPI_Finalized(&finalized);
-    if (!finalized)
-      MPI_Finalize();
-  }
+  ~MpiCommunicator() override { stopThread(); }
 
   Status sumOnThread(float *data, size_t count) override {
     return sum(data, count, MPI_FLOAT);
@@ -75,16 +69,61 @@ private:
 
 bool mpiAvailable() { return true; }
 
+namespace {
+/// Initializes MPI once and finalizes it when the program ends (after the
+/// communicators, which are destroyed first).
+Status initializeMpi(int &provided) {
+  static int level = -1;
+  static struct Finalizer {
+    bool owned = false;
+    ~Finalizer() {
+      int finalized = 0;
+      MPI_Finalized(&finalized);
+      if (owned && !finalized)
+        MPI_Finalize();
+    }
+  } finalizer;
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (!initialized) {
+    if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &level) !=
+        MPI_SUCCESS)
+      return Status::error("MPI_Init_thread failed");
+    finalizer.owned = true;
+  } else if (level < 0) {
+    MPI_Query_thread(&level);
+  }
+  provided = level;
+  return Status::success();
+}
+} // namespace
+
+Status mpiShareFromRankZero(const LaunchEnvironment &launch,
+                            std::vector<uint8_t> &bytes) {
+  int provided = 0;
+  LORA_RETURN_IF_ERROR(initializeMpi(provided));
+  int rank = 0, size = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (rank != launch.rank || size != launch.worldSize)
+    return Status::error("the " + launch.launcher + " launch says rank " +
+                         std::to_string(launch.rank) + " of " +
+                         std::to_string(launch.worldSize) +
+                         ", but MPI sees rank " + std::to_string(rank) +
+                         " of " + std::to_string(size));
+  uint64_t length = bytes.size();
+  MPI_Bcast(&length, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+  bytes.resize(length);
+  return mpiStatus(MPI_Bcast(bytes.data(), int(length), MPI_BYTE, 0,
+                             MPI_COMM_WORLD),
+                   "MPI_Bcast");
+}
+
 Status openMpiCommunicator(const LaunchEnvironment &launch,
                            double timeoutSeconds,
                            std::unique_ptr<Communicator> &communicator) {
-  int initialized = 0;
-  MPI_Initialized(&initialized);
   int provided = MPI_THREAD_SINGLE;
-  if (!initialized &&
-      MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided) !=
-          MPI_SUCCESS)
-    return Status::error("MPI_Init_thread failed");
+  LORA_RETURN_IF_ERROR(initializeMpi(provided));
   if (provided < MPI_THREAD_SERIALIZED)
     return Status::error("this MPI library gives no thread support "
                          "(MPI_THREAD_SERIALIZED needed for the "

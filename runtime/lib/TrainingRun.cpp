@@ -46,13 +46,15 @@ Status readFaultInjection(FaultInjection &fault) {
 }
 
 Status openCommunicator(const LaunchEnvironment &launch,
-                        double timeoutSeconds,
+                        double timeoutSeconds, bool gpu,
                         std::unique_ptr<Communicator> &communicator) {
   communicator.reset();
   if (!launch.distributed())
     return Status::success();
   if (!(timeoutSeconds > 0))
     return Status::error("--ddp_timeout must be > 0 seconds");
+  if (gpu)
+    return openNcclCommunicator(launch, timeoutSeconds, communicator);
   return openMpiCommunicator(launch, timeoutSeconds, communicator);
 }
 

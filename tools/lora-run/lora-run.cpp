@@ -556,7 +556,8 @@ static int runTrain() {
     return fail(status.message());
   std::unique_ptr<rt::Communicator> communicator;
   if (rt::Status status =
-          rt::openCommunicator(launch, ddpTimeout, communicator);
+          rt::openCommunicator(launch, ddpTimeout, /*gpu=*/false,
+                               communicator);
       !status.ok())
     return fail(status.message());
   run.communicator = communicator.get();

@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "lora/runtime/Artifact.h"
+#include "lora/runtime/Cuda.h"
 #include "lora/runtime/TrainingRun.h"
 
 #include <CLI/CLI.hpp>
@@ -66,16 +67,20 @@ int main(int argc, char **argv) {
   rt::LaunchEnvironment launch;
   if (rt::Status status = rt::detectLaunch(launch); !status.ok())
     return fail(status.message());
-  std::unique_ptr<rt::Communicator> communicator;
-  if (rt::Status status =
-          rt::openCommunicator(launch, ddpTimeout, communicator);
-      !status.ok())
-    return fail(status.message());
-  run.communicator = communicator.get();
+  // A GPU step's process takes GPU LOCAL_RANK before the driver opens.
+  if (launch.distributed())
+    if (rt::Status status = rt::cudaUseDevice(launch.localRank); !status.ok())
+      return fail(status.message());
 
   std::unique_ptr<rt::ArtifactStep> step;
   if (rt::Status status = rt::ArtifactStep::open(artifact, step); !status.ok())
     return fail(status.message());
+  std::unique_ptr<rt::Communicator> communicator;
+  if (rt::Status status = rt::openCommunicator(launch, ddpTimeout,
+                                               step->runsOnGpu(), communicator);
+      !status.ok())
+    return fail(status.message());
+  run.communicator = communicator.get();
   // How the step was built: method, batch shape, adapter.
   nlohmann::json metadata = nlohmann::json::parse(step->metadata());
   run.method = metadata.value("method", "lora");

@@ -41,12 +41,24 @@ struct Driver {
 
   CUcontext context = nullptr;
   std::string deviceName;
+  /// The GPU to open (cudaUseDevice).
+  static int &ordinal() {
+    static int value = 0;
+    return value;
+  }
+  static bool &opened() {
+    static bool value = false;
+    return value;
+  }
   Status status = Status::error("the CUDA driver was not opened");
 
   static Driver &get() {
     static Driver driver;
     static std::once_flag opened;
-    std::call_once(opened, [] { driver.status = driver.open(); });
+    std::call_once(opened, [] {
+      driver.status = driver.open();
+      Driver::opened() = true;
+    });
     return driver;
   }
 
@@ -79,7 +91,10 @@ private:
       return Status::error("no CUDA GPU (the driver sees none)");
     CUdevice device;
     char name[256] = {0};
-    if (CUresult r = cuDeviceGet(&device, 0); r != CUDA_SUCCESS)
+    if (ordinal() >= count)
+      return Status::error("no GPU " + std::to_string(ordinal()) + ": the "
+                           "driver sees " + std::to_string(count));
+    if (CUresult r = cuDeviceGet(&device, ordinal()); r != CUDA_SUCCESS)
       return Status::error("cuDeviceGet: " + describe(r));
     cuDeviceGetName(name, sizeof name, device);
     deviceName = name;
@@ -130,6 +145,23 @@ Status cudaDevice(std::string &name) {
   Driver &d = Driver::get();
   name = d.deviceName;
   return d.status;
+}
+
+Status cudaUseDevice(int ordinal) {
+  if (Driver::opened() && Driver::ordinal() != ordinal)
+    return Status::error("the CUDA driver is already open on GPU " +
+                         std::to_string(Driver::ordinal()));
+  Driver::ordinal() = ordinal;
+  return Status::success();
+}
+
+Status cudaSynchronizeDefaultStream() {
+  Driver &d = Driver::get();
+  LORA_RETURN_IF_ERROR(d.status);
+  d.cuCtxSetCurrent(d.context);
+  if (CUresult r = d.cuStreamSynchronize(nullptr); r != CUDA_SUCCESS)
+    return Status::error("cuStreamSynchronize: " + d.describe(r));
+  return Status::success();
 }
 
 void *cudaAllocateShared(size_t bytes) {

@@ -103,6 +103,18 @@ Status openMpiCommunicator(const LaunchEnvironment &launch,
 /// Whether this runtime was built with MPI (LORA_ENABLE_MPI).
 bool mpiAvailable();
 
+/// Rank 0's `bytes` to every rank through MPI_Bcast (MPI is initialized
+/// if it was not, and finalized at exit).
+Status mpiShareFromRankZero(const LaunchEnvironment &launch,
+                            std::vector<uint8_t> &bytes);
+
+/// NCCL for the GPUs of a data-parallel run (CUDA backend): GPU
+/// `launch.localRank`, a non-blocking communicator that the watchdog can
+/// abort, its id from rank 0 over TCP (MASTER_ADDR) or MPI.
+Status openNcclCommunicator(const LaunchEnvironment &launch,
+                            double timeoutSeconds,
+                            std::unique_ptr<Communicator> &communicator);
+
 /// Reduces the compiled step's trainable gradients: a weighted sum over
 /// ranks, sum_r weight_r * g_r, where weight_r is this rank's share of the
 /// step's counted tokens, so that the result is the gradient of the mean

@@ -29,6 +29,13 @@ bool cudaBackendBuilt();
 /// error says what is missing: the backend, the driver, or a GPU.
 Status cudaDevice(std::string &name);
 
+/// Picks the GPU (ordinal) the process will use when the driver opens
+/// (cudaDevice); an error when it is already open on another GPU.
+Status cudaUseDevice(int ordinal);
+
+/// Waits for the work queued on the default stream (NCCL's).
+Status cudaSynchronizeDefaultStream();
+
 /// Managed memory (host and device read and write it), for a GPU step's
 /// buffers; nullptr on failure.
 void *cudaAllocateShared(size_t bytes);

@@ -55,10 +55,11 @@ struct RunOptions {
 /// rank kills itself (SIGKILL) or stops calling collectives at that step.
 Status readFaultInjection(FaultInjection &fault);
 
-/// The communicator for `launch` (nullptr when it is one process): MPI on
-/// CPUs. `timeoutSeconds` bounds every collective (--ddp_timeout).
+/// The communicator for `launch` (nullptr when it is one process): NCCL
+/// for a step that runs on GPUs, MPI on CPUs. `timeoutSeconds` bounds
+/// every collective (--ddp_timeout).
 Status openCommunicator(const LaunchEnvironment &launch,
-                        double timeoutSeconds,
+                        double timeoutSeconds, bool gpu,
                         std::unique_ptr<Communicator> &communicator);
 
 /// Checks the flags that need no data or step (method, steps, schedule), so
