@@ -55,7 +55,9 @@ static constexpr const char *kLowering =
     "convert-func-to-llvm, convert-index-to-llvm, convert-ub-to-llvm, "
     "reconcile-unrealized-casts";
 
-LogicalResult mlir::lora::buildBufferizationPipeline(OpPassManager &pm) {
+LogicalResult
+mlir::lora::buildBufferizationPipeline(OpPassManager &pm,
+                                       StringRef flashAttention) {
   // The textual pipeline names upstream passes; make sure they are known
   // when a program other than lora-opt (lora-run, tests) builds it.
   // Registering a pass again is harmless.
@@ -64,18 +66,23 @@ LogicalResult mlir::lora::buildBufferizationPipeline(OpPassManager &pm) {
     registerAllPasses();
     registerLoraConversionPasses();
   });
-  pm.addPass(createConvertLoraToLinalg());
+  ConvertLoraToLinalgOptions options;
+  options.flashAttention = flashAttention.str();
+  pm.addPass(createConvertLoraToLinalg(options));
   return parsePassPipeline(kToBuffers, pm);
 }
 
-LogicalResult mlir::lora::buildCpuLoweringPipeline(OpPassManager &pm) {
-  if (failed(buildBufferizationPipeline(pm)))
+LogicalResult mlir::lora::buildCpuLoweringPipeline(OpPassManager &pm,
+                                                   bool flashAttention) {
+  if (failed(buildBufferizationPipeline(pm, flashAttention ? "cpu" : "none")))
     return failure();
   return parsePassPipeline(kLowering, pm);
 }
 
 void mlir::lora::registerCpuPipeline() {
-  PassPipelineRegistration<>(
+  PassPipelineRegistration<CpuPipelineOptions>(
       "lora-cpu-pipeline", "Lower a lora step to the LLVM dialect for the CPU",
-      [](OpPassManager &pm) { (void)buildCpuLoweringPipeline(pm); });
+      [](OpPassManager &pm, const CpuPipelineOptions &options) {
+        (void)buildCpuLoweringPipeline(pm, options.flashAttention);
+      });
 }

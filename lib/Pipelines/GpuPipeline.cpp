@@ -26,7 +26,7 @@ static std::string cudaToolkit(const std::string &given) {
 LogicalResult
 mlir::lora::buildGpuLoweringPipeline(OpPassManager &pm,
                                      const GpuPipelineOptions &options) {
-  if (failed(buildBufferizationPipeline(pm)))
+  if (failed(buildBufferizationPipeline(pm, "gpu")))
     return failure();
   std::string toolkit = cudaToolkit(options.cudaPath);
   std::string pipeline = llvm::formatv(

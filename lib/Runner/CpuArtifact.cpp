@@ -89,7 +89,8 @@ static llvm::Error writePtx(ModuleOp module, StringRef directory,
 llvm::Error mlir::lora::writeArtifact(ModuleOp module, StringRef name,
                                       StringRef directory,
                                       const std::string &metadata,
-                                      Device device, StringRef chips) {
+                                      Device device, StringRef chips,
+                                      bool flashAttention) {
   std::vector<BufferSpec> arguments, results;
   llvm::json::Array ptx;
   if (device == Device::Cuda) {
@@ -100,8 +101,8 @@ llvm::Error mlir::lora::writeArtifact(ModuleOp module, StringRef name,
       return artifactError(directory + ": cannot create: " + error.message());
     if (llvm::Error error = writePtx(module, directory, ptx))
       return error;
-  } else if (llvm::Error error =
-                 lowerStepForCpu(module, name, arguments, results)) {
+  } else if (llvm::Error error = lowerStepForCpu(module, name, arguments,
+                                                 results, flashAttention)) {
     return error;
   }
 

@@ -8,6 +8,7 @@
 #include "lora/Pipelines/GpuPipeline.h"
 
 #include "lora/runtime/Arena.h"
+#include "lora/runtime/Attention.h"
 #include "lora/runtime/Collective.h"
 #include "lora/runtime/Gemm.h"
 #include "lora/runtime/MemRef.h"
@@ -124,10 +125,11 @@ lowerStep(ModuleOp module, StringRef name, std::vector<BufferSpec> &arguments,
 
 llvm::Error mlir::lora::lowerStepForCpu(ModuleOp module, StringRef name,
                                         std::vector<BufferSpec> &arguments,
-                                        std::vector<BufferSpec> &results) {
+                                        std::vector<BufferSpec> &results,
+                                        bool flashAttention) {
   return lowerStep(module, name, arguments, results, "CPU",
-                   [](OpPassManager &pm) {
-                     return buildCpuLoweringPipeline(pm);
+                   [&](OpPassManager &pm) {
+                     return buildCpuLoweringPipeline(pm, flashAttention);
                    });
 }
 
@@ -163,12 +165,13 @@ static void initializeNativeTarget() {
   (void)initialized;
 }
 
-llvm::Expected<std::unique_ptr<JitStep>> JitStep::compile(ModuleOp module,
-                                                          StringRef name) {
+llvm::Expected<std::unique_ptr<JitStep>>
+JitStep::compile(ModuleOp module, StringRef name, bool flashAttention) {
   std::unique_ptr<JitStep> step(new JitStep());
   step->entry = name.str();
   if (llvm::Error error =
-          lowerStepForCpu(module, name, step->argumentSpecs, step->resultSpecs))
+          lowerStepForCpu(module, name, step->argumentSpecs, step->resultSpecs,
+                          flashAttention))
     return std::move(error);
   step->arenaBytes = mlir::lora::plannedArenaBytes(module);
   step->reduces = mlir::lora::reducesGradients(module);
@@ -201,6 +204,13 @@ llvm::Expected<std::unique_ptr<JitStep>> JitStep::compile(ModuleOp module,
         llvm::JITSymbolFlags::Exported};
     symbols[interner("_mlir_ciface_lora_all_reduce_wait_f32")] = {
         llvm::orc::ExecutorAddr::fromPtr(&_mlir_ciface_lora_all_reduce_wait_f32),
+        llvm::JITSymbolFlags::Exported};
+    symbols[interner("_mlir_ciface_lora_attention_f32")] = {
+        llvm::orc::ExecutorAddr::fromPtr(&_mlir_ciface_lora_attention_f32),
+        llvm::JITSymbolFlags::Exported};
+    symbols[interner("_mlir_ciface_lora_attention_grad_f32")] = {
+        llvm::orc::ExecutorAddr::fromPtr(
+            &_mlir_ciface_lora_attention_grad_f32),
         llvm::JITSymbolFlags::Exported};
     symbols[interner("memrefCopy")] = {
         llvm::orc::ExecutorAddr::fromPtr(&memrefCopy),

@@ -3,6 +3,7 @@
 #include "lora/runtime/Artifact.h"
 
 #include "lora/runtime/Arena.h"
+#include "lora/runtime/Attention.h"
 #include "lora/runtime/Collective.h"
 #include "lora/runtime/Cuda.h"
 #include "lora/runtime/Gemm.h"
@@ -92,12 +93,16 @@ Status ArtifactStep::open(const std::string &directory,
       reinterpret_cast<void *>(&_mlir_memref_to_llvm_free),
       reinterpret_cast<void *>(&memrefCopy),
       reinterpret_cast<void *>(&_mlir_ciface_lora_all_reduce_start_f32),
-      reinterpret_cast<void *>(&_mlir_ciface_lora_all_reduce_wait_f32)};
+      reinterpret_cast<void *>(&_mlir_ciface_lora_all_reduce_wait_f32),
+      reinterpret_cast<void *>(&_mlir_ciface_lora_attention_f32),
+      reinterpret_cast<void *>(&_mlir_ciface_lora_attention_grad_f32)};
   for (const char *symbol :
        {"_mlir_ciface_lora_sgemm_f32", "_mlir_memref_to_llvm_alloc",
         "_mlir_memref_to_llvm_free", "memrefCopy",
         "_mlir_ciface_lora_all_reduce_start_f32",
-        "_mlir_ciface_lora_all_reduce_wait_f32"})
+        "_mlir_ciface_lora_all_reduce_wait_f32",
+        "_mlir_ciface_lora_attention_f32",
+        "_mlir_ciface_lora_attention_grad_f32"})
     if (!used[0] || !dlsym(RTLD_DEFAULT, symbol))
       return Status::error(std::string("this program does not export '") +
                            symbol +

@@ -139,6 +139,12 @@ static cl::opt<std::string> recomputeMode(
 static cl::opt<bool> gradientCheckpointing(
     "gradient_checkpointing", BOTH, cl::cat(trainingCategory),
     cl::desc("Same as --recompute layer (the Hugging Face flag)"));
+static cl::opt<bool> flashAttention(
+    "flash_attention", BOTH, cl::cat(trainingCategory),
+    cl::desc("Attention row by row with an online softmax (the GPU's "
+             "algorithm; the [seq, seq] scores are never stored) instead of "
+             "score blocks through BLAS; always on with --device cuda"),
+    cl::init(false));
 static cl::opt<bool> fuseLoss(
     "fuse_loss", BOTH, cl::cat(trainingCategory),
     cl::desc("Compute the loss and its gradient in vocabulary chunks, "
@@ -579,7 +585,7 @@ static int runTrain() {
                          : std::string())
                  << ")...\n";
   auto start = std::chrono::steady_clock::now();
-  auto jit = mlir::lora::JitStep::compile(*module, "step");
+  auto jit = mlir::lora::JitStep::compile(*module, "step", flashAttention);
   if (!jit)
     return fail(llvm::toString(jit.takeError()));
   if (lead)
@@ -630,7 +636,7 @@ static int runCompile() {
                                     deviceFlag == "cuda"
                                         ? mlir::lora::Device::Cuda
                                         : mlir::lora::Device::Cpu,
-                                    cudaChips))
+                                    cudaChips, flashAttention))
     return fail(llvm::toString(std::move(error)));
   llvm::errs() << "lora-run: wrote " << artifactDir << "/step.so and "
                << artifactDir << "/manifest.json\n";

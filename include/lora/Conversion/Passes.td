@@ -17,7 +17,18 @@ def ConvertLoraToLinalg : Pass<"convert-lora-to-linalg", "ModuleOp"> {
     `linalg.matmul` per head on strided 2-D slices inside `scf.for` loops,
     so that they reach BLAS too without copying heads. Only f32 tensors are
     lowered for now.
+
+    With `flash-attention=cpu` or `gpu`, `lora.attention` and
+    `lora.attention_grad` stay, marked `lora.flash`, and bufferize into
+    calls to the runtime's flash attention (`lora_attention_f32`, or
+    `lora_gpu_attention_f32` on device buffers): an online softmax row by
+    row, the [seq, seq] matrix never stored.
   }];
+  let options = [
+    Option<"flashAttention", "flash-attention", "std::string", "\"none\"",
+           "none (score blocks per head), cpu or gpu (runtime flash "
+           "attention)">
+  ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::linalg::LinalgDialect",
     "::mlir::math::MathDialect", "::mlir::scf::SCFDialect",

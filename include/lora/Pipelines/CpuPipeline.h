@@ -3,6 +3,7 @@
 #ifndef LORA_PIPELINES_CPUPIPELINE_H
 #define LORA_PIPELINES_CPUPIPELINE_H
 
+#include "mlir/Pass/PassOptions.h"
 #include "mlir/Support/LLVM.h"
 
 namespace mlir {
@@ -13,11 +14,24 @@ namespace mlir::lora {
 
 /// lora ops -> linalg on tensors -> bufferized, results as out-parameters,
 /// temporaries in one planned arena (both backends start so).
-LogicalResult buildBufferizationPipeline(OpPassManager &pm);
+/// `flashAttention`: "none", or "cpu"/"gpu" to leave attention to the
+/// runtime's flash kernels.
+LogicalResult buildBufferizationPipeline(OpPassManager &pm,
+                                         StringRef flashAttention = "none");
 
 /// buildBufferizationPipeline, then GEMMs as OpenBLAS calls, the rest as
 /// vectorized loops -> LLVM dialect.
-LogicalResult buildCpuLoweringPipeline(OpPassManager &pm);
+LogicalResult buildCpuLoweringPipeline(OpPassManager &pm,
+                                       bool flashAttention = false);
+
+struct CpuPipelineOptions : public PassPipelineOptions<CpuPipelineOptions> {
+  Option<bool> flashAttention{
+      *this, "flash-attention",
+      llvm::cl::desc("Attention through the runtime's row-by-row flash "
+                     "kernels (the GPU's algorithm) instead of score blocks "
+                     "through BLAS"),
+      llvm::cl::init(false)};
+};
 
 /// Registers `lora-cpu-pipeline` for lora-opt.
 void registerCpuPipeline();

@@ -40,7 +40,8 @@ llvm::Error collectBufferSpecs(ModuleOp module, StringRef name,
 /// place) to the LLVM dialect, with a C interface for @`name`.
 llvm::Error lowerStepForCpu(ModuleOp module, StringRef name,
                             std::vector<BufferSpec> &arguments,
-                            std::vector<BufferSpec> &results);
+                            std::vector<BufferSpec> &results,
+                            bool flashAttention = false);
 
 /// The same for NVIDIA GPUs (lora-gpu-pipeline): kernels as PTX for each
 /// of `chips` (comma-separated) inside gpu.binary ops, host code in the LLVM
@@ -62,13 +63,15 @@ enum class Device { Cpu, Cuda };
 llvm::Error writeArtifact(ModuleOp module, StringRef name,
                           StringRef directory, const std::string &metadata,
                           Device device = Device::Cpu,
-                          StringRef chips = "sm_80,sm_90a");
+                          StringRef chips = "sm_80,sm_90a",
+                          bool flashAttention = false);
 
 class JitStep {
 public:
   /// Lowers `module` (modified in place) and compiles function `name`.
-  static llvm::Expected<std::unique_ptr<JitStep>> compile(ModuleOp module,
-                                                          StringRef name);
+  /// `flashAttention`: attention through the runtime's flash kernels.
+  static llvm::Expected<std::unique_ptr<JitStep>>
+  compile(ModuleOp module, StringRef name, bool flashAttention = false);
   ~JitStep();
 
   const std::vector<BufferSpec> &arguments() const { return argumentSpecs; }

@@ -11,6 +11,7 @@
 #include "KernelBuilder.h"
 
 #include "lora/Conversion/Passes.h"
+#include "lora/Dialect/Lora/Transforms/BufferizableOpInterfaceImpl.h"
 #include "lora/Dialect/Lora/IR/LoraOps.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -1164,11 +1165,29 @@ struct AdamWLowering : LoraLowering<AdamWOp> {
 
 struct ConvertLoraToLinalgPass
     : public lora::impl::ConvertLoraToLinalgBase<ConvertLoraToLinalgPass> {
+  using Base::Base;
+
   void runOnOperation() override {
+    StringRef flash = flashAttention;
+    if (flash != "none" && flash != "cpu" && flash != "gpu") {
+      getOperation().emitError()
+          << "convert-lora-to-linalg: flash-attention must be none, cpu or "
+             "gpu, got '"
+          << flash << "'";
+      return signalPassFailure();
+    }
+    if (flash != "none")
+      getOperation().walk([&](Operation *op) {
+        if (isa<AttentionOp, AttentionGradOp>(op))
+          op->setAttr(kFlashAttrName, StringAttr::get(&getContext(), flash));
+      });
     ConversionTarget target(getContext());
     target.addIllegalDialect<LoraDialect>();
-    // The collectives stay: they bufferize into runtime calls.
+    // The collectives stay: they bufferize into runtime calls; so does
+    // attention marked for the runtime's flash kernels.
     target.addLegalOp<AllReduceStartOp, AllReduceWaitOp>();
+    target.addDynamicallyLegalOp<AttentionOp, AttentionGradOp>(
+        [](Operation *op) { return op->hasAttr(kFlashAttrName); });
     target.addLegalDialect<arith::ArithDialect, linalg::LinalgDialect,
                            math::MathDialect, scf::SCFDialect,
                            bufferization::BufferizationDialect,

@@ -9,6 +9,7 @@
 
 #include "lora/runtime/Cuda.h"
 
+#include "lora/runtime/Attention.h"
 #include "lora/runtime/Gemm.h"
 #include "lora/runtime/MemRef.h"
 
@@ -140,6 +141,12 @@ void checkBlas(cublasStatus_t status, const char *call) {
 } // namespace
 
 bool cudaBackendBuilt() { return true; }
+
+// GPU steps call the flash attention kernels; referencing them here links
+// them into every program that uses the backend (static library).
+static void *volatile flashKernels[] = {
+    reinterpret_cast<void *>(&_mlir_ciface_lora_gpu_attention_f32),
+    reinterpret_cast<void *>(&_mlir_ciface_lora_gpu_attention_grad_f32)};
 
 Status cudaDevice(std::string &name) {
   Driver &d = Driver::get();

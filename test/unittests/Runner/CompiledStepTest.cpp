@@ -30,6 +30,8 @@ namespace {
 struct Method {
   const char *name;
   const char *pipeline; // lora-training-pipeline options
+  /// Attention through the runtime's flash kernels (the GPU's algorithm).
+  bool flashAttention = false;
 };
 
 void PrintTo(const Method &method, std::ostream *os) { *os << method.name; }
@@ -74,7 +76,8 @@ TEST_P(CompiledStepTest, MatchesTheReferenceEvaluator) {
   ASSERT_FALSE(HasFailure());
   auto evaluated = *reference->getOps<mlir::func::FuncOp>().begin();
 
-  auto compiled = mlir::lora::JitStep::compile(*module, "step");
+  auto compiled =
+      mlir::lora::JitStep::compile(*module, "step", GetParam().flashAttention);
   ASSERT_TRUE(bool(compiled)) << llvm::toString(compiled.takeError());
   mlir::lora::JitStep &step = **compiled;
 
@@ -178,7 +181,11 @@ INSTANTIATE_TEST_SUITE_P(
                "method=lora rank=4 dropout=0.1 recompute=layer"},
         Method{"FullRecomputeSelective", "method=full recompute=selective"},
         Method{"MixedNoClipping", "method=mixed target-modules=self_attn "
-                                  "full-modules=mlp rank=2 max-grad-norm=0"}),
+                                  "full-modules=mlp rank=2 max-grad-norm=0"},
+        // Row-by-row online softmax: every attention gradient flows into
+        // the queries, keys and values of trained projections.
+        Method{"FullFlashAttention", "method=full", true},
+        Method{"LoraFlashAttention", "method=lora rank=4 dropout=0.1", true}),
     [](const ::testing::TestParamInfo<Method> &info) {
       return std::string(info.param.name);
     });

@@ -107,6 +107,10 @@ struct Rejected {
   std::string message;
 };
 
+void PrintTo(const Rejected &rejected, std::ostream *os) {
+  *os << rejected.message;
+}
+
 class LaunchRejectTest : public testing::TestWithParam<Rejected> {};
 
 TEST_P(LaunchRejectTest, NamesTheVariable) {

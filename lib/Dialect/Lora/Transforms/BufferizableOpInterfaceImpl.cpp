@@ -13,6 +13,7 @@
 #include "lora/Dialect/Lora/IR/LoraDialect.h"
 #include "lora/Dialect/Lora/IR/LoraOps.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/BufferizableOpInterface.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -76,6 +77,99 @@ struct CollectiveModel
   }
 };
 
+/// A dense row-major buffer of `buffer`'s values: the buffer itself, or a
+/// copy when it is a strided view.
+Value denseBuffer(RewriterBase &rewriter, Location loc, Value buffer) {
+  auto type = cast<MemRefType>(buffer.getType());
+  if (type.getLayout().isIdentity())
+    return buffer;
+  auto dense = MemRefType::get(type.getShape(), type.getElementType());
+  Value copy = memref::AllocOp::create(rewriter, loc, dense);
+  memref::CopyOp::create(rewriter, loc, buffer, copy);
+  return copy;
+}
+
+/// lora.attention and lora.attention_grad marked lora.flash: their operands
+/// are read, their results new buffers that the runtime fills.
+template <typename OpTy>
+struct FlashAttentionModel
+    : public BufferizableOpInterface::ExternalModel<FlashAttentionModel<OpTy>,
+                                                    OpTy> {
+  bool bufferizesToMemoryRead(Operation *, OpOperand &,
+                              const AnalysisState &) const {
+    return true;
+  }
+  bool bufferizesToMemoryWrite(Operation *, OpOperand &,
+                               const AnalysisState &) const {
+    return false;
+  }
+  AliasingValueList getAliasingValues(Operation *, OpOperand &,
+                                      const AnalysisState &) const {
+    return {};
+  }
+  bool bufferizesToAllocation(Operation *, Value) const { return true; }
+
+  LogicalResult bufferize(Operation *op, RewriterBase &rewriter,
+                          const BufferizationOptions &options,
+                          BufferizationState &state) const {
+    auto flash = op->getAttrOfType<StringAttr>(kFlashAttrName);
+    if (!flash)
+      return op->emitOpError("reached bufferization without lora.flash; "
+                             "convert-lora-to-linalg lowers it otherwise");
+    Location loc = op->getLoc();
+    int64_t dynamic = ShapedType::kDynamic;
+    auto generic = MemRefType::get({dynamic, dynamic, dynamic},
+                                   rewriter.getF32Type());
+    SmallVector<Value> arguments;
+    for (Value operand : op->getOperands()) {
+      FailureOr<Value> buffer = getBuffer(rewriter, operand, options, state);
+      if (failed(buffer))
+        return failure();
+      arguments.push_back(memref::CastOp::create(
+          rewriter, loc, generic, denseBuffer(rewriter, loc, *buffer)));
+    }
+    SmallVector<Value> results;
+    for (Value result : op->getResults()) {
+      auto tensor = cast<RankedTensorType>(result.getType());
+      Value buffer = memref::AllocOp::create(
+          rewriter, loc,
+          MemRefType::get(tensor.getShape(), tensor.getElementType()));
+      results.push_back(buffer);
+      arguments.push_back(
+          memref::CastOp::create(rewriter, loc, generic, buffer));
+    }
+    auto attention = cast<OpTy>(op);
+    SmallVector<Type> types(arguments.size(), generic);
+    for (int64_t value : {int64_t(attention.getNumHeads()),
+                          int64_t(attention.getNumKvHeads()),
+                          int64_t(attention.getHeadDim())}) {
+      arguments.push_back(arith::ConstantOp::create(
+          rewriter, loc, rewriter.getI64IntegerAttr(value)));
+      types.push_back(rewriter.getI64Type());
+    }
+    arguments.push_back(arith::ConstantOp::create(
+        rewriter, loc,
+        rewriter.getF32FloatAttr(float(attention.getScaleOrDefault()))));
+    types.push_back(rewriter.getF32Type());
+
+    std::string name = (flash.getValue() == "gpu" ? "lora_gpu_" : "lora_") +
+                       std::string(isa<AttentionOp>(op) ? "attention_f32"
+                                                        : "attention_grad_f32");
+    auto module = op->getParentOfType<ModuleOp>();
+    if (!module.lookupSymbol<func::FuncOp>(name)) {
+      OpBuilder::InsertionGuard guard(rewriter);
+      rewriter.setInsertionPointToStart(module.getBody());
+      auto callee = func::FuncOp::create(rewriter, module.getLoc(), name,
+                                         rewriter.getFunctionType(types, {}));
+      callee.setPrivate();
+      callee->setAttr("llvm.emit_c_interface", rewriter.getUnitAttr());
+    }
+    func::CallOp::create(rewriter, loc, name, TypeRange(), arguments);
+    replaceOpWithBufferizedValues(rewriter, op, results);
+    return success();
+  }
+};
+
 } // namespace
 
 void mlir::lora::registerBufferizableOpInterfaceExternalModels(
@@ -84,6 +178,9 @@ void mlir::lora::registerBufferizableOpInterfaceExternalModels(
     AllReduceStartOp::attachInterface<CollectiveModel<AllReduceStartOp>>(
         *context);
     AllReduceWaitOp::attachInterface<CollectiveModel<AllReduceWaitOp>>(
+        *context);
+    AttentionOp::attachInterface<FlashAttentionModel<AttentionOp>>(*context);
+    AttentionGradOp::attachInterface<FlashAttentionModel<AttentionGradOp>>(
         *context);
   });
 }

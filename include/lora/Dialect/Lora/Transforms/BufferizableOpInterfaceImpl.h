@@ -9,10 +9,18 @@
 #ifndef LORA_DIALECT_LORA_TRANSFORMS_BUFFERIZABLEOPINTERFACEIMPL_H
 #define LORA_DIALECT_LORA_TRANSFORMS_BUFFERIZABLEOPINTERFACEIMPL_H
 
+#include "llvm/ADT/StringRef.h"
+
 namespace mlir {
 class DialectRegistry;
 namespace lora {
+/// Collectives become calls to the runtime's reducer; attention marked
+/// `lora.flash` ("cpu" or "gpu") calls to the runtime's flash attention.
 void registerBufferizableOpInterfaceExternalModels(DialectRegistry &registry);
+
+/// The attribute that leaves lora.attention(_grad) to the runtime's flash
+/// kernels (convert-lora-to-linalg{flash-attention=...}).
+inline constexpr llvm::StringLiteral kFlashAttrName = "lora.flash";
 } // namespace lora
 } // namespace mlir
 

@@ -1,0 +1,63 @@
+//===- Attention.h - flash attention entry points of compiled steps -*- C++ -*-===//
+//
+// A step compiled with flash attention (lora-gpu-pipeline always; the CPU
+// pipeline with --flash_attention) calls these for `lora.attention` and
+// `lora.attention_grad`: the CPU ones in FlashAttention.cpp, the GPU ones
+// (`lora_gpu_...`, device buffers) in cuda/FlashAttention.cu. Buffers are
+// dense row-major [batch, seq, heads · head_dim].
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LORA_RUNTIME_ATTENTION_H
+#define LORA_RUNTIME_ATTENTION_H
+
+#include "lora/runtime/FlashAttention.h"
+
+#include <cstdint>
+
+extern "C" {
+
+/// MLIR's descriptor of a rank-3 f32 memref.
+struct LoraMemRef3DF32 {
+  float *allocated;
+  float *aligned;
+  int64_t offset;
+  int64_t sizes[3];
+  int64_t strides[3];
+};
+
+void _mlir_ciface_lora_attention_f32(LoraMemRef3DF32 *q, LoraMemRef3DF32 *k,
+                                     LoraMemRef3DF32 *v, LoraMemRef3DF32 *out,
+                                     int64_t heads, int64_t kvHeads,
+                                     int64_t headDim, float scale);
+void _mlir_ciface_lora_attention_grad_f32(
+    LoraMemRef3DF32 *q, LoraMemRef3DF32 *k, LoraMemRef3DF32 *v,
+    LoraMemRef3DF32 *out, LoraMemRef3DF32 *dOut, LoraMemRef3DF32 *dq,
+    LoraMemRef3DF32 *dk, LoraMemRef3DF32 *dv, int64_t heads, int64_t kvHeads,
+    int64_t headDim, float scale);
+
+/// The same on GPU buffers (CUDA backend only).
+void _mlir_ciface_lora_gpu_attention_f32(LoraMemRef3DF32 *q,
+                                         LoraMemRef3DF32 *k,
+                                         LoraMemRef3DF32 *v,
+                                         LoraMemRef3DF32 *out, int64_t heads,
+                                         int64_t kvHeads, int64_t headDim,
+                                         float scale);
+void _mlir_ciface_lora_gpu_attention_grad_f32(
+    LoraMemRef3DF32 *q, LoraMemRef3DF32 *k, LoraMemRef3DF32 *v,
+    LoraMemRef3DF32 *out, LoraMemRef3DF32 *dOut, LoraMemRef3DF32 *dq,
+    LoraMemRef3DF32 *dk, LoraMemRef3DF32 *dv, int64_t heads, int64_t kvHeads,
+    int64_t headDim, float scale);
+
+} // extern "C"
+
+namespace lora::runtime {
+/// The shape of a call, checked (a mismatch is a compiler bug and ends the
+/// process naming `caller`).
+flash::Shape attentionShape(const LoraMemRef3DF32 &query,
+                            const LoraMemRef3DF32 &key, int64_t heads,
+                            int64_t kvHeads, int64_t headDim, float scale,
+                            const char *caller);
+} // namespace lora::runtime
+
+#endif // LORA_RUNTIME_ATTENTION_H
