@@ -40,8 +40,15 @@ fi
 # ccache keys on paths relative to the checkout, so a fresh clone or build
 # folder still hits the cache.
 export CCACHE_BASEDIR=$root
+# The CUDA backend builds where the toolkit is (no GPU needed); nvcc need
+# not be on PATH.
+cuda=()
+if ! command -v nvcc >/dev/null && [[ -x /usr/local/cuda/bin/nvcc ]]; then
+  cuda=(-DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc)
+fi
 if [[ ! -f $build/build.ninja ]]; then
   cmake -G Ninja -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
-    -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir -DLORA_ENABLE_MPI=ON >/dev/null
+    -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir -DLORA_ENABLE_MPI=ON \
+    "${cuda[@]}" >/dev/null
 fi
 cmake --build "$build"
