@@ -19,6 +19,7 @@
 #include "llvm/IR/IRBuilder.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/Module.h"
+#include "llvm/MC/MCSubtargetInfo.h"
 #include "llvm/MC/TargetRegistry.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -89,20 +90,21 @@ static llvm::Error writePtx(ModuleOp module, StringRef directory,
 llvm::Error mlir::lora::writeArtifact(ModuleOp module, StringRef name,
                                       StringRef directory,
                                       const std::string &metadata,
-                                      Device device, StringRef chips,
-                                      bool flashAttention) {
+                                      const ArtifactOptions &options) {
+  Device device = options.device;
   std::vector<BufferSpec> arguments, results;
   llvm::json::Array ptx;
   if (device == Device::Cuda) {
     if (llvm::Error error =
-            lowerStepForGpu(module, name, arguments, results, chips))
+            lowerStepForGpu(module, name, arguments, results, options.chips))
       return error;
     if (std::error_code error = llvm::sys::fs::create_directories(directory))
       return artifactError(directory + ": cannot create: " + error.message());
     if (llvm::Error error = writePtx(module, directory, ptx))
       return error;
-  } else if (llvm::Error error = lowerStepForCpu(module, name, arguments,
-                                                 results, flashAttention)) {
+  } else if (llvm::Error error =
+                 lowerStepForCpu(module, name, arguments, results,
+                                 options.flashAttention)) {
     return error;
   }
 
@@ -119,17 +121,31 @@ llvm::Error mlir::lora::writeArtifact(ModuleOp module, StringRef name,
       llvm::TargetRegistry::lookupTarget(triple, lookupError);
   if (!target)
     return artifactError("no LLVM target for " + triple + ": " + lookupError);
-  llvm::StringMap<bool> hostFeatures = llvm::sys::getHostCPUFeatures();
-  std::string features;
-  for (const auto &feature : hostFeatures)
-    features += (features.empty() ? "" : ",") +
-                std::string(feature.second ? "+" : "-") + feature.first().str();
+  // A CPU step is built for this CPU by default. A CUDA step's host code
+  // only launches kernels and is often compiled on another machine than
+  // the GPU box, so it targets any CPU of the architecture by default.
+  std::string cpu = options.cpu.empty()
+                        ? (device == Device::Cuda ? "generic" : "native")
+                        : options.cpu,
+              features;
+  if (cpu == "generic") {
+    cpu = llvm::Triple(triple).isX86() ? "x86-64" : "generic";
+  } else if (cpu == "native") {
+    cpu = llvm::sys::getHostCPUName().str();
+    for (const auto &feature : llvm::sys::getHostCPUFeatures())
+      features += (features.empty() ? "" : ",") +
+                  std::string(feature.second ? "+" : "-") +
+                  feature.first().str();
+  }
   std::unique_ptr<llvm::TargetMachine> machine(target->createTargetMachine(
-      llvm::Triple(triple), llvm::sys::getHostCPUName(), features,
+      llvm::Triple(triple), cpu, features,
       llvm::TargetOptions(), llvm::Reloc::PIC_, std::nullopt,
       llvm::CodeGenOptLevel::Aggressive));
   if (!machine)
     return artifactError("cannot create a target machine for " + triple);
+  if (!machine->getMCSubtargetInfo()->isCPUStringValid(cpu))
+    return artifactError("--target_cpu " + cpu + ": not a CPU LLVM knows for " +
+                         triple);
   ExecutionEngine::setupTargetTripleAndDataLayout(llvmModule.get(),
                                                   machine.get());
   // lora_step_packed(void **buffers): _mlir_ciface_<name>(buffers[0], ...).
@@ -195,7 +211,7 @@ llvm::Error mlir::lora::writeArtifact(ModuleOp module, StringRef name,
                           {"library", "step.so"},
                           {"entry", "lora_step_packed"},
                           {"target", triple},
-                          {"cpu", llvm::sys::getHostCPUName().str()},
+                          {"cpu", cpu},
                           {"arguments", describe(arguments)},
                           {"results", describe(results)},
                           {"planned_arena_bytes",

@@ -185,6 +185,13 @@ static cl::opt<std::string> deviceFlag(
     cl::desc("cpu (this machine's CPU) or cuda (PTX for --cuda_chips, host "
              "code that launches it)"),
     cl::init("cpu"));
+static cl::opt<std::string> targetCpu(
+    "target_cpu", cl::sub(compileCommand),
+    cl::desc("The CPU step.so's host code is built for: native (this one; "
+             "the default for --device cpu), generic (any of this "
+             "architecture; the default for --device cuda) or an LLVM CPU "
+             "name such as x86-64-v3"),
+    cl::init(""));
 static cl::opt<std::string> cudaChips(
     "cuda_chips", cl::sub(compileCommand),
     cl::desc("With --device cuda: the SM targets, one PTX each"),
@@ -611,6 +618,12 @@ static int runCompile() {
     return fail(status.message());
   if (deviceFlag != "cpu" && deviceFlag != "cuda")
     return fail("--device must be cpu or cuda, got '" + deviceFlag + "'");
+  mlir::lora::ArtifactOptions artifactOptions;
+  artifactOptions.device = deviceFlag == "cuda" ? mlir::lora::Device::Cuda
+                                                : mlir::lora::Device::Cpu;
+  artifactOptions.chips = cudaChips;
+  artifactOptions.flashAttention = flashAttention;
+  artifactOptions.cpu = targetCpu;
   mlir::MLIRContext context;
   mlir::OwningOpRef<mlir::ModuleOp> module;
   // Artifacts reduce their gradients when lora-train runs them under a
@@ -633,10 +646,7 @@ static int runCompile() {
   os << llvm::json::Value(std::move(metadata));
   if (llvm::Error error =
           mlir::lora::writeArtifact(*module, "step", artifactDir, text,
-                                    deviceFlag == "cuda"
-                                        ? mlir::lora::Device::Cuda
-                                        : mlir::lora::Device::Cpu,
-                                    cudaChips, flashAttention))
+                                    artifactOptions))
     return fail(llvm::toString(std::move(error)));
   llvm::errs() << "lora-run: wrote " << artifactDir << "/step.so and "
                << artifactDir << "/manifest.json\n";

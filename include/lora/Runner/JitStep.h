@@ -60,11 +60,20 @@ enum class Device { Cpu, Cuda };
 /// For CUDA, step.so is the host code (it embeds the PTX and launches it
 /// through the runtime's mgpu* entry points), and every kernel's PTX is also
 /// written to ptx/<chip>/<kernel>.ptx, for ptxas and for people.
+struct ArtifactOptions {
+  Device device = Device::Cpu;
+  /// CUDA: the SM targets, one PTX each.
+  std::string chips = "sm_80,sm_90a";
+  /// CPU: attention through the runtime's flash kernels.
+  bool flashAttention = false;
+  /// The host code's CPU: "native" (this one; CPU steps by default),
+  /// "generic" (any of this architecture; CUDA steps by default) or an LLVM
+  /// CPU name.
+  std::string cpu;
+};
 llvm::Error writeArtifact(ModuleOp module, StringRef name,
                           StringRef directory, const std::string &metadata,
-                          Device device = Device::Cpu,
-                          StringRef chips = "sm_80,sm_90a",
-                          bool flashAttention = false);
+                          const ArtifactOptions &options = {});
 
 class JitStep {
 public:
