@@ -47,9 +47,17 @@ struct HostSharedAllocsPass
       auto dealloc = cast<memref::DeallocOp>(op);
       auto type = cast<MemRefType>(dealloc.getMemref().getType());
       auto unranked = UnrankedMemRefType::get(type.getElementType(), 0);
-      std::string name =
-          "lora_gpu_free_" +
-          std::to_string(type.getElementType().getIntOrFloatBitWidth());
+      // The runtime frees 8-, 16-, 32- and 64-bit element buffers.
+      Type element = type.getElementType();
+      unsigned bits =
+          element.isIntOrFloat() ? element.getIntOrFloatBitWidth() : 0;
+      if (bits != 8 && bits != 16 && bits != 32 && bits != 64) {
+        dealloc.emitOpError("lora-host-shared-allocs: no runtime free for "
+                            "buffers of ")
+            << element;
+        return signalPassFailure();
+      }
+      std::string name = "lora_gpu_free_" + std::to_string(bits);
       if (!module.lookupSymbol<func::FuncOp>(name)) {
         OpBuilder::InsertionGuard guard(rewriter);
         rewriter.setInsertionPointToStart(module.getBody());

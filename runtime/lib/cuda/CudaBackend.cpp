@@ -252,11 +252,17 @@ extern "C" void mgpuLaunchKernel(CUfunction function, intptr_t gridX,
         "cuLaunchKernel");
 }
 
+// gpu-to-llvm brackets every launch with a stream create, synchronize and
+// destroy. One stream per thread serves them all: creating and destroying
+// a stream per kernel costs more than many small kernels.
 extern "C" CUstream mgpuStreamCreate() {
-  auto &d = driver("mgpuStreamCreate");
-  CUstream stream = nullptr;
-  check(d, d.cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING),
-        "cuStreamCreate");
+  static thread_local CUstream stream = [] {
+    auto &d = driver("mgpuStreamCreate");
+    CUstream created = nullptr;
+    check(d, d.cuStreamCreate(&created, CU_STREAM_NON_BLOCKING),
+          "cuStreamCreate");
+    return created;
+  }();
   return stream;
 }
 
@@ -265,9 +271,8 @@ extern "C" void mgpuStreamSynchronize(CUstream stream) {
   check(d, d.cuStreamSynchronize(stream), "cuStreamSynchronize");
 }
 
-extern "C" void mgpuStreamDestroy(CUstream stream) {
-  auto &d = driver("mgpuStreamDestroy");
-  check(d, d.cuStreamDestroy(stream), "cuStreamDestroy");
+extern "C" void mgpuStreamDestroy(CUstream) {
+  // The thread's stream lives as long as the thread (mgpuStreamCreate).
 }
 
 extern "C" void *mgpuMemAlloc(uint64_t bytes, CUstream, bool) {
@@ -282,9 +287,23 @@ extern "C" void *mgpuMemAlloc(uint64_t bytes, CUstream, bool) {
   return pointer;
 }
 
-extern "C" void _mlir_ciface_lora_gpu_free_8(LoraUnrankedMemRef *buffer) {
+// lora-host-shared-allocs frees through lora_gpu_free_<element bits>; one
+// entry per width, all reading the descriptor's allocated pointer.
+static void freeBuffer(LoraUnrankedMemRef *buffer) {
   auto *words = static_cast<int64_t *>(buffer->descriptor);
   lora::runtime::cudaFreeShared(reinterpret_cast<void *>(words[0]));
+}
+extern "C" void _mlir_ciface_lora_gpu_free_8(LoraUnrankedMemRef *buffer) {
+  freeBuffer(buffer);
+}
+extern "C" void _mlir_ciface_lora_gpu_free_16(LoraUnrankedMemRef *buffer) {
+  freeBuffer(buffer);
+}
+extern "C" void _mlir_ciface_lora_gpu_free_32(LoraUnrankedMemRef *buffer) {
+  freeBuffer(buffer);
+}
+extern "C" void _mlir_ciface_lora_gpu_free_64(LoraUnrankedMemRef *buffer) {
+  freeBuffer(buffer);
 }
 
 //===----------------------------------------------------------------------===//

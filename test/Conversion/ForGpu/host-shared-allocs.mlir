@@ -2,7 +2,8 @@
 // memory (gpu.alloc host_shared), freed through the runtime.
 // RUN: lora-opt %s -lora-host-shared-allocs | FileCheck %s
 
-// CHECK: func.func private @lora_gpu_free_8(memref<*xi8>) attributes {llvm.emit_c_interface}
+// CHECK-DAG: func.func private @lora_gpu_free_8(memref<*xi8>) attributes {llvm.emit_c_interface}
+// CHECK-DAG: func.func private @lora_gpu_free_32(memref<*xf32>) attributes {llvm.emit_c_interface}
 // CHECK-LABEL: func.func @step
 // CHECK: %[[A:.+]] = gpu.alloc  host_shared () : memref<4096xi8>
 // CHECK-NOT: memref.alloc
@@ -15,5 +16,15 @@ func.func @step(%x: memref<16xf32>) {
   %v = memref.view %arena[%c0][] : memref<4096xi8> to memref<16xf32>
   memref.copy %x, %v : memref<16xf32> to memref<16xf32>
   memref.dealloc %arena : memref<4096xi8>
+  return
+}
+
+// Each element width has its own free.
+// CHECK-LABEL: func.func @floats
+// CHECK: gpu.alloc  host_shared () : memref<16xf32>
+// CHECK: call @lora_gpu_free_32
+func.func @floats() {
+  %buffer = memref.alloc() : memref<16xf32>
+  memref.dealloc %buffer : memref<16xf32>
   return
 }
