@@ -16,6 +16,8 @@ Status cudaDevice(std::string &name) {
 
 Status cudaUseDevice(int) { return Status::success(); }
 
+int cudaDeviceOrdinal() { return 0; }
+
 Status cudaSynchronizeDefaultStream() {
   std::string name;
   return cudaDevice(name);

@@ -162,6 +162,8 @@ Status cudaUseDevice(int ordinal) {
   return Status::success();
 }
 
+int cudaDeviceOrdinal() { return Driver::ordinal(); }
+
 Status cudaSynchronizeDefaultStream() {
   Driver &d = Driver::get();
   LORA_RETURN_IF_ERROR(d.status);

@@ -11,6 +11,7 @@
 #include "lora/runtime/Cuda.h"
 
 #include <cstdio>
+#include <string>
 #include <cstdlib>
 #include <cuda_runtime.h>
 
@@ -56,6 +57,21 @@ __global__ void keyKernel(flash::Shape s, const float *q, const float *k,
 
 unsigned blocks(int64_t rows) { return unsigned((rows + kThreads - 1) / kThreads); }
 
+/// The runtime API launches on its current device: make it the driver's
+/// (GPU LOCAL_RANK under a launcher), once per thread.
+void useDriversDevice() {
+  static thread_local bool set = false;
+  if (set)
+    return;
+  std::string name;
+  if (!cudaDevice(name).ok() ||
+      cudaSetDevice(cudaDeviceOrdinal()) != cudaSuccess) {
+    std::fprintf(stderr, "lora: no CUDA device for the attention kernels\n");
+    std::exit(1);
+  }
+  set = true;
+}
+
 /// Kernel launches and waits; a failure ends the process naming the kernel.
 void finish(const char *kernel) {
   cudaError_t error = cudaGetLastError();
@@ -79,6 +95,7 @@ extern "C" void _mlir_ciface_lora_gpu_attention_f32(
     float scale) {
   flash::Shape s = attentionShape(*q, *k, heads, kvHeads, headDim, scale,
                                   "lora_gpu_attention_f32");
+  useDriversDevice();
   forwardKernel<<<blocks(s.batch * s.seq * s.heads), kThreads>>>(
       s, in(q), in(k), in(v), out(o));
   finish("the flash attention forward kernel");
@@ -91,6 +108,7 @@ extern "C" void _mlir_ciface_lora_gpu_attention_grad_f32(
     int64_t headDim, float scale) {
   flash::Shape s = attentionShape(*q, *k, heads, kvHeads, headDim, scale,
                                   "lora_gpu_attention_grad_f32");
+  useDriversDevice();
   size_t statBytes = size_t(s.batch * s.heads * s.seq) * sizeof(float);
   auto *lse = static_cast<float *>(cudaAllocateShared(statBytes));
   auto *delta = static_cast<float *>(cudaAllocateShared(statBytes));

@@ -33,6 +33,9 @@ Status cudaDevice(std::string &name);
 /// (cudaDevice); an error when it is already open on another GPU.
 Status cudaUseDevice(int ordinal);
 
+/// The GPU the driver opened (cudaUseDevice's choice).
+int cudaDeviceOrdinal();
+
 /// Waits for the work queued on the default stream (NCCL's).
 Status cudaSynchronizeDefaultStream();
 
