@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <dlfcn.h>
 #include <map>
+#include <vector>
 #include <mutex>
 #include <tuple>
 
@@ -277,8 +278,49 @@ extern "C" void mgpuStreamDestroy(CUstream) {
   // The thread's stream lives as long as the thread (mgpuStreamCreate).
 }
 
+namespace {
+/// The step's device arena: buffers freed by a step are kept by size and
+/// handed to the next step's allocations of that size (every step asks for
+/// the same sizes), so steady-state steps allocate nothing.
+struct DeviceArena {
+  std::mutex mutex;
+  std::map<uint64_t, std::vector<void *>> freeBySize;
+  std::map<void *, uint64_t> sizeOf;
+
+  void *take(uint64_t bytes) {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = freeBySize.find(bytes);
+    if (it == freeBySize.end() || it->second.empty())
+      return nullptr;
+    void *pointer = it->second.back();
+    it->second.pop_back();
+    return pointer;
+  }
+  void record(void *pointer, uint64_t bytes) {
+    std::lock_guard<std::mutex> lock(mutex);
+    sizeOf[pointer] = bytes;
+  }
+  /// False when the pointer was not allocated here.
+  bool give(void *pointer) {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = sizeOf.find(pointer);
+    if (it == sizeOf.end())
+      return false;
+    freeBySize[it->second].push_back(pointer);
+    return true;
+  }
+  static DeviceArena &get() {
+    static DeviceArena arena;
+    return arena;
+  }
+};
+} // namespace
+
 extern "C" void *mgpuMemAlloc(uint64_t bytes, CUstream, bool) {
   // Always managed: the host code of a step reads the same buffers.
+  DeviceArena &arena = DeviceArena::get();
+  if (void *reused = arena.take(bytes))
+    return reused;
   void *pointer = lora::runtime::cudaAllocateShared(bytes);
   if (!pointer) {
     std::fprintf(stderr, "lora: cannot allocate %llu bytes of managed GPU "
@@ -286,6 +328,7 @@ extern "C" void *mgpuMemAlloc(uint64_t bytes, CUstream, bool) {
                  (unsigned long long)bytes);
     std::exit(1);
   }
+  arena.record(pointer, bytes);
   return pointer;
 }
 
@@ -293,7 +336,9 @@ extern "C" void *mgpuMemAlloc(uint64_t bytes, CUstream, bool) {
 // entry per width, all reading the descriptor's allocated pointer.
 static void freeBuffer(LoraUnrankedMemRef *buffer) {
   auto *words = static_cast<int64_t *>(buffer->descriptor);
-  lora::runtime::cudaFreeShared(reinterpret_cast<void *>(words[0]));
+  auto *pointer = reinterpret_cast<void *>(words[0]);
+  if (!DeviceArena::get().give(pointer))
+    lora::runtime::cudaFreeShared(pointer);
 }
 extern "C" void _mlir_ciface_lora_gpu_free_8(LoraUnrankedMemRef *buffer) {
   freeBuffer(buffer);
