@@ -24,6 +24,9 @@
 #include <array>
 #include <cmath>
 #include <functional>
+#include <map>
+#include <memory>
+#include <tuple>
 
 namespace mlir::lora {
 #define GEN_PASS_DEF_CONVERTLORATOLINALG
@@ -599,18 +602,39 @@ struct DropoutLowering : LoraLowering<DropoutOp> {
   }
 };
 
+/// The RoPE cos/sin tables already made in this conversion, by positions,
+/// theta and head_dim: every rope and rope_grad of a step shares one (the
+/// CPU pipeline runs no CSE after lowering, which would merge them).
+struct RopeTables {
+  std::map<std::tuple<void *, double, int64_t>, std::pair<Value, Value>>
+      made;
+};
+
 /// rope (sign +1) and rope_grad (sign -1): rotate pairs (i, i + dh/2) of
 /// every head by position · theta^(-2i/dh). The angles' cos and sin are
 /// computed once per (token, pair), a [rows, dh/2] table, not once per
-/// element; the rotation then runs on a [rows, heads, 2, dh/2] view where
-/// the partner of half p is half 1 - p, so no kernel reads an index.
-Value lowerRoPE(KernelBuilder &k, Value input, Value positions, double theta,
-                int64_t headDim, double angleSign) {
+/// element, and once per step for all the step's rope ops (`tables`); the
+/// rotation then runs on a [rows, heads, 2, dh/2] view where the partner of
+/// half p is half 1 - p, so no kernel reads an index. The gradient rotates
+/// by the opposite angle: the same cos, the sine's sign flipped.
+Value lowerRoPE(KernelBuilder &k, Operation *op, RopeTables &tables,
+                Value input, Value positions, double theta, int64_t headDim,
+                double angleSign) {
   Value x = k.collapseRows(input);
-  Value pos = k.collapseAll(positions);
   int64_t rows = shapeOf(x)[0], features = shapeOf(x)[1];
   int64_t half = headDim / 2, heads = features / headDim;
-  SmallVector<Value> table = k.generic(
+  auto key = std::make_tuple(positions.getAsOpaquePointer(), theta, headDim);
+  auto cached = tables.made.find(key);
+  // A table made before this op in the same block serves it.
+  bool reuse = cached != tables.made.end() &&
+               cached->second.first.getParentBlock() == op->getBlock() &&
+               cached->second.first.getDefiningOp()->isBeforeInBlock(op);
+  SmallVector<Value> table;
+  if (reuse) {
+    table = {cached->second.first, cached->second.second};
+  } else {
+  Value pos = k.collapseAll(positions);
+  table = k.generic(
       pos, {k.empty({rows, half}), k.empty({rows, half})},
       {"(n, j) -> (n)", "(n, j) -> (n, j)", "(n, j) -> (n, j)"}, "pp",
       [&](OpBuilder &bb, Location at, ValueRange args) {
@@ -624,19 +648,21 @@ Value lowerRoPE(KernelBuilder &k, Value input, Value positions, double theta,
             m.exp(m.mul(j, m.f32(-2.0 * std::log(theta) / headDim)));
         Value position =
             arith::SIToFPOp::create(bb, at, bb.getF32Type(), args[0]);
-        Value angle =
-            m.mul(m.mul(position, inverseFrequency), m.f32(angleSign));
+        Value angle = m.mul(position, inverseFrequency);
         return SmallVector<Value>{m.cos(angle), m.sin(angle)};
       });
+  tables.made[key] = {table[0], table[1]};
+  }
   auto pairsType = RankedTensorType::get({rows, heads, 2, half}, k.f32Type);
   Value pairs = tensor::ExpandShapeOp::create(
       k.builder(), k.location(), pairsType, x,
       SmallVector<ReassociationIndices>{{0}, {1, 2, 3}});
   // first half: x1·cos − x2·sin; second half: x2·cos + x1·sin
+  float flip = float(angleSign);
   Value signs = arith::ConstantOp::create(
       k.builder(), k.location(),
       DenseElementsAttr::get(RankedTensorType::get({2}, k.f32Type),
-                             ArrayRef<float>{-1.0f, 1.0f}));
+                             ArrayRef<float>{-flip, flip}));
   Value y = k.generic(
       {pairs, pairs, table[0], table[1], signs}, k.empty(pairsType.getShape()),
       {"(n, h, p, j) -> (n, h, p, j)", "(n, h, p, j) -> (n, h, 1 - p, j)",
@@ -655,21 +681,25 @@ Value lowerRoPE(KernelBuilder &k, Value input, Value positions, double theta,
 }
 
 struct RoPELowering : LoraLowering<RoPEOp> {
-  using LoraLowering::LoraLowering;
+  RoPELowering(MLIRContext *context, std::shared_ptr<RopeTables> tables)
+      : LoraLowering(context), tables(std::move(tables)) {}
   SmallVector<Value> lower(RoPEOp op, Adaptor a,
                            KernelBuilder &k) const override {
-    return {lowerRoPE(k, a.getInput(), a.getPositions(),
+    return {lowerRoPE(k, op, *tables, a.getInput(), a.getPositions(),
                       op.getTheta().convertToDouble(), op.getHeadDim(), 1.0)};
   }
+  std::shared_ptr<RopeTables> tables;
 };
 
 struct RoPEGradLowering : LoraLowering<RoPEGradOp> {
-  using LoraLowering::LoraLowering;
+  RoPEGradLowering(MLIRContext *context, std::shared_ptr<RopeTables> tables)
+      : LoraLowering(context), tables(std::move(tables)) {}
   SmallVector<Value> lower(RoPEGradOp op, Adaptor a,
                            KernelBuilder &k) const override {
-    return {lowerRoPE(k, a.getGrad(), a.getPositions(),
+    return {lowerRoPE(k, op, *tables, a.getGrad(), a.getPositions(),
                       op.getTheta().convertToDouble(), op.getHeadDim(), -1.0)};
   }
+  std::shared_ptr<RopeTables> tables;
 };
 
 /// Query-like [b, t, kv, g, dh] and key-like [b, t, kv, dh] shapes.
@@ -1216,11 +1246,13 @@ void mlir::lora::populateLoraToLinalgConversionPatterns(
   patterns.add<EmbeddingLowering, EmbeddingGradLowering, RMSNormLowering,
                RMSNormGradLowering, LinearLowering, LowRankUpdateLowering,
                LinearGradInputLowering,
-               LinearGradWeightLowering, DropoutLowering, RoPELowering,
-               RoPEGradLowering, AttentionLowering, AttentionGradLowering,
+               LinearGradWeightLowering, DropoutLowering, AttentionLowering,
+               AttentionGradLowering,
                SwiGLULowering, SwiGLUGradLowering, AddLowering,
                CrossEntropyLowering, CrossEntropyGradLowering,
                GlobalNormLowering, AdamWLowering, CheckpointLowering,
                LinearCrossEntropyLowering,
                LinearCrossEntropyGradLowering>(patterns.getContext());
+  auto tables = std::make_shared<RopeTables>();
+  patterns.add<RoPELowering, RoPEGradLowering>(patterns.getContext(), tables);
 }
