@@ -62,8 +62,8 @@ Communicator::Ticket Communicator::submit(std::string what,
 
 void Communicator::wait(Ticket ticket) {
   std::unique_lock<std::mutex> lock(mutex);
-  auto deadline = std::chrono::steady_clock::now() +
-                  std::chrono::duration<double>(timeout);
+  auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
   bool done = changed.wait_until(lock, deadline,
                                  [&] { return finished.count(ticket) > 0; });
   if (!done) {
@@ -142,8 +142,7 @@ std::atomic<GradientReducer *> installedReducer{nullptr};
 
 } // namespace
 
-GradientReducer::GradientReducer(Communicator &communicator,
-                                 size_t bucketBytes)
+GradientReducer::GradientReducer(Communicator &communicator, size_t bucketBytes)
     : communicator(communicator),
       bucketElements(std::max<size_t>(1, bucketBytes / sizeof(float))) {}
 

@@ -22,10 +22,10 @@ flash::Shape lora::runtime::attentionShape(const LoraMemRef3DF32 &query,
                                            int64_t heads, int64_t kvHeads,
                                            int64_t headDim, float scale,
                                            const char *caller) {
-  flash::Shape shape{query.sizes[0], query.sizes[1], heads, kvHeads, headDim,
-                     scale};
-  bool fits = heads > 0 && kvHeads > 0 && heads % kvHeads == 0 &&
-              headDim > 0 && headDim <= flash::kMaxHeadDim &&
+  flash::Shape shape{query.sizes[0], query.sizes[1], heads,
+                     kvHeads,        headDim,        scale};
+  bool fits = heads > 0 && kvHeads > 0 && heads % kvHeads == 0 && headDim > 0 &&
+              headDim <= flash::kMaxHeadDim &&
               query.sizes[2] == heads * headDim &&
               key.sizes[2] == kvHeads * headDim;
   if (!fits) {
@@ -42,10 +42,12 @@ flash::Shape lora::runtime::attentionShape(const LoraMemRef3DF32 &query,
 
 static float *data(LoraMemRef3DF32 *m) { return m->aligned + m->offset; }
 
-extern "C" void _mlir_ciface_lora_attention_f32(
-    LoraMemRef3DF32 *q, LoraMemRef3DF32 *k, LoraMemRef3DF32 *v,
-    LoraMemRef3DF32 *out, int64_t heads, int64_t kvHeads, int64_t headDim,
-    float scale) {
+extern "C" void _mlir_ciface_lora_attention_f32(LoraMemRef3DF32 *q,
+                                                LoraMemRef3DF32 *k,
+                                                LoraMemRef3DF32 *v,
+                                                LoraMemRef3DF32 *out,
+                                                int64_t heads, int64_t kvHeads,
+                                                int64_t headDim, float scale) {
   flash::Shape s = attentionShape(*q, *k, heads, kvHeads, headDim, scale,
                                   "lora_attention_f32");
   for (int64_t b = 0; b < s.batch; ++b)
@@ -62,14 +64,13 @@ extern "C" void _mlir_ciface_lora_attention_grad_f32(
     int64_t headDim, float scale) {
   flash::Shape s = attentionShape(*q, *k, heads, kvHeads, headDim, scale,
                                   "lora_attention_grad_f32");
-  std::vector<float> lse(size_t(s.batch * s.heads * s.seq)),
-      delta(lse.size());
+  std::vector<float> lse(size_t(s.batch * s.heads * s.seq)), delta(lse.size());
   for (int64_t b = 0; b < s.batch; ++b)
     for (int64_t t = 0; t < s.seq; ++t)
       for (int64_t h = 0; h < s.heads; ++h)
         flash::backwardQueryRow(s, data(q), data(k), data(v), data(out),
-                                data(dOut), lse.data(), delta.data(),
-                                data(dq), b, t, h);
+                                data(dOut), lse.data(), delta.data(), data(dq),
+                                b, t, h);
   for (int64_t b = 0; b < s.batch; ++b)
     for (int64_t j = 0; j < s.seq; ++j)
       for (int64_t g = 0; g < s.kvHeads; ++g)

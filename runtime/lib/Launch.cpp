@@ -46,28 +46,27 @@ public:
     present = reading.rank || reading.size || reading.local;
     if (!present)
       return Status::success();
-    for (auto [name, value] :
-         {std::pair{reading.rankName, reading.rank},
-          std::pair{reading.sizeName, reading.size},
-          std::pair{reading.localName, reading.local}})
+    for (auto [name, value] : {std::pair{reading.rankName, reading.rank},
+                               std::pair{reading.sizeName, reading.size},
+                               std::pair{reading.localName, reading.local}})
       if (!value)
-        return Status::error(std::string(reading.launcher) + " launch: " +
-                             name + " is not set (" + reading.rankName + ", " +
-                             reading.sizeName + " and " + reading.localName +
-                             " go together)");
+        return Status::error(std::string(reading.launcher) +
+                             " launch: " + name + " is not set (" +
+                             reading.rankName + ", " + reading.sizeName +
+                             " and " + reading.localName + " go together)");
     if (*reading.size < 1)
       return Status::error(std::string(reading.sizeName) + "=" +
                            std::to_string(*reading.size) +
                            ": the world size must be at least 1");
     if (*reading.rank >= *reading.size)
       return Status::error(std::string(reading.rankName) + "=" +
-                           std::to_string(*reading.rank) +
-                           " is not below " + reading.sizeName + "=" +
+                           std::to_string(*reading.rank) + " is not below " +
+                           reading.sizeName + "=" +
                            std::to_string(*reading.size));
     if (*reading.local >= *reading.size)
       return Status::error(std::string(reading.localName) + "=" +
-                           std::to_string(*reading.local) +
-                           " is not below " + reading.sizeName + "=" +
+                           std::to_string(*reading.local) + " is not below " +
+                           reading.sizeName + "=" +
                            std::to_string(*reading.size));
     return Status::success();
   }
@@ -76,8 +75,8 @@ public:
 };
 
 Status agree(const Reading &inner, const Reading &outer) {
-  auto check = [&](const char *innerName, int innerValue,
-                   const char *outerName, int outerValue) -> Status {
+  auto check = [&](const char *innerName, int innerValue, const char *outerName,
+                   int outerValue) -> Status {
     if (innerValue == outerValue)
       return Status::success();
     return Status::error(std::string("conflicting launcher variables: ") +
@@ -110,8 +109,10 @@ Status detectLaunch(const std::function<const char *(const char *)> &lookup,
   if (!hasMpi && !hasTorch)
     LORA_RETURN_IF_ERROR(reader.readLauncher(slurm, hasSlurm));
 
-  const Reading *chosen =
-      hasMpi ? &mpi : hasTorch ? &torch : hasSlurm ? &slurm : nullptr;
+  const Reading *chosen = hasMpi     ? &mpi
+                          : hasTorch ? &torch
+                          : hasSlurm ? &slurm
+                                     : nullptr;
   if (!chosen)
     return Status::success();
   launch.launcher = chosen->launcher;

@@ -19,8 +19,8 @@ Status mpiStatus(int code, const char *what) {
   char text[MPI_MAX_ERROR_STRING];
   int length = 0;
   MPI_Error_string(code, text, &length);
-  return Status::error(std::string(what) + " failed: " +
-                       std::string(text, size_t(length)));
+  return Status::error(std::string(what) +
+                       " failed: " + std::string(text, size_t(length)));
 }
 
 class MpiCommunicator final : public Communicator {
@@ -54,10 +54,10 @@ private:
     const size_t piece = size_t(1) << 30;
     for (size_t done = 0; done < count; done += piece) {
       int n = int(std::min(piece, count - done));
-      LORA_RETURN_IF_ERROR(mpiStatus(
-          MPI_Allreduce(MPI_IN_PLACE, bytes + done * element, n, type,
-                        MPI_SUM, MPI_COMM_WORLD),
-          "MPI_Allreduce"));
+      LORA_RETURN_IF_ERROR(
+          mpiStatus(MPI_Allreduce(MPI_IN_PLACE, bytes + done * element, n, type,
+                                  MPI_SUM, MPI_COMM_WORLD),
+                    "MPI_Allreduce"));
     }
     return Status::success();
   }
@@ -114,9 +114,9 @@ Status mpiShareFromRankZero(const LaunchEnvironment &launch,
   uint64_t length = bytes.size();
   MPI_Bcast(&length, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
   bytes.resize(length);
-  return mpiStatus(MPI_Bcast(bytes.data(), int(length), MPI_BYTE, 0,
-                             MPI_COMM_WORLD),
-                   "MPI_Bcast");
+  return mpiStatus(
+      MPI_Bcast(bytes.data(), int(length), MPI_BYTE, 0, MPI_COMM_WORLD),
+      "MPI_Bcast");
 }
 
 Status openMpiCommunicator(const LaunchEnvironment &launch,
@@ -139,11 +139,11 @@ Status openMpiCommunicator(const LaunchEnvironment &launch,
             ? "; on CPUs the collectives are MPI's: launch with mpirun or "
               "srun, not torchrun"
             : "";
-    return Status::error(
-        "the " + launch.launcher + " launch says rank " +
-        std::to_string(launch.rank) + " of " +
-        std::to_string(launch.worldSize) + ", but MPI sees rank " +
-        std::to_string(rank) + " of " + std::to_string(size) + hint);
+    return Status::error("the " + launch.launcher + " launch says rank " +
+                         std::to_string(launch.rank) + " of " +
+                         std::to_string(launch.worldSize) +
+                         ", but MPI sees rank " + std::to_string(rank) +
+                         " of " + std::to_string(size) + hint);
   }
   communicator = std::make_unique<MpiCommunicator>(
       rank, size, timeoutSeconds, provided == MPI_THREAD_MULTIPLE);

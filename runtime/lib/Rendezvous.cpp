@@ -115,8 +115,7 @@ Status fetch(const std::string &address, int port, std::vector<uint8_t> &bytes,
   hints.ai_socktype = SOCK_STREAM;
   if (int error = getaddrinfo(address.c_str(), std::to_string(port).c_str(),
                               &hints, &found))
-    return Status::error("MASTER_ADDR " + address + ": " +
-                         gai_strerror(error));
+    return Status::error("MASTER_ADDR " + address + ": " + gai_strerror(error));
   std::string lastError = "timed out";
   // Rank 0 may not listen yet: retry until the deadline.
   while (millisecondsLeft(deadline) > 0) {
@@ -155,8 +154,8 @@ Status fetch(const std::string &address, int port, std::vector<uint8_t> &bytes,
 Status shareFromRankZero(int rank, int worldSize, const std::string &address,
                          int port, std::vector<uint8_t> &bytes,
                          double timeoutSeconds) {
-  auto deadline = Clock::now() + std::chrono::milliseconds(
-                                     int64_t(timeoutSeconds * 1000));
+  auto deadline =
+      Clock::now() + std::chrono::milliseconds(int64_t(timeoutSeconds * 1000));
   if (rank == 0)
     return serve(worldSize, port, bytes, deadline);
   return fetch(address, port, bytes, deadline);
@@ -171,9 +170,8 @@ Status shareFromRankZero(const LaunchEnvironment &launch,
     return Status::error("MASTER_PORT=" + std::to_string(launch.masterPort) +
                          ": rank 0 listens on MASTER_PORT + 1, which is not a "
                          "port");
-  return shareFromRankZero(launch.rank, launch.worldSize,
-                           launch.masterAddress, launch.masterPort + 1, bytes,
-                           timeoutSeconds);
+  return shareFromRankZero(launch.rank, launch.worldSize, launch.masterAddress,
+                           launch.masterPort + 1, bytes, timeoutSeconds);
 }
 
 } // namespace lora::runtime

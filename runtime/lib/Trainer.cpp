@@ -12,8 +12,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <csignal>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -80,8 +80,9 @@ Trainer::Trainer(CompiledStep &step) : step(step) {
                                    : std::aligned_alloc(64, total + 64)),
         FreeDeleter{gpu});
     if (!arena) {
-      std::fprintf(stderr, "lora: cannot allocate %zu bytes for the step's "
-                           "buffers\n",
+      std::fprintf(stderr,
+                   "lora: cannot allocate %zu bytes for the step's "
+                   "buffers\n",
                    total + 64);
       std::exit(1);
     }
@@ -273,8 +274,8 @@ Status Trainer::train(Batcher &batcher, const TrainOptions &options,
       communicator->setStep(t);
       double counted = double(batch.countedTokens);
       communicator->sum(&counted, 1, "token count all-reduce");
-      weight = counted > 0 ? double(batch.countedTokens) / counted
-                           : 1.0 / worldSize;
+      weight =
+          counted > 0 ? double(batch.countedTokens) / counted : 1.0 / worldSize;
       reducer->beginStep(t, float(weight));
     }
     LORA_RETURN_IF_ERROR(runStep());

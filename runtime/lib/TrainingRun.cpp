@@ -45,9 +45,8 @@ Status readFaultInjection(FaultInjection &fault) {
   return Status::success();
 }
 
-Status openCommunicator(const LaunchEnvironment &launch,
-                        double timeoutSeconds, bool gpu,
-                        std::unique_ptr<Communicator> &communicator) {
+Status openCommunicator(const LaunchEnvironment &launch, double timeoutSeconds,
+                        bool gpu, std::unique_ptr<Communicator> &communicator) {
   communicator.reset();
   if (!launch.distributed())
     return Status::success();
@@ -132,8 +131,8 @@ Status runTraining(CompiledStep &step, const RunOptions &options) {
     batcher.seek(resumed.epoch, resumed.position);
     if (lead)
       std::fprintf(stderr, "%s: resuming from %s at step %lld\n",
-                 options.programName.c_str(), checkpoint.c_str(),
-                 (long long)resumed.step);
+                   options.programName.c_str(), checkpoint.c_str(),
+                   (long long)resumed.step);
   }
   std::error_code error;
   std::filesystem::create_directories(options.outputDir, error);
@@ -153,12 +152,12 @@ Status runTraining(CompiledStep &step, const RunOptions &options) {
                  options.bucketMiB);
   if (lead)
     std::fprintf(stderr,
-               "%s: planned peak memory %.1f MiB: parameters, optimizer "
-               "state and batch %.1f MiB, step outputs %.1f MiB, "
-               "activations %.1f MiB (static plan)\n",
-               options.programName.c_str(), mib(plan.total()),
-               mib(plan.argumentBytes), mib(plan.resultBytes),
-               mib(plan.activationBytes));
+                 "%s: planned peak memory %.1f MiB: parameters, optimizer "
+                 "state and batch %.1f MiB, step outputs %.1f MiB, "
+                 "activations %.1f MiB (static plan)\n",
+                 options.programName.c_str(), mib(plan.total()),
+                 mib(plan.argumentBytes), mib(plan.resultBytes),
+                 mib(plan.activationBytes));
 
   TrainOptions train;
   train.maxSteps = options.maxSteps;

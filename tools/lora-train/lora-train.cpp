@@ -96,9 +96,9 @@ int main(int argc, char **argv) {
   run.adapter.baseModel = metadata.value("base_model", std::string());
   if (launch.rank == 0)
     std::fprintf(stderr,
-               "lora-train: %s step from %s (batch %lld x %lld tokens)\n",
-               run.method.c_str(), artifact.c_str(), (long long)run.batchSize,
-               (long long)run.sequenceLength);
+                 "lora-train: %s step from %s (batch %lld x %lld tokens)\n",
+                 run.method.c_str(), artifact.c_str(), (long long)run.batchSize,
+                 (long long)run.sequenceLength);
   if (rt::Status status = rt::runTraining(*step, run); !status.ok())
     return fail(status.message());
   return 0;

@@ -19,8 +19,7 @@ struct GpuPipelineOptions : public PassPipelineOptions<GpuPipelineOptions> {
       *this, "chips",
       llvm::cl::desc("Comma-separated SM targets, one PTX each"),
       llvm::cl::init("sm_80,sm_90a")};
-  Option<int64_t> threads{*this, "threads",
-                          llvm::cl::desc("Threads per block"),
+  Option<int64_t> threads{*this, "threads", llvm::cl::desc("Threads per block"),
                           llvm::cl::init(256)};
   Option<std::string> cudaPath{
       *this, "cuda-path",

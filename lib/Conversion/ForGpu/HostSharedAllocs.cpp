@@ -1,6 +1,7 @@
 //===- HostSharedAllocs.cpp - host buffers in CUDA managed memory ---------===//
 
 #include "lora/Conversion/Passes.h"
+#include "lora/Conversion/RuntimeCalls.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -58,18 +59,11 @@ struct HostSharedAllocsPass
         return signalPassFailure();
       }
       std::string name = "lora_gpu_free_" + std::to_string(bits);
-      if (!module.lookupSymbol<func::FuncOp>(name)) {
-        OpBuilder::InsertionGuard guard(rewriter);
-        rewriter.setInsertionPointToStart(module.getBody());
-        auto callee = func::FuncOp::create(
-            rewriter, module.getLoc(), name,
-            rewriter.getFunctionType({unranked}, {}));
-        callee.setPrivate();
-        callee->setAttr("llvm.emit_c_interface", rewriter.getUnitAttr());
-      }
+      lora::declareRuntimeFunction(rewriter, module, name,
+                                   rewriter.getFunctionType({unranked}, {}));
       rewriter.setInsertionPoint(dealloc);
-      Value cast = memref::CastOp::create(rewriter, dealloc.getLoc(),
-                                          unranked, dealloc.getMemref());
+      Value cast = memref::CastOp::create(rewriter, dealloc.getLoc(), unranked,
+                                          dealloc.getMemref());
       func::CallOp::create(rewriter, dealloc.getLoc(), name, TypeRange(),
                            ValueRange{cast});
       rewriter.eraseOp(dealloc);

@@ -610,6 +610,31 @@ struct RopeTables {
       made;
 };
 
+/// cos and sin of position · theta^(-2j / dh), as transformers computes
+/// the angles: a [rows, dh/2] table each.
+SmallVector<Value> makeRopeTable(KernelBuilder &k, Value positions,
+                                 int64_t rows, int64_t half, double theta,
+                                 int64_t headDim) {
+  Value pos = k.collapseAll(positions);
+  return k.generic(
+      pos, {k.empty({rows, half}), k.empty({rows, half})},
+      {"(n, j) -> (n)", "(n, j) -> (n, j)", "(n, j) -> (n, j)"}, "pp",
+      [&](OpBuilder &bb, Location at, ValueRange args) {
+        Math m{bb, at};
+        Value j = arith::UIToFPOp::create(
+            bb, at, bb.getF32Type(),
+            arith::IndexCastOp::create(bb, at, bb.getI64Type(),
+                                       k.loopIndex(bb, 1)));
+        // angle = position · theta^(-2j / dh), as transformers computes it.
+        Value inverseFrequency =
+            m.exp(m.mul(j, m.f32(-2.0 * std::log(theta) / headDim)));
+        Value position =
+            arith::SIToFPOp::create(bb, at, bb.getF32Type(), args[0]);
+        Value angle = m.mul(position, inverseFrequency);
+        return SmallVector<Value>{m.cos(angle), m.sin(angle)};
+      });
+}
+
 /// rope (sign +1) and rope_grad (sign -1): rotate pairs (i, i + dh/2) of
 /// every head by position · theta^(-2i/dh). The angles' cos and sin are
 /// computed once per (token, pair), a [rows, dh/2] table, not once per
@@ -633,25 +658,8 @@ Value lowerRoPE(KernelBuilder &k, Operation *op, RopeTables &tables,
   if (reuse) {
     table = {cached->second.first, cached->second.second};
   } else {
-  Value pos = k.collapseAll(positions);
-  table = k.generic(
-      pos, {k.empty({rows, half}), k.empty({rows, half})},
-      {"(n, j) -> (n)", "(n, j) -> (n, j)", "(n, j) -> (n, j)"}, "pp",
-      [&](OpBuilder &bb, Location at, ValueRange args) {
-        Math m{bb, at};
-        Value j = arith::UIToFPOp::create(
-            bb, at, bb.getF32Type(),
-            arith::IndexCastOp::create(bb, at, bb.getI64Type(),
-                                       k.loopIndex(bb, 1)));
-        // angle = position · theta^(-2j / dh), as transformers computes it.
-        Value inverseFrequency =
-            m.exp(m.mul(j, m.f32(-2.0 * std::log(theta) / headDim)));
-        Value position =
-            arith::SIToFPOp::create(bb, at, bb.getF32Type(), args[0]);
-        Value angle = m.mul(position, inverseFrequency);
-        return SmallVector<Value>{m.cos(angle), m.sin(angle)};
-      });
-  tables.made[key] = {table[0], table[1]};
+    table = makeRopeTable(k, positions, rows, half, theta, headDim);
+    tables.made[key] = {table[0], table[1]};
   }
   auto pairsType = RankedTensorType::get({rows, heads, 2, half}, k.f32Type);
   Value pairs = tensor::ExpandShapeOp::create(

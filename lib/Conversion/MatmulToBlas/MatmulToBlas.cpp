@@ -1,6 +1,7 @@
 //===- MatmulToBlas.cpp - linalg.matmul on memrefs to BLAS calls ----------===//
 
 #include "lora/Conversion/Passes.h"
+#include "lora/Conversion/RuntimeCalls.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -70,16 +71,9 @@ struct MatmulToBlasCall : OpRewritePattern<linalg::MatmulOp> {
     auto module = op->getParentOfType<ModuleOp>();
     MemRefType matrix = genericMatrixType(context);
     Type i32 = rewriter.getI32Type();
-    auto callee = module.lookupSymbol<func::FuncOp>(calleeName);
-    if (!callee) {
-      OpBuilder::InsertionGuard guard(rewriter);
-      rewriter.setInsertionPointToStart(module.getBody());
-      callee = func::FuncOp::create(
-          rewriter, module.getLoc(), calleeName,
-          rewriter.getFunctionType({i32, i32, matrix, matrix, matrix}, {}));
-      callee.setPrivate();
-      callee->setAttr("llvm.emit_c_interface", rewriter.getUnitAttr());
-    }
+    auto callee = declareRuntimeFunction(
+        rewriter, module, calleeName,
+        rewriter.getFunctionType({i32, i32, matrix, matrix, matrix}, {}));
     Location loc = op.getLoc();
     auto flag = [&](bool value) {
       return arith::ConstantOp::create(rewriter, loc,

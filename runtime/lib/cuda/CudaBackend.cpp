@@ -20,9 +20,9 @@
 #include <cstdlib>
 #include <dlfcn.h>
 #include <map>
-#include <vector>
 #include <mutex>
 #include <tuple>
+#include <vector>
 
 namespace lora::runtime {
 namespace {
@@ -30,11 +30,12 @@ namespace {
 /// The driver entry points the backend uses, resolved once.
 struct Driver {
 #define LORA_CUDA_FUNCTIONS(X)                                                 \
-  X(cuInit) X(cuDeviceGetCount) X(cuDeviceGet) X(cuDeviceGetName)              \
-  X(cuDevicePrimaryCtxRetain) X(cuCtxSetCurrent) X(cuGetErrorString)           \
-  X(cuModuleLoadDataEx) X(cuModuleGetFunction) X(cuModuleUnload)               \
-  X(cuLaunchKernel) X(cuStreamCreate) X(cuStreamSynchronize)                   \
-  X(cuStreamDestroy) X(cuMemAllocManaged) X(cuMemFree)
+  X(cuInit)                                                                    \
+  X(cuDeviceGetCount) X(cuDeviceGet) X(cuDeviceGetName)                        \
+      X(cuDevicePrimaryCtxRetain) X(cuCtxSetCurrent) X(cuGetErrorString)       \
+          X(cuModuleLoadDataEx) X(cuModuleGetFunction) X(cuModuleUnload)       \
+              X(cuLaunchKernel) X(cuStreamCreate) X(cuStreamSynchronize)       \
+                  X(cuStreamDestroy) X(cuMemAllocManaged) X(cuMemFree)
   // cuda.h maps some names to versioned symbols (cuMemFree_v2): the
   // declarations and the symbol names both see the mapping.
 #define LORA_DECLARE(name) decltype(&::name) name = nullptr;
@@ -79,7 +80,7 @@ private:
 #define LORA_SYMBOL(name) #name
 #define LORA_NAME(name) LORA_SYMBOL(name)
 #define LORA_RESOLVE(name)                                                     \
-  name = reinterpret_cast<decltype(name)>(dlsym(library, LORA_NAME(name)));   \
+  name = reinterpret_cast<decltype(name)>(dlsym(library, LORA_NAME(name)));    \
   if (!name)                                                                   \
     return Status::error("the CUDA driver lacks " LORA_NAME(name));
     LORA_CUDA_FUNCTIONS(LORA_RESOLVE)
@@ -94,8 +95,10 @@ private:
     CUdevice device;
     char name[256] = {0};
     if (ordinal() >= count)
-      return Status::error("no GPU " + std::to_string(ordinal()) + ": the "
-                           "driver sees " + std::to_string(count));
+      return Status::error("no GPU " + std::to_string(ordinal()) +
+                           ": the "
+                           "driver sees " +
+                           std::to_string(count));
     if (CUresult r = cuDeviceGet(&device, ordinal()); r != CUDA_SUCCESS)
       return Status::error("cuDeviceGet: " + describe(r));
     cuDeviceGetName(name, sizeof name, device);
@@ -180,8 +183,8 @@ void *cudaAllocateShared(size_t bytes) {
     return nullptr;
   d.cuCtxSetCurrent(d.context);
   CUdeviceptr pointer = 0;
-  if (d.cuMemAllocManaged(&pointer, bytes ? bytes : 1,
-                          CU_MEM_ATTACH_GLOBAL) != CUDA_SUCCESS)
+  if (d.cuMemAllocManaged(&pointer, bytes ? bytes : 1, CU_MEM_ATTACH_GLOBAL) !=
+      CUDA_SUCCESS)
     return nullptr;
   return reinterpret_cast<void *>(pointer);
 }
@@ -231,8 +234,7 @@ extern "C" void mgpuModuleUnload(CUmodule module) {
   check(d, d.cuModuleUnload(module), "cuModuleUnload");
 }
 
-extern "C" CUfunction mgpuModuleGetFunction(CUmodule module,
-                                            const char *name) {
+extern "C" CUfunction mgpuModuleGetFunction(CUmodule module, const char *name) {
   auto &d = driver("mgpuModuleGetFunction");
   CUfunction function = nullptr;
   check(d, d.cuModuleGetFunction(&function, module, name),
@@ -323,8 +325,9 @@ extern "C" void *mgpuMemAlloc(uint64_t bytes, CUstream, bool) {
     return reused;
   void *pointer = lora::runtime::cudaAllocateShared(bytes);
   if (!pointer) {
-    std::fprintf(stderr, "lora: cannot allocate %llu bytes of managed GPU "
-                         "memory\n",
+    std::fprintf(stderr,
+                 "lora: cannot allocate %llu bytes of managed GPU "
+                 "memory\n",
                  (unsigned long long)bytes);
     std::exit(1);
   }
@@ -402,9 +405,9 @@ extern "C" void _mlir_ciface_lora_gpu_sgemm_f32(int32_t transposeA,
   cublasOperation_t opB = transposeB ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasOperation_t opA = transposeA ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasLtMatmulDesc_t operation;
-  checkBlas(cublasLtMatmulDescCreate(&operation, CUBLAS_COMPUTE_32F,
-                                     CUDA_R_32F),
-            "cublasLtMatmulDescCreate");
+  checkBlas(
+      cublasLtMatmulDescCreate(&operation, CUBLAS_COMPUTE_32F, CUDA_R_32F),
+      "cublasLtMatmulDescCreate");
   cublasLtMatmulDescSetAttribute(operation, CUBLASLT_MATMUL_DESC_TRANSA, &opB,
                                  sizeof opB);
   cublasLtMatmulDescSetAttribute(operation, CUBLASLT_MATMUL_DESC_TRANSB, &opA,
@@ -418,11 +421,10 @@ extern "C" void _mlir_ciface_lora_gpu_sgemm_f32(int32_t transposeA,
   cublasLtMatrixLayoutCreate(&layoutC, CUDA_R_32F, n, m, c->strides[0]);
   float one = 1;
   float *cData = c->aligned + c->offset;
-  checkBlas(cublasLtMatmul(blas.handle, operation, &one,
-                           b->aligned + b->offset, layoutB,
-                           a->aligned + a->offset, layoutA, &one, cData,
-                           layoutC, cData, layoutC, nullptr, blas.workspace,
-                           blas.workspaceBytes, blas.stream),
+  checkBlas(cublasLtMatmul(blas.handle, operation, &one, b->aligned + b->offset,
+                           layoutB, a->aligned + a->offset, layoutA, &one,
+                           cData, layoutC, cData, layoutC, nullptr,
+                           blas.workspace, blas.workspaceBytes, blas.stream),
             "cublasLtMatmul");
   // Kernels run on their own streams and synchronize; so does the GEMM.
   check(d, d.cuStreamSynchronize(blas.stream), "cuStreamSynchronize");

@@ -11,9 +11,9 @@
 #include "lora/runtime/Cuda.h"
 
 #include <cstdio>
-#include <string>
 #include <cstdlib>
 #include <cuda_runtime.h>
+#include <string>
 
 using namespace lora::runtime;
 
@@ -33,9 +33,8 @@ __global__ void forwardKernel(flash::Shape s, const float *q, const float *k,
 }
 
 __global__ void queryKernel(flash::Shape s, const float *q, const float *k,
-                            const float *v, const float *out,
-                            const float *dOut, float *lse, float *delta,
-                            float *dq) {
+                            const float *v, const float *out, const float *dOut,
+                            float *lse, float *delta, float *dq) {
   int64_t row = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (row >= s.batch * s.seq * s.heads)
     return;
@@ -55,7 +54,9 @@ __global__ void keyKernel(flash::Shape s, const float *q, const float *k,
   flash::backwardKeyRow(s, q, k, v, dOut, lse, delta, dk, dv, b, j, g);
 }
 
-unsigned blocks(int64_t rows) { return unsigned((rows + kThreads - 1) / kThreads); }
+unsigned blocks(int64_t rows) {
+  return unsigned((rows + kThreads - 1) / kThreads);
+}
 
 /// The runtime API launches on its current device: make it the driver's
 /// (GPU LOCAL_RANK under a launcher), once per thread.
@@ -89,10 +90,11 @@ float *out(LoraMemRef3DF32 *m) { return m->aligned + m->offset; }
 
 } // namespace
 
-extern "C" void _mlir_ciface_lora_gpu_attention_f32(
-    LoraMemRef3DF32 *q, LoraMemRef3DF32 *k, LoraMemRef3DF32 *v,
-    LoraMemRef3DF32 *o, int64_t heads, int64_t kvHeads, int64_t headDim,
-    float scale) {
+extern "C" void
+_mlir_ciface_lora_gpu_attention_f32(LoraMemRef3DF32 *q, LoraMemRef3DF32 *k,
+                                    LoraMemRef3DF32 *v, LoraMemRef3DF32 *o,
+                                    int64_t heads, int64_t kvHeads,
+                                    int64_t headDim, float scale) {
   flash::Shape s = attentionShape(*q, *k, heads, kvHeads, headDim, scale,
                                   "lora_gpu_attention_f32");
   useDriversDevice();

@@ -27,8 +27,9 @@ namespace {
 
 struct Nccl {
 #define LORA_NCCL_FUNCTIONS(X)                                                 \
-  X(ncclGetUniqueId) X(ncclCommInitRankConfig) X(ncclCommGetAsyncError)        \
-  X(ncclCommAbort) X(ncclCommDestroy) X(ncclAllReduce) X(ncclGetErrorString)
+  X(ncclGetUniqueId)                                                           \
+  X(ncclCommInitRankConfig) X(ncclCommGetAsyncError) X(ncclCommAbort)          \
+      X(ncclCommDestroy) X(ncclAllReduce) X(ncclGetErrorString)
 #define LORA_DECLARE(name) decltype(&::name) name = nullptr;
   LORA_NCCL_FUNCTIONS(LORA_DECLARE)
 #undef LORA_DECLARE
@@ -172,8 +173,8 @@ Status openNcclCommunicator(const LaunchEnvironment &launch,
       &comm, launch.worldSize, unique, launch.rank, &config);
   if (result != ncclSuccess && result != ncclInProgress)
     return Status::error("ncclCommInitRankConfig: " + nccl.describe(result));
-  auto deadline = Clock::now() + std::chrono::milliseconds(
-                                     int64_t(timeoutSeconds * 1000));
+  auto deadline =
+      Clock::now() + std::chrono::milliseconds(int64_t(timeoutSeconds * 1000));
   while (true) {
     ncclResult_t state = ncclSuccess;
     nccl.ncclCommGetAsyncError(comm, &state);

@@ -68,8 +68,7 @@ TEST(RendezvousTest, MissingRanksTimeOutOnRankZero) {
   Status status = shareFromRankZero(0, 3, "", port, bytes, 0.3);
   ASSERT_FALSE(status.ok());
   EXPECT_EQ(status.message(), "rank 0: only 0 of 2 ranks connected to port " +
-                                  std::to_string(port) +
-                                  " before the timeout");
+                                  std::to_string(port) + " before the timeout");
 }
 
 TEST(RendezvousTest, LaunchNeedsMasterAddressAndPort) {

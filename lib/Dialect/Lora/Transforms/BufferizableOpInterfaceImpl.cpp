@@ -10,6 +10,7 @@
 
 #include "lora/Dialect/Lora/Transforms/BufferizableOpInterfaceImpl.h"
 
+#include "lora/Conversion/RuntimeCalls.h"
 #include "lora/Dialect/Lora/IR/LoraDialect.h"
 #include "lora/Dialect/Lora/IR/LoraOps.h"
 
@@ -28,19 +29,10 @@ namespace {
 /// Calls `name(memref<*xf32>)` on `buffer`, declaring it once per module.
 void callRuntime(RewriterBase &rewriter, Operation *op, StringRef name,
                  Value buffer) {
-  auto module = op->getParentOfType<ModuleOp>();
   auto unranked = UnrankedMemRefType::get(rewriter.getF32Type(), 0);
-  if (!module.lookupSymbol<func::FuncOp>(name)) {
-    OpBuilder::InsertionGuard guard(rewriter);
-    rewriter.setInsertionPointToStart(module.getBody());
-    auto callee = func::FuncOp::create(
-        rewriter, module.getLoc(), name,
-        rewriter.getFunctionType({unranked}, {}));
-    callee.setPrivate();
-    callee->setAttr("llvm.emit_c_interface", rewriter.getUnitAttr());
-  }
-  Value cast =
-      memref::CastOp::create(rewriter, op->getLoc(), unranked, buffer);
+  declareRuntimeFunction(rewriter, op->getParentOfType<ModuleOp>(), name,
+                         rewriter.getFunctionType({unranked}, {}));
+  Value cast = memref::CastOp::create(rewriter, op->getLoc(), unranked, buffer);
   func::CallOp::create(rewriter, op->getLoc(), name, TypeRange(),
                        ValueRange{cast});
 }
@@ -118,8 +110,8 @@ struct FlashAttentionModel
                              "convert-lora-to-linalg lowers it otherwise");
     Location loc = op->getLoc();
     int64_t dynamic = ShapedType::kDynamic;
-    auto generic = MemRefType::get({dynamic, dynamic, dynamic},
-                                   rewriter.getF32Type());
+    auto generic =
+        MemRefType::get({dynamic, dynamic, dynamic}, rewriter.getF32Type());
     SmallVector<Value> arguments;
     for (Value operand : op->getOperands()) {
       FailureOr<Value> buffer = getBuffer(rewriter, operand, options, state);
@@ -140,9 +132,9 @@ struct FlashAttentionModel
     }
     auto attention = cast<OpTy>(op);
     SmallVector<Type> types(arguments.size(), generic);
-    for (int64_t value : {int64_t(attention.getNumHeads()),
-                          int64_t(attention.getNumKvHeads()),
-                          int64_t(attention.getHeadDim())}) {
+    for (int64_t value :
+         {int64_t(attention.getNumHeads()), int64_t(attention.getNumKvHeads()),
+          int64_t(attention.getHeadDim())}) {
       arguments.push_back(arith::ConstantOp::create(
           rewriter, loc, rewriter.getI64IntegerAttr(value)));
       types.push_back(rewriter.getI64Type());
@@ -155,15 +147,8 @@ struct FlashAttentionModel
     std::string name = (flash.getValue() == "gpu" ? "lora_gpu_" : "lora_") +
                        std::string(isa<AttentionOp>(op) ? "attention_f32"
                                                         : "attention_grad_f32");
-    auto module = op->getParentOfType<ModuleOp>();
-    if (!module.lookupSymbol<func::FuncOp>(name)) {
-      OpBuilder::InsertionGuard guard(rewriter);
-      rewriter.setInsertionPointToStart(module.getBody());
-      auto callee = func::FuncOp::create(rewriter, module.getLoc(), name,
-                                         rewriter.getFunctionType(types, {}));
-      callee.setPrivate();
-      callee->setAttr("llvm.emit_c_interface", rewriter.getUnitAttr());
-    }
+    declareRuntimeFunction(rewriter, op->getParentOfType<ModuleOp>(), name,
+                           rewriter.getFunctionType(types, {}));
     func::CallOp::create(rewriter, loc, name, TypeRange(), arguments);
     replaceOpWithBufferizedValues(rewriter, op, results);
     return success();

@@ -1,4 +1,5 @@
-//===- Attention.h - flash attention entry points of compiled steps -*- C++ -*-===//
+//===- Attention.h - flash attention entry points of compiled steps -*- C++
+//-*-===//
 //
 // A step compiled with flash attention (lora-gpu-pipeline always; the CPU
 // pipeline with --flash_attention) calls these for `lora.attention` and
@@ -37,8 +38,7 @@ void _mlir_ciface_lora_attention_grad_f32(
     int64_t headDim, float scale);
 
 /// The same on GPU buffers (CUDA backend only).
-void _mlir_ciface_lora_gpu_attention_f32(LoraMemRef3DF32 *q,
-                                         LoraMemRef3DF32 *k,
+void _mlir_ciface_lora_gpu_attention_f32(LoraMemRef3DF32 *q, LoraMemRef3DF32 *k,
                                          LoraMemRef3DF32 *v,
                                          LoraMemRef3DF32 *out, int64_t heads,
                                          int64_t kvHeads, int64_t headDim,

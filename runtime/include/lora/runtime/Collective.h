@@ -1,4 +1,5 @@
-//===- Collective.h - data-parallel collectives with a watchdog --*- C++ -*-===//
+//===- Collective.h - data-parallel collectives with a watchdog --*- C++
+//-*-===//
 //
 // Every collective runs on one communication thread; the caller waits for
 // it with a timeout. A collective that does not finish in time (a rank

@@ -36,21 +36,18 @@ struct Shape {
   float scale;
 
   LORA_HOST_DEVICE int64_t group() const { return heads / kvHeads; }
-  LORA_HOST_DEVICE int64_t queryOffset(int64_t b, int64_t t,
-                                       int64_t h) const {
+  LORA_HOST_DEVICE int64_t queryOffset(int64_t b, int64_t t, int64_t h) const {
     return ((b * seq + t) * heads + h) * headDim;
   }
   LORA_HOST_DEVICE int64_t kvOffset(int64_t b, int64_t t, int64_t g) const {
     return ((b * seq + t) * kvHeads + g) * headDim;
   }
-  LORA_HOST_DEVICE int64_t statOffset(int64_t b, int64_t h,
-                                      int64_t t) const {
+  LORA_HOST_DEVICE int64_t statOffset(int64_t b, int64_t h, int64_t t) const {
     return (b * heads + h) * seq + t;
   }
 };
 
-LORA_HOST_DEVICE inline float dot(const float *x, const float *y,
-                                  int64_t n) {
+LORA_HOST_DEVICE inline float dot(const float *x, const float *y, int64_t n) {
   float sum = 0;
   for (int64_t i = 0; i < n; ++i)
     sum += x[i] * y[i];
@@ -89,10 +86,10 @@ LORA_HOST_DEVICE inline void forwardRow(const Shape &s, const float *q,
 /// Backward over query row (b, t, h): its log-sum-exp (recomputed, the
 /// forward output is given), delta = dO·O, and
 /// dQ = scale · Σ_j P_tj (dO·V_j − delta) K_j.
-LORA_HOST_DEVICE inline void backwardQueryRow(
-    const Shape &s, const float *q, const float *k, const float *v,
-    const float *out, const float *dOut, float *lse, float *delta,
-    float *dq, int64_t b, int64_t t, int64_t h) {
+LORA_HOST_DEVICE inline void
+backwardQueryRow(const Shape &s, const float *q, const float *k, const float *v,
+                 const float *out, const float *dOut, float *lse, float *delta,
+                 float *dq, int64_t b, int64_t t, int64_t h) {
   int64_t g = h / s.group();
   const float *qt = q + s.queryOffset(b, t, h);
   const float *dot_ = dOut + s.queryOffset(b, t, h);
@@ -122,10 +119,10 @@ LORA_HOST_DEVICE inline void backwardQueryRow(
 /// Backward over key row (b, j, kv head g), after every query row's
 /// backwardQueryRow: over the group's query heads and the rows t >= j,
 /// dV_j = Σ P_tj dO_t and dK_j = scale · Σ P_tj (dO_t·V_j − delta_t) Q_t.
-LORA_HOST_DEVICE inline void backwardKeyRow(
-    const Shape &s, const float *q, const float *k, const float *v,
-    const float *dOut, const float *lse, const float *delta, float *dk,
-    float *dv, int64_t b, int64_t j, int64_t g) {
+LORA_HOST_DEVICE inline void
+backwardKeyRow(const Shape &s, const float *q, const float *k, const float *v,
+               const float *dOut, const float *lse, const float *delta,
+               float *dk, float *dv, int64_t b, int64_t j, int64_t g) {
   const float *kj = k + s.kvOffset(b, j, g);
   const float *vj = v + s.kvOffset(b, j, g);
   float *dkj = dk + s.kvOffset(b, j, g);
@@ -136,8 +133,8 @@ LORA_HOST_DEVICE inline void backwardKeyRow(
     for (int64_t t = j; t < s.seq; ++t) {
       const float *qt = q + s.queryOffset(b, t, h);
       const float *dot_ = dOut + s.queryOffset(b, t, h);
-      float p = expf(s.scale * dot(qt, kj, s.headDim) -
-                     lse[s.statOffset(b, h, t)]);
+      float p =
+          expf(s.scale * dot(qt, kj, s.headDim) - lse[s.statOffset(b, h, t)]);
       float ds = p * (dot(dot_, vj, s.headDim) - delta[s.statOffset(b, h, t)]);
       for (int64_t d = 0; d < s.headDim; ++d) {
         dvj[d] += p * dot_[d];

@@ -58,9 +58,8 @@ Status readFaultInjection(FaultInjection &fault);
 /// The communicator for `launch` (nullptr when it is one process): NCCL
 /// for a step that runs on GPUs, MPI on CPUs. `timeoutSeconds` bounds
 /// every collective (--ddp_timeout).
-Status openCommunicator(const LaunchEnvironment &launch,
-                        double timeoutSeconds, bool gpu,
-                        std::unique_ptr<Communicator> &communicator);
+Status openCommunicator(const LaunchEnvironment &launch, double timeoutSeconds,
+                        bool gpu, std::unique_ptr<Communicator> &communicator);
 
 /// Checks the flags that need no data or step (method, steps, schedule), so
 /// a tool can fail before compiling.
