@@ -57,20 +57,24 @@ private:
 
 } // namespace
 
+lora::runtime::GemmShape lora::runtime::checkedGemmShape(
+    const char *caller, int32_t transposeA, const LoraMemRef2DF32 &a,
+    const LoraMemRef2DF32 &b, const LoraMemRef2DF32 &c) {
+  // op(A) is M x K, op(B) is K x N, C is M x N.
+  if (a.strides[1] != 1 || b.strides[1] != 1 || c.strides[1] != 1) {
+    std::fprintf(stderr, "%s: operand rows are not contiguous\n", caller);
+    std::abort();
+  }
+  return {c.sizes[0], c.sizes[1], transposeA ? a.sizes[0] : a.sizes[1]};
+}
+
 extern "C" void _mlir_ciface_lora_sgemm_f32(int32_t transposeA,
                                             int32_t transposeB,
                                             LoraMemRef2DF32 *a,
                                             LoraMemRef2DF32 *b,
                                             LoraMemRef2DF32 *c) {
-  // op(A) is M x K, op(B) is K x N, C is M x N.
-  int64_t m = c->sizes[0], n = c->sizes[1];
-  int64_t k = transposeA ? a->sizes[0] : a->sizes[1];
-  if (a->strides[1] != 1 || b->strides[1] != 1 || c->strides[1] != 1) {
-    // lora-matmul-to-blas only rewrites row-contiguous operands; anything
-    // else is a compiler bug, and a wrong GEMM must not pass silently.
-    std::fprintf(stderr, "lora_sgemm_f32: operand rows are not contiguous\n");
-    std::abort();
-  }
+  auto [m, n, k] = lora::runtime::checkedGemmShape("lora_sgemm_f32",
+                                                   transposeA, *a, *b, *c);
   if (m == 0 || n == 0)
     return;
   auto gemm = [&] {

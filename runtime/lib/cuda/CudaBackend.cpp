@@ -389,13 +389,8 @@ extern "C" void _mlir_ciface_lora_gpu_sgemm_f32(int32_t transposeA,
                                                 LoraMemRef2DF32 *a,
                                                 LoraMemRef2DF32 *b,
                                                 LoraMemRef2DF32 *c) {
-  int64_t m = c->sizes[0], n = c->sizes[1];
-  int64_t k = transposeA ? a->sizes[0] : a->sizes[1];
-  if (a->strides[1] != 1 || b->strides[1] != 1 || c->strides[1] != 1) {
-    std::fprintf(stderr,
-                 "lora_gpu_sgemm_f32: operand rows are not contiguous\n");
-    std::exit(1);
-  }
+  auto [m, n, k] = lora::runtime::checkedGemmShape("lora_gpu_sgemm_f32",
+                                                   transposeA, *a, *b, *c);
   if (m == 0 || n == 0)
     return;
   Blas &blas = Blas::get();

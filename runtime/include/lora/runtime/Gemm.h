@@ -32,4 +32,19 @@ void _mlir_ciface_lora_sgemm_f32(int32_t transposeA, int32_t transposeB,
 
 } // extern "C"
 
+namespace lora::runtime {
+
+/// C's M x N and the inner K of C += op(A) · op(B). Operands whose rows are
+/// not contiguous are a compiler bug (lora-matmul-to-blas rewrites only
+/// row-contiguous ones): `caller` says so and the process ends, since a
+/// wrong GEMM must not pass silently.
+struct GemmShape {
+  int64_t m, n, k;
+};
+GemmShape checkedGemmShape(const char *caller, int32_t transposeA,
+                           const LoraMemRef2DF32 &a, const LoraMemRef2DF32 &b,
+                           const LoraMemRef2DF32 &c);
+
+} // namespace lora::runtime
+
 #endif // LORA_RUNTIME_GEMM_H
