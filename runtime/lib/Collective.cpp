@@ -91,6 +91,7 @@ void Communicator::fail(const std::string &message) {
                rankIndex, worldSize, (long long)currentStep, message.c_str());
   std::fflush(stderr);
   abortAll();
+  std::_Exit(1); // abortAll does not return; the compiler cannot know
 }
 
 void Communicator::abortAll() { std::_Exit(1); }
@@ -162,7 +163,19 @@ void GradientReducer::submit(size_t index) {
   bucket.ticket = communicator.submit(
       "gradient all-reduce (bucket " + std::to_string(index + 1) + ", " +
           std::to_string(count * sizeof(float)) + " bytes)",
-      [this, data, count] { return communicator.sumOnThread(data, count); });
+      [this, data, count] {
+        auto began = std::chrono::steady_clock::now();
+        Status status = communicator.sumOnThread(data, count);
+        collectiveNanoseconds +=
+            std::chrono::duration_cast<std::chrono::nanoseconds>(
+                std::chrono::steady_clock::now() - began)
+                .count();
+        return status;
+      });
+}
+
+GradientReducer::Overlap GradientReducer::overlap() const {
+  return {double(collectiveNanoseconds.load()) * 1e-9, waitedSeconds, steps};
 }
 
 void GradientReducer::start(const LoraUnrankedMemRef &gradient) {
@@ -196,7 +209,11 @@ void GradientReducer::wait(const LoraUnrankedMemRef &gradient) {
     Bucket &bucket = buckets[entry.bucket];
     if (!bucket.done) {
       submit(entry.bucket);
+      auto began = std::chrono::steady_clock::now();
       communicator.wait(bucket.ticket);
+      waitedSeconds += std::chrono::duration<double>(
+                           std::chrono::steady_clock::now() - began)
+                           .count();
       bucket.done = true;
     }
     LoraUnrankedMemRef target = gradient;
@@ -216,6 +233,7 @@ Status GradientReducer::endStep() {
     if (!entry.waited)
       return Status::error("the compiled step started reducing a gradient "
                            "but never waited for it");
+  ++steps;
   descriptors.clear();
   return Status::success();
 }

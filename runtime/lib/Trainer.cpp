@@ -346,6 +346,12 @@ Status Trainer::train(Batcher &batcher, const TrainOptions &options,
   }
   if (metrics)
     std::fclose(metrics);
+  if (reducer) {
+    GradientReducer::Overlap overlap = reducer->overlap();
+    reduction = {overlap.steps, reducer->bucketsLastStep(),
+                 reducer->bytesLastStep(), overlap.collectiveSeconds,
+                 overlap.waitedSeconds};
+  }
   return Status::success();
 }
 

@@ -4,6 +4,7 @@
 
 #include "lora/runtime/Arena.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -187,11 +188,25 @@ Status runTraining(CompiledStep &step, const RunOptions &options) {
   }));
   if (distributed) {
     LORA_RETURN_IF_ERROR(trainer.checkRanksAgree(*communicator));
-    if (lead)
+    if (lead) {
       std::fprintf(stderr,
                    "%s: trainable parameters and optimizer state identical "
                    "on all %d ranks\n",
                    options.programName.c_str(), communicator->size());
+      const Trainer::ReductionStats &r = trainer.reductionStats();
+      double steps = double(std::max<int64_t>(1, r.steps));
+      double hidden = r.collectiveSeconds > 0
+                          ? std::max(0.0, 1 - r.waitedSeconds /
+                                                  r.collectiveSeconds)
+                          : 0;
+      std::fprintf(stderr,
+                   "%s: gradient all-reduce: %zu bucket(s), %.3f MiB per "
+                   "step; %.1f ms per step in collectives, %.1f ms waited "
+                   "for (%.0f%% behind the backward)\n",
+                   options.programName.c_str(), r.buckets,
+                   r.bytes / 1048576.0, 1e3 * r.collectiveSeconds / steps,
+                   1e3 * r.waitedSeconds / steps, 100 * hidden);
+    }
   }
   if (!lead)
     return Status::success();

@@ -23,6 +23,7 @@
 #include "lora/runtime/MemRef.h"
 #include "lora/runtime/Status.h"
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -136,6 +137,15 @@ public:
   size_t bucketsLastStep() const { return buckets.size(); }
   size_t bytesLastStep() const;
 
+  /// Over every step so far: seconds the gradient collectives ran on the
+  /// communication thread, and seconds the step waited for them. What was
+  /// not waited for ran behind the backward.
+  struct Overlap {
+    double collectiveSeconds = 0, waitedSeconds = 0;
+    int64_t steps = 0;
+  };
+  Overlap overlap() const;
+
 private:
   struct Entry {
     LoraUnrankedMemRef gradient;
@@ -154,6 +164,10 @@ private:
   float weight = 1;
   std::vector<Bucket> buckets;
   std::vector<Entry> entries;
+  /// Nanoseconds, added by the communication thread.
+  std::atomic<int64_t> collectiveNanoseconds{0};
+  double waitedSeconds = 0;
+  int64_t steps = 0;
   /// Copies of the started gradients' descriptors (the compiled code's
   /// live only for the call).
   std::deque<std::vector<int64_t>> descriptors;

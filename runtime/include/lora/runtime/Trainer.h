@@ -190,6 +190,16 @@ public:
   Status exportMergedModel(const std::string &directory,
                            const AdapterConfig &config) const;
 
+  /// Data parallelism: what the last train() spent reducing gradients
+  /// (per step: buckets and bytes; in all: seconds the collectives ran and
+  /// seconds the steps waited for them).
+  struct ReductionStats {
+    int64_t steps = 0;
+    size_t buckets = 0, bytes = 0;
+    double collectiveSeconds = 0, waitedSeconds = 0;
+  };
+  const ReductionStats &reductionStats() const { return reduction; }
+
   /// Data parallelism: whether every rank holds the same trainable
   /// parameters and moments (a checksum compared over the ranks); an
   /// error naming this rank when not.
@@ -225,6 +235,7 @@ private:
   uint64_t argumentBytes = 0, resultBytes = 0;
   std::vector<Span> argumentData, resultData;
   std::map<std::string, size_t> argumentIndex;
+  ReductionStats reduction;
 };
 
 } // namespace lora::runtime
