@@ -10,6 +10,7 @@
 #include "lora/runtime/Arena.h"
 #include "lora/runtime/Attention.h"
 #include "lora/runtime/Collective.h"
+#include "lora/runtime/Cuda.h"
 #include "lora/runtime/Gemm.h"
 #include "lora/runtime/MemRef.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -166,12 +167,16 @@ static void initializeNativeTarget() {
 }
 
 llvm::Expected<std::unique_ptr<JitStep>>
-JitStep::compile(ModuleOp module, StringRef name, bool flashAttention) {
+JitStep::compile(ModuleOp module, StringRef name, bool flashAttention,
+                 bool gpu) {
   std::unique_ptr<JitStep> step(new JitStep());
   step->entry = name.str();
+  step->gpu = gpu;
   if (llvm::Error error =
-          lowerStepForCpu(module, name, step->argumentSpecs, step->resultSpecs,
-                          flashAttention))
+          gpu ? lowerStepForGpu(module, name, step->argumentSpecs,
+                                step->resultSpecs, "sm_80")
+              : lowerStepForCpu(module, name, step->argumentSpecs,
+                                step->resultSpecs, flashAttention))
     return std::move(error);
   step->arenaBytes = mlir::lora::plannedArenaBytes(module);
   step->reduces = mlir::lora::reducesGradients(module);
@@ -212,6 +217,11 @@ JitStep::compile(ModuleOp module, StringRef name, bool flashAttention) {
         llvm::orc::ExecutorAddr::fromPtr(
             &_mlir_ciface_lora_attention_grad_f32),
         llvm::JITSymbolFlags::Exported};
+    for (const ::lora::runtime::CudaEntryPoint &entry :
+         ::lora::runtime::cudaEntryPoints())
+      symbols[interner(entry.name)] = {
+          llvm::orc::ExecutorAddr::fromPtr(entry.address),
+          llvm::JITSymbolFlags::Exported};
     symbols[interner("memrefCopy")] = {
         llvm::orc::ExecutorAddr::fromPtr(&memrefCopy),
         llvm::JITSymbolFlags::Exported};

@@ -23,6 +23,8 @@ Status cudaSynchronizeDefaultStream() {
   return cudaDevice(name);
 }
 
+std::vector<CudaEntryPoint> cudaEntryPoints() { return {}; }
+
 void *cudaAllocateShared(size_t) { return nullptr; }
 void cudaFreeShared(void *) {}
 

@@ -16,6 +16,7 @@
 #include "lora/Frontend/LlamaConfig.h"
 #include "lora/Pipelines/Pipelines.h"
 #include "lora/Runner/JitStep.h"
+#include "lora/runtime/Cuda.h"
 #include "lora/runtime/Data.h"
 #include "lora/runtime/Trainer.h"
 #include "lora/runtime/TrainingRun.h"
@@ -181,9 +182,9 @@ static cl::opt<std::string> artifactDir(
     cl::desc("Folder for step.so and manifest.json (default lora-step)"),
     cl::value_desc("dir"), cl::init("lora-step"));
 static cl::opt<std::string> deviceFlag(
-    "device", cl::sub(compileCommand),
-    cl::desc("cpu (this machine's CPU) or cuda (PTX for --cuda_chips, host "
-             "code that launches it)"),
+    "device", cl::sub(compileCommand), cl::sub(train),
+    cl::desc("cpu (this machine's CPU) or cuda (PTX kernels and host code "
+             "that launches them; train needs a GPU here, compile does not)"),
     cl::init("cpu"));
 static cl::opt<std::string> targetCpu(
     "target_cpu", cl::sub(compileCommand),
@@ -499,6 +500,7 @@ public:
     return jit->plannedArenaBytes();
   }
   bool reducesGradients() const override { return jit->reducesGradients(); }
+  bool runsOnGpu() const override { return jit->runsOnGpu(); }
   rt::Status run(const std::vector<void *> &arguments,
                  const std::vector<void *> &results) override {
     if (llvm::Error error = jit->run(arguments, results))
@@ -562,15 +564,25 @@ static int runTrain() {
     return fail(status.message());
   if (rt::Status status = rt::readFaultInjection(run.fault); !status.ok())
     return fail(status.message());
+  if (deviceFlag != "cpu" && deviceFlag != "cuda")
+    return fail("--device must be cpu or cuda, got '" + deviceFlag + "'");
+  bool gpu = deviceFlag == "cuda";
   // Under a launcher: the ranks meet before compiling, so that a bad
-  // launch fails at once.
+  // launch fails at once; so does a missing GPU.
   rt::LaunchEnvironment launch;
   if (rt::Status status = rt::detectLaunch(launch); !status.ok())
     return fail(status.message());
+  if (gpu) {
+    std::string name;
+    if (rt::Status status = rt::cudaUseDevice(launch.localRank);
+        !status.ok())
+      return fail(status.message());
+    if (rt::Status status = rt::cudaDevice(name); !status.ok())
+      return fail("--device cuda: " + status.message());
+  }
   std::unique_ptr<rt::Communicator> communicator;
   if (rt::Status status =
-          rt::openCommunicator(launch, ddpTimeout, /*gpu=*/false,
-                               communicator);
+          rt::openCommunicator(launch, ddpTimeout, gpu, communicator);
       !status.ok())
     return fail(status.message());
   run.communicator = communicator.get();
@@ -592,7 +604,8 @@ static int runTrain() {
                          : std::string())
                  << ")...\n";
   auto start = std::chrono::steady_clock::now();
-  auto jit = mlir::lora::JitStep::compile(*module, "step", flashAttention);
+  auto jit =
+      mlir::lora::JitStep::compile(*module, "step", flashAttention, gpu);
   if (!jit)
     return fail(llvm::toString(jit.takeError()));
   if (lead)

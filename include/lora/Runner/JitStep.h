@@ -79,8 +79,12 @@ class JitStep {
 public:
   /// Lowers `module` (modified in place) and compiles function `name`.
   /// `flashAttention`: attention through the runtime's flash kernels.
+  /// `gpu`: lora-gpu-pipeline (PTX for sm_80, which the driver compiles for
+  /// newer GPUs too), kernels launched through the runtime's CUDA backend;
+  /// the caller checked that there is a GPU.
   static llvm::Expected<std::unique_ptr<JitStep>>
-  compile(ModuleOp module, StringRef name, bool flashAttention = false);
+  compile(ModuleOp module, StringRef name, bool flashAttention = false,
+          bool gpu = false);
   ~JitStep();
 
   const std::vector<BufferSpec> &arguments() const { return argumentSpecs; }
@@ -91,6 +95,8 @@ public:
   /// Whether the step reduces its gradients over data-parallel ranks
   /// (lora-data-parallel ran).
   bool reducesGradients() const { return reduces; }
+  /// Whether the step runs on a GPU (its buffers must be managed memory).
+  bool runsOnGpu() const { return gpu; }
 
   /// Runs the step: one buffer per argument and one per result, each
   /// holding numElements() values of its element type.
@@ -103,6 +109,7 @@ private:
   std::vector<BufferSpec> argumentSpecs, resultSpecs;
   uint64_t arenaBytes = 0;
   bool reduces = false;
+  bool gpu = false;
 };
 
 /// The `lora.planned_arena_bytes` lora-plan-memory left on a lowered module

@@ -428,3 +428,30 @@ extern "C" void _mlir_ciface_lora_gpu_sgemm_f32(int32_t transposeA,
   cublasLtMatrixLayoutDestroy(layoutC);
   cublasLtMatmulDescDestroy(operation);
 }
+
+std::vector<lora::runtime::CudaEntryPoint> lora::runtime::cudaEntryPoints() {
+  auto entry = [](const char *name, auto *function) {
+    return CudaEntryPoint{name, reinterpret_cast<void *>(function)};
+  };
+  return {
+      entry("mgpuModuleLoadJIT", &mgpuModuleLoadJIT),
+      entry("mgpuModuleLoad", &mgpuModuleLoad),
+      entry("mgpuModuleUnload", &mgpuModuleUnload),
+      entry("mgpuModuleGetFunction", &mgpuModuleGetFunction),
+      entry("mgpuLaunchKernel", &mgpuLaunchKernel),
+      entry("mgpuStreamCreate", &mgpuStreamCreate),
+      entry("mgpuStreamSynchronize", &mgpuStreamSynchronize),
+      entry("mgpuStreamDestroy", &mgpuStreamDestroy),
+      entry("mgpuMemAlloc", &mgpuMemAlloc),
+      entry("_mlir_ciface_lora_gpu_free_8", &_mlir_ciface_lora_gpu_free_8),
+      entry("_mlir_ciface_lora_gpu_free_16", &_mlir_ciface_lora_gpu_free_16),
+      entry("_mlir_ciface_lora_gpu_free_32", &_mlir_ciface_lora_gpu_free_32),
+      entry("_mlir_ciface_lora_gpu_free_64", &_mlir_ciface_lora_gpu_free_64),
+      entry("_mlir_ciface_lora_gpu_sgemm_f32",
+            &_mlir_ciface_lora_gpu_sgemm_f32),
+      entry("_mlir_ciface_lora_gpu_attention_f32",
+            &_mlir_ciface_lora_gpu_attention_f32),
+      entry("_mlir_ciface_lora_gpu_attention_grad_f32",
+            &_mlir_ciface_lora_gpu_attention_grad_f32),
+  };
+}

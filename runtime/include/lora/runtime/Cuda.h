@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace lora::runtime {
 
@@ -38,6 +39,14 @@ int cudaDeviceOrdinal();
 
 /// Waits for the work queued on the default stream (NCCL's).
 Status cudaSynchronizeDefaultStream();
+
+/// The functions a compiled GPU step calls (mgpu*, GEMM, attention,
+/// frees), by symbol, for a JIT to resolve; empty without the backend.
+struct CudaEntryPoint {
+  const char *name;
+  void *address;
+};
+std::vector<CudaEntryPoint> cudaEntryPoints();
 
 /// Managed memory (host and device read and write it), for a GPU step's
 /// buffers; nullptr on failure.
