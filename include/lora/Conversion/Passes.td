@@ -85,7 +85,9 @@ def HostSharedAllocs : Pass<"lora-host-shared-allocs", "ModuleOp"> {
     arena, buffers of loops that stayed on the host) become
     `gpu.alloc host_shared` (CUDA managed memory, which both the kernels and
     the host code can read and write) and their `memref.dealloc` a call to
-    the runtime's `lora_gpu_free_<bits>`.
+    the runtime's `lora_gpu_free_<bits>`. Constants (`memref.get_global`)
+    live in the host program's memory, which kernels cannot read: each host
+    function copies those it uses into such a buffer, freed on return.
   }];
   let dependentDialects = ["::mlir::gpu::GPUDialect",
                            "::mlir::func::FuncDialect"];

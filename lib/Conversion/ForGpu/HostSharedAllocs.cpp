@@ -19,8 +19,42 @@ namespace {
 
 struct HostSharedAllocsPass
     : public lora::impl::HostSharedAllocsBase<HostSharedAllocsPass> {
+  /// Constants (memref.get_global) live in the host program's memory,
+  /// which kernels cannot read: each host function copies the ones it uses
+  /// into a buffer of its own (made managed below) and frees it on return.
+  void copyGlobals() {
+    for (auto function : getOperation().getOps<func::FuncOp>()) {
+      if (function.isExternal())
+        continue;
+      SmallVector<memref::GetGlobalOp> globals;
+      function.walk([&](memref::GetGlobalOp op) {
+        if (!op->getParentOfType<gpu::LaunchOp>())
+          globals.push_back(op);
+      });
+      if (globals.empty())
+        continue;
+      OpBuilder builder(function.getContext());
+      SmallVector<Value> copies;
+      for (memref::GetGlobalOp global : globals) {
+        builder.setInsertionPointAfter(global);
+        auto type = cast<MemRefType>(global.getType());
+        Value copy = memref::AllocOp::create(builder, global.getLoc(), type);
+        global.getResult().replaceAllUsesWith(copy);
+        memref::CopyOp::create(builder, global.getLoc(), global.getResult(),
+                               copy);
+        copies.push_back(copy);
+      }
+      function.walk([&](func::ReturnOp ret) {
+        builder.setInsertionPoint(ret);
+        for (Value copy : copies)
+          memref::DeallocOp::create(builder, ret.getLoc(), copy);
+      });
+    }
+  }
+
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    copyGlobals();
     SmallVector<Operation *> allocs, deallocs;
     getOperation()->walk([&](Operation *op) {
       // Kernels keep their own (none are made today).

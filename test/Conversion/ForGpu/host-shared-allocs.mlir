@@ -28,3 +28,19 @@ func.func @floats() {
   memref.dealloc %buffer : memref<16xf32>
   return
 }
+
+// Constants are copied into managed memory the kernels can read, and freed
+// on return.
+// CHECK-LABEL: func.func @constant
+// CHECK: %[[G:.+]] = memref.get_global @signs : memref<2xf32>
+// CHECK: %[[C:.+]] = gpu.alloc  host_shared () : memref<2xf32>
+// CHECK: memref.copy %[[G]], %[[C]]
+// CHECK: memref.copy %[[C]], %{{.+}}
+// CHECK: call @lora_gpu_free_32
+// CHECK-NEXT: return
+memref.global "private" constant @signs : memref<2xf32> = dense<[-1.0, 1.0]>
+func.func @constant(%out: memref<2xf32>) {
+  %g = memref.get_global @signs : memref<2xf32>
+  memref.copy %g, %out : memref<2xf32> to memref<2xf32>
+  return
+}
