@@ -7,11 +7,7 @@
 #include "lora/Pipelines/CpuPipeline.h"
 #include "lora/Pipelines/GpuPipeline.h"
 
-#include "lora/runtime/Arena.h"
-#include "lora/runtime/Attention.h"
-#include "lora/runtime/Collective.h"
-#include "lora/runtime/Cuda.h"
-#include "lora/runtime/Gemm.h"
+#include "lora/runtime/EntryPoints.h"
 #include "lora/runtime/MemRef.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
@@ -194,37 +190,12 @@ JitStep::compile(ModuleOp module, StringRef name, bool flashAttention,
   // The runtime functions the step calls, resolved in this process.
   step->engine->registerSymbols([](llvm::orc::MangleAndInterner interner) {
     llvm::orc::SymbolMap symbols;
-    symbols[interner("_mlir_ciface_lora_sgemm_f32")] = {
-        llvm::orc::ExecutorAddr::fromPtr(&_mlir_ciface_lora_sgemm_f32),
-        llvm::JITSymbolFlags::Exported};
-    symbols[interner("_mlir_memref_to_llvm_alloc")] = {
-        llvm::orc::ExecutorAddr::fromPtr(&_mlir_memref_to_llvm_alloc),
-        llvm::JITSymbolFlags::Exported};
-    symbols[interner("_mlir_memref_to_llvm_free")] = {
-        llvm::orc::ExecutorAddr::fromPtr(&_mlir_memref_to_llvm_free),
-        llvm::JITSymbolFlags::Exported};
-    symbols[interner("_mlir_ciface_lora_all_reduce_start_f32")] = {
-        llvm::orc::ExecutorAddr::fromPtr(
-            &_mlir_ciface_lora_all_reduce_start_f32),
-        llvm::JITSymbolFlags::Exported};
-    symbols[interner("_mlir_ciface_lora_all_reduce_wait_f32")] = {
-        llvm::orc::ExecutorAddr::fromPtr(&_mlir_ciface_lora_all_reduce_wait_f32),
-        llvm::JITSymbolFlags::Exported};
-    symbols[interner("_mlir_ciface_lora_attention_f32")] = {
-        llvm::orc::ExecutorAddr::fromPtr(&_mlir_ciface_lora_attention_f32),
-        llvm::JITSymbolFlags::Exported};
-    symbols[interner("_mlir_ciface_lora_attention_grad_f32")] = {
-        llvm::orc::ExecutorAddr::fromPtr(
-            &_mlir_ciface_lora_attention_grad_f32),
-        llvm::JITSymbolFlags::Exported};
-    for (const ::lora::runtime::CudaEntryPoint &entry :
-         ::lora::runtime::cudaEntryPoints())
-      symbols[interner(entry.name)] = {
-          llvm::orc::ExecutorAddr::fromPtr(entry.address),
-          llvm::JITSymbolFlags::Exported};
-    symbols[interner("memrefCopy")] = {
-        llvm::orc::ExecutorAddr::fromPtr(&memrefCopy),
-        llvm::JITSymbolFlags::Exported};
+    for (auto list : {::lora::runtime::cpuEntryPoints(),
+                      ::lora::runtime::cudaEntryPoints()})
+      for (const ::lora::runtime::RuntimeEntryPoint &entry : list)
+        symbols[interner(entry.name)] = {
+            llvm::orc::ExecutorAddr::fromPtr(entry.address),
+            llvm::JITSymbolFlags::Exported};
     return symbols;
   });
   step->engine->initialize();

@@ -2,11 +2,8 @@
 
 #include "lora/runtime/Artifact.h"
 
-#include "lora/runtime/Arena.h"
-#include "lora/runtime/Attention.h"
-#include "lora/runtime/Collective.h"
 #include "lora/runtime/Cuda.h"
-#include "lora/runtime/Gemm.h"
+#include "lora/runtime/EntryPoints.h"
 #include "lora/runtime/MemRef.h"
 
 #include <nlohmann/json.hpp>
@@ -84,28 +81,16 @@ Status ArtifactStep::open(const std::string &directory,
   }
   step->metadataText =
       manifest.value("metadata", nlohmann::json::object()).dump();
-  // step.so calls the runtime's GEMM and arena; the loading program must
-  // export them. Taking their addresses here also keeps them in a
-  // statically linked program.
-  static void *volatile used[] = {
-      reinterpret_cast<void *>(&_mlir_ciface_lora_sgemm_f32),
-      reinterpret_cast<void *>(&_mlir_memref_to_llvm_alloc),
-      reinterpret_cast<void *>(&_mlir_memref_to_llvm_free),
-      reinterpret_cast<void *>(&memrefCopy),
-      reinterpret_cast<void *>(&_mlir_ciface_lora_all_reduce_start_f32),
-      reinterpret_cast<void *>(&_mlir_ciface_lora_all_reduce_wait_f32),
-      reinterpret_cast<void *>(&_mlir_ciface_lora_attention_f32),
-      reinterpret_cast<void *>(&_mlir_ciface_lora_attention_grad_f32)};
-  for (const char *symbol :
-       {"_mlir_ciface_lora_sgemm_f32", "_mlir_memref_to_llvm_alloc",
-        "_mlir_memref_to_llvm_free", "memrefCopy",
-        "_mlir_ciface_lora_all_reduce_start_f32",
-        "_mlir_ciface_lora_all_reduce_wait_f32",
-        "_mlir_ciface_lora_attention_f32",
-        "_mlir_ciface_lora_attention_grad_f32"})
-    if (!used[0] || !dlsym(RTLD_DEFAULT, symbol))
+  // step.so calls the runtime (and a CUDA step its CUDA backend); the
+  // loading program must export those functions.
+  std::vector<RuntimeEntryPoint> needed = cpuEntryPoints();
+  if (step->gpu)
+    for (const RuntimeEntryPoint &entry : cudaEntryPoints())
+      needed.push_back(entry);
+  for (const RuntimeEntryPoint &entry : needed)
+    if (!dlsym(RTLD_DEFAULT, entry.name))
       return Status::error(std::string("this program does not export '") +
-                           symbol +
+                           entry.name +
                            "', which step.so calls; link it with -rdynamic "
                            "(ENABLE_EXPORTS)");
   std::string library =

@@ -39,13 +39,14 @@ void Communicator::loop() {
       return;
     Job job = std::move(queue.front());
     queue.pop_front();
-    running[job.ticket] = job.what;
+    running = job.ticket;
+    runningWhat = job.what;
     lock.unlock();
     Status status = job.run();
     if (!status.ok())
       status = Status::error(job.what + ": " + status.message());
     lock.lock();
-    running.erase(job.ticket);
+    running = 0;
     finished.emplace(job.ticket, std::move(status));
     changed.notify_all();
   }
@@ -67,7 +68,7 @@ void Communicator::wait(Ticket ticket) {
   bool done = changed.wait_until(lock, deadline,
                                  [&] { return finished.count(ticket) > 0; });
   if (!done) {
-    std::string what = running.count(ticket) ? running[ticket] : "";
+    std::string what = running == ticket ? runningWhat : "";
     for (const Job &job : queue)
       if (job.ticket == ticket)
         what = job.what + " (queued behind another collective)";
@@ -100,10 +101,6 @@ void Communicator::sum(double *data, size_t count, const std::string &what) {
   wait(submit(what, [this, data, count] { return sumOnThread(data, count); }));
 }
 
-void Communicator::barrier(const std::string &what) {
-  wait(submit(what, [this] { return barrierOnThread(); }));
-}
-
 //===----------------------------------------------------------------------===//
 // GradientReducer: buckets in backward order, reduced while the backward runs
 //===----------------------------------------------------------------------===//
@@ -118,20 +115,14 @@ int64_t elementsOf(const LoraUnrankedMemRef &memref) {
   return count;
 }
 
-/// Copies between a (possibly strided) gradient and a dense run of floats,
-/// through the runtime's strided memref copy.
+/// Copies between a (possibly strided) gradient and a dense run of floats
+/// of its shape, through the runtime's strided memref copy.
 void copyBetween(const LoraUnrankedMemRef &gradient, float *dense,
                  bool toDense) {
-  auto *words = static_cast<int64_t *>(gradient.descriptor);
-  int64_t rank = gradient.rank;
-  std::vector<int64_t> d = {int64_t(reinterpret_cast<intptr_t>(dense)),
-                            int64_t(reinterpret_cast<intptr_t>(dense)), 0};
-  d.insert(d.end(), words + 3, words + 3 + rank);
-  std::vector<int64_t> strides(size_t(rank), 1);
-  for (int64_t i = rank - 2; i >= 0; --i)
-    strides[size_t(i)] = strides[size_t(i + 1)] * words[3 + i + 1];
-  d.insert(d.end(), strides.begin(), strides.end());
-  LoraUnrankedMemRef denseRef{rank, d.data()};
+  auto *sizes = static_cast<int64_t *>(gradient.descriptor) + 3;
+  MemRefDescriptors descriptors;
+  descriptors.add(dense, std::vector<int64_t>(sizes, sizes + gradient.rank));
+  LoraUnrankedMemRef denseRef{gradient.rank, descriptors.pointers()[0]};
   LoraUnrankedMemRef source = gradient;
   if (toDense)
     memrefCopy(sizeof(float), &source, &denseRef);
@@ -250,8 +241,6 @@ void installGradientReducer(GradientReducer *reducer) {
 }
 
 #ifndef LORA_HAVE_MPI
-bool mpiAvailable() { return false; }
-
 Status mpiShareFromRankZero(const LaunchEnvironment &launch,
                             std::vector<uint8_t> &) {
   return Status::error("the " + launch.launcher +

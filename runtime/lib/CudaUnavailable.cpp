@@ -2,10 +2,9 @@
 
 #include "lora/runtime/Collective.h"
 #include "lora/runtime/Cuda.h"
+#include "lora/runtime/EntryPoints.h"
 
 namespace lora::runtime {
-
-bool cudaBackendBuilt() { return false; }
 
 Status cudaDevice(std::string &name) {
   name.clear();
@@ -23,7 +22,7 @@ Status cudaSynchronizeDefaultStream() {
   return cudaDevice(name);
 }
 
-std::vector<CudaEntryPoint> cudaEntryPoints() { return {}; }
+std::vector<RuntimeEntryPoint> cudaEntryPoints() { return {}; }
 
 void *cudaAllocateShared(size_t) { return nullptr; }
 void cudaFreeShared(void *) {}

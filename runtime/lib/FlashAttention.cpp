@@ -50,11 +50,8 @@ extern "C" void _mlir_ciface_lora_attention_f32(LoraMemRef3DF32 *q,
                                                 int64_t headDim, float scale) {
   flash::Shape s = attentionShape(*q, *k, heads, kvHeads, headDim, scale,
                                   "lora_attention_f32");
-  for (int64_t b = 0; b < s.batch; ++b)
-    for (int64_t t = 0; t < s.seq; ++t)
-      for (int64_t h = 0; h < s.heads; ++h)
-        flash::forwardRow(s, data(q), data(k), data(v), data(out), nullptr, b,
-                          t, h);
+  for (int64_t row = 0; row < s.queryRows(); ++row)
+    flash::forwardRow(s, data(q), data(k), data(v), data(out), nullptr, row);
 }
 
 extern "C" void _mlir_ciface_lora_attention_grad_f32(
@@ -64,17 +61,11 @@ extern "C" void _mlir_ciface_lora_attention_grad_f32(
     int64_t headDim, float scale) {
   flash::Shape s = attentionShape(*q, *k, heads, kvHeads, headDim, scale,
                                   "lora_attention_grad_f32");
-  std::vector<float> lse(size_t(s.batch * s.heads * s.seq)), delta(lse.size());
-  for (int64_t b = 0; b < s.batch; ++b)
-    for (int64_t t = 0; t < s.seq; ++t)
-      for (int64_t h = 0; h < s.heads; ++h)
-        flash::backwardQueryRow(s, data(q), data(k), data(v), data(out),
-                                data(dOut), lse.data(), delta.data(), data(dq),
-                                b, t, h);
-  for (int64_t b = 0; b < s.batch; ++b)
-    for (int64_t j = 0; j < s.seq; ++j)
-      for (int64_t g = 0; g < s.kvHeads; ++g)
-        flash::backwardKeyRow(s, data(q), data(k), data(v), data(dOut),
-                              lse.data(), delta.data(), data(dk), data(dv), b,
-                              j, g);
+  std::vector<float> lse(size_t(s.queryRows())), delta(lse.size());
+  for (int64_t row = 0; row < s.queryRows(); ++row)
+    flash::backwardQueryRow(s, data(q), data(k), data(v), data(out), data(dOut),
+                            lse.data(), delta.data(), data(dq), row);
+  for (int64_t row = 0; row < s.keyRows(); ++row)
+    flash::backwardKeyRow(s, data(q), data(k), data(v), data(dOut), lse.data(),
+                          delta.data(), data(dk), data(dv), row);
 }

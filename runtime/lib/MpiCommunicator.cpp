@@ -35,9 +35,6 @@ public:
   Status sumOnThread(double *data, size_t count) override {
     return sum(data, count, MPI_DOUBLE);
   }
-  Status barrierOnThread() override {
-    return mpiStatus(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
-  }
 
 protected:
   [[noreturn]] void abortAll() override {
@@ -66,8 +63,6 @@ private:
 };
 
 } // namespace
-
-bool mpiAvailable() { return true; }
 
 namespace {
 /// Initializes MPI once and finalizes it when the program ends (after the

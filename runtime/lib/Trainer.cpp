@@ -190,19 +190,19 @@ Status Trainer::train(Batcher &batcher, const TrainOptions &options,
   if (lossResult < 0)
     return Status::error("the compiled step returns no 'loss'");
 
+  // Data parallelism: the compiled step's all-reduce calls go to this
+  // reducer while training runs; rank 0 alone logs and writes.
+  Communicator *communicator = options.communicator;
+  bool distributed = communicator && communicator->size() > 1;
+  int worldSize = distributed ? communicator->size() : 1;
+  int rank = distributed ? communicator->rank() : 0;
+  bool lead = rank == 0;
   std::FILE *metrics = nullptr;
-  bool leadRank = !options.communicator || options.communicator->rank() == 0;
-  if (!options.metricsPath.empty() && leadRank) {
+  if (!options.metricsPath.empty() && lead) {
     metrics = std::fopen(options.metricsPath.c_str(), "a");
     if (!metrics)
       return Status::error(options.metricsPath + ": cannot open for writing");
   }
-  // Data parallelism: the compiled step's all-reduce calls go to this
-  // reducer while training runs.
-  Communicator *communicator = options.communicator;
-  bool distributed = communicator && communicator->size() > 1;
-  int worldSize = distributed ? communicator->size() : 1;
-  bool lead = !distributed || communicator->rank() == 0;
   std::unique_ptr<GradientReducer> reducer;
   if (distributed)
     reducer =
@@ -251,14 +251,12 @@ Status Trainer::train(Batcher &batcher, const TrainOptions &options,
     if (dropoutSeed) {
       // A new mask every step, reproducible from the seed.
       // Ranks draw different masks (rank 0 the one-process mask).
-      uint64_t rank = communicator ? uint64_t(communicator->rank()) : 0;
-      int64_t seed =
-          int64_t(splitmix64(options.seed ^ uint64_t(t) ^ (rank << 40)));
+      int64_t seed = int64_t(
+          splitmix64(options.seed ^ uint64_t(t) ^ (uint64_t(rank) << 40)));
       std::memcpy(dropoutSeed->data(), &seed, sizeof seed);
     }
     const FaultInjection &fault = options.fault;
-    if (!fault.action.empty() && fault.step == t &&
-        fault.rank == (communicator ? communicator->rank() : 0)) {
+    if (!fault.action.empty() && fault.step == t && fault.rank == rank) {
       std::fprintf(stderr, "LORA_TEST_FAULT: rank %d: %s at step %lld\n",
                    fault.rank, fault.action.c_str(), (long long)t);
       std::fflush(stderr);

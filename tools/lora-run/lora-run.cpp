@@ -364,6 +364,15 @@ static mlir::lora::LlamaConfig builtinConfig() {
   return config;
 }
 
+/// --device: false for cpu, true for cuda; anything else is an error.
+static bool parseDevice(bool &cuda) {
+  cuda = deviceFlag == "cuda";
+  if (deviceFlag == "cpu" || cuda)
+    return true;
+  fail("--device must be cpu or cuda, got '" + deviceFlag + "'");
+  return false;
+}
+
 /// The model of --config, or the built-in one.
 static llvm::Expected<mlir::lora::LlamaConfig> modelConfig() {
   if (configPath.empty())
@@ -564,9 +573,9 @@ static int runTrain() {
     return fail(status.message());
   if (rt::Status status = rt::readFaultInjection(run.fault); !status.ok())
     return fail(status.message());
-  if (deviceFlag != "cpu" && deviceFlag != "cuda")
-    return fail("--device must be cpu or cuda, got '" + deviceFlag + "'");
-  bool gpu = deviceFlag == "cuda";
+  bool gpu;
+  if (!parseDevice(gpu))
+    return 1;
   // Under a launcher: the ranks meet before compiling, so that a bad
   // launch fails at once; so does a missing GPU.
   rt::LaunchEnvironment launch;
@@ -629,11 +638,12 @@ static int runCompile() {
   rt::RunOptions run = runOptions();
   if (rt::Status status = rt::validateRunOptions(run); !status.ok())
     return fail(status.message());
-  if (deviceFlag != "cpu" && deviceFlag != "cuda")
-    return fail("--device must be cpu or cuda, got '" + deviceFlag + "'");
+  bool cuda;
+  if (!parseDevice(cuda))
+    return 1;
   mlir::lora::ArtifactOptions artifactOptions;
-  artifactOptions.device = deviceFlag == "cuda" ? mlir::lora::Device::Cuda
-                                                : mlir::lora::Device::Cpu;
+  artifactOptions.device =
+      cuda ? mlir::lora::Device::Cuda : mlir::lora::Device::Cpu;
   artifactOptions.chips = cudaChips;
   artifactOptions.flashAttention = flashAttention;
   artifactOptions.cpu = targetCpu;

@@ -10,6 +10,7 @@
 #include "lora/runtime/Cuda.h"
 
 #include "lora/runtime/Attention.h"
+#include "lora/runtime/EntryPoints.h"
 #include "lora/runtime/Gemm.h"
 #include "lora/runtime/MemRef.h"
 
@@ -29,13 +30,14 @@ namespace {
 
 /// The driver entry points the backend uses, resolved once.
 struct Driver {
+  // clang-format off
 #define LORA_CUDA_FUNCTIONS(X)                                                 \
-  X(cuInit)                                                                    \
-  X(cuDeviceGetCount) X(cuDeviceGet) X(cuDeviceGetName)                        \
-      X(cuDevicePrimaryCtxRetain) X(cuCtxSetCurrent) X(cuGetErrorString)       \
-          X(cuModuleLoadDataEx) X(cuModuleGetFunction) X(cuModuleUnload)       \
-              X(cuLaunchKernel) X(cuStreamCreate) X(cuStreamSynchronize)       \
-                  X(cuStreamDestroy) X(cuMemAllocManaged) X(cuMemFree)
+  X(cuInit) X(cuDeviceGetCount) X(cuDeviceGet) X(cuDeviceGetName)              \
+  X(cuDevicePrimaryCtxRetain) X(cuCtxSetCurrent) X(cuGetErrorString)           \
+  X(cuModuleLoadDataEx) X(cuModuleGetFunction) X(cuModuleUnload)               \
+  X(cuLaunchKernel) X(cuStreamCreate) X(cuStreamSynchronize)                   \
+  X(cuStreamDestroy) X(cuMemAllocManaged) X(cuMemFree)
+  // clang-format on
   // cuda.h maps some names to versioned symbols (cuMemFree_v2): the
   // declarations and the symbol names both see the mapping.
 #define LORA_DECLARE(name) decltype(&::name) name = nullptr;
@@ -96,9 +98,7 @@ private:
     char name[256] = {0};
     if (ordinal() >= count)
       return Status::error("no GPU " + std::to_string(ordinal()) +
-                           ": the "
-                           "driver sees " +
-                           std::to_string(count));
+                           ": the driver sees " + std::to_string(count));
     if (CUresult r = cuDeviceGet(&device, ordinal()); r != CUDA_SUCCESS)
       return Status::error("cuDeviceGet: " + describe(r));
     cuDeviceGetName(name, sizeof name, device);
@@ -143,14 +143,6 @@ void checkBlas(cublasStatus_t status, const char *call) {
 }
 
 } // namespace
-
-bool cudaBackendBuilt() { return true; }
-
-// GPU steps call the flash attention kernels; referencing them here links
-// them into every program that uses the backend (static library).
-static void *volatile flashKernels[] = {
-    reinterpret_cast<void *>(&_mlir_ciface_lora_gpu_attention_f32),
-    reinterpret_cast<void *>(&_mlir_ciface_lora_gpu_attention_grad_f32)};
 
 Status cudaDevice(std::string &name) {
   Driver &d = Driver::get();
@@ -429,9 +421,10 @@ extern "C" void _mlir_ciface_lora_gpu_sgemm_f32(int32_t transposeA,
   cublasLtMatmulDescDestroy(operation);
 }
 
-std::vector<lora::runtime::CudaEntryPoint> lora::runtime::cudaEntryPoints() {
+std::vector<lora::runtime::RuntimeEntryPoint>
+lora::runtime::cudaEntryPoints() {
   auto entry = [](const char *name, auto *function) {
-    return CudaEntryPoint{name, reinterpret_cast<void *>(function)};
+    return RuntimeEntryPoint{name, reinterpret_cast<void *>(function)};
   };
   return {
       entry("mgpuModuleLoadJIT", &mgpuModuleLoadJIT),

@@ -24,34 +24,24 @@ constexpr int kThreads = 128;
 __global__ void forwardKernel(flash::Shape s, const float *q, const float *k,
                               const float *v, float *out) {
   int64_t row = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (row >= s.batch * s.seq * s.heads)
-    return;
-  // Rows in [batch, seq, heads] order.
-  int64_t h = row % s.heads, t = (row / s.heads) % s.seq,
-          b = row / (s.heads * s.seq);
-  flash::forwardRow(s, q, k, v, out, nullptr, b, t, h);
+  if (row < s.queryRows())
+    flash::forwardRow(s, q, k, v, out, nullptr, row);
 }
 
 __global__ void queryKernel(flash::Shape s, const float *q, const float *k,
                             const float *v, const float *out, const float *dOut,
                             float *lse, float *delta, float *dq) {
   int64_t row = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (row >= s.batch * s.seq * s.heads)
-    return;
-  int64_t h = row % s.heads, t = (row / s.heads) % s.seq,
-          b = row / (s.heads * s.seq);
-  flash::backwardQueryRow(s, q, k, v, out, dOut, lse, delta, dq, b, t, h);
+  if (row < s.queryRows())
+    flash::backwardQueryRow(s, q, k, v, out, dOut, lse, delta, dq, row);
 }
 
 __global__ void keyKernel(flash::Shape s, const float *q, const float *k,
                           const float *v, const float *dOut, const float *lse,
                           const float *delta, float *dk, float *dv) {
   int64_t row = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (row >= s.batch * s.seq * s.kvHeads)
-    return;
-  int64_t g = row % s.kvHeads, j = (row / s.kvHeads) % s.seq,
-          b = row / (s.kvHeads * s.seq);
-  flash::backwardKeyRow(s, q, k, v, dOut, lse, delta, dk, dv, b, j, g);
+  if (row < s.keyRows())
+    flash::backwardKeyRow(s, q, k, v, dOut, lse, delta, dk, dv, row);
 }
 
 unsigned blocks(int64_t rows) {
@@ -98,8 +88,8 @@ _mlir_ciface_lora_gpu_attention_f32(LoraMemRef3DF32 *q, LoraMemRef3DF32 *k,
   flash::Shape s = attentionShape(*q, *k, heads, kvHeads, headDim, scale,
                                   "lora_gpu_attention_f32");
   useDriversDevice();
-  forwardKernel<<<blocks(s.batch * s.seq * s.heads), kThreads>>>(
-      s, in(q), in(k), in(v), out(o));
+  forwardKernel<<<blocks(s.queryRows()), kThreads>>>(s, in(q), in(k), in(v),
+                                                     out(o));
   finish("the flash attention forward kernel");
 }
 
@@ -111,18 +101,18 @@ extern "C" void _mlir_ciface_lora_gpu_attention_grad_f32(
   flash::Shape s = attentionShape(*q, *k, heads, kvHeads, headDim, scale,
                                   "lora_gpu_attention_grad_f32");
   useDriversDevice();
-  size_t statBytes = size_t(s.batch * s.heads * s.seq) * sizeof(float);
+  size_t statBytes = size_t(s.queryRows()) * sizeof(float);
   auto *lse = static_cast<float *>(cudaAllocateShared(statBytes));
   auto *delta = static_cast<float *>(cudaAllocateShared(statBytes));
   if (!lse || !delta) {
     std::fprintf(stderr, "lora: cannot allocate the attention statistics\n");
     std::exit(1);
   }
-  queryKernel<<<blocks(s.batch * s.seq * s.heads), kThreads>>>(
+  queryKernel<<<blocks(s.queryRows()), kThreads>>>(
       s, in(q), in(k), in(v), in(o), in(dOut), lse, delta, out(dq));
   finish("the flash attention query-gradient kernel");
-  keyKernel<<<blocks(s.batch * s.seq * s.kvHeads), kThreads>>>(
-      s, in(q), in(k), in(v), in(dOut), lse, delta, out(dk), out(dv));
+  keyKernel<<<blocks(s.keyRows()), kThreads>>>(s, in(q), in(k), in(v), in(dOut),
+                                               lse, delta, out(dk), out(dv));
   finish("the flash attention key-gradient kernel");
   cudaFreeShared(lse);
   cudaFreeShared(delta);

@@ -20,6 +20,7 @@
 #include <cstring>
 #include <dlfcn.h>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 namespace lora::runtime {
@@ -28,8 +29,9 @@ namespace {
 struct Nccl {
 #define LORA_NCCL_FUNCTIONS(X)                                                 \
   X(ncclGetUniqueId)                                                           \
-  X(ncclCommInitRankConfig) X(ncclCommGetAsyncError) X(ncclCommAbort)          \
-      X(ncclCommDestroy) X(ncclAllReduce) X(ncclGetErrorString)
+  X(ncclCommInitRankConfig)                                                    \
+  X(ncclCommGetAsyncError) X(ncclCommAbort) X(ncclCommDestroy)                 \
+      X(ncclAllReduce) X(ncclGetErrorString)
 #define LORA_DECLARE(name) decltype(&::name) name = nullptr;
   LORA_NCCL_FUNCTIONS(LORA_DECLARE)
 #undef LORA_DECLARE
@@ -64,6 +66,27 @@ private:
 
 using Clock = std::chrono::steady_clock;
 
+/// Polls the non-blocking communicator until no operation is in progress:
+/// success, NCCL's error naming `what`, or (past `deadline`) a timeout.
+/// The communication thread waits without a deadline: the watchdog aborts
+/// the communicator instead.
+Status settle(ncclComm_t comm, const std::string &what,
+              std::optional<Clock::time_point> deadline = std::nullopt) {
+  Nccl &nccl = Nccl::get();
+  while (true) {
+    ncclResult_t state = ncclSuccess;
+    nccl.ncclCommGetAsyncError(comm, &state);
+    if (state == ncclSuccess)
+      return Status::success();
+    if (state != ncclInProgress)
+      return Status::error(what + ": " + nccl.describe(state));
+    if (deadline && Clock::now() > *deadline)
+      return Status::error(what + ": not done before the timeout (a rank is "
+                                  "missing)");
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+}
+
 class NcclCommunicator final : public Communicator {
 public:
   NcclCommunicator(int rank, int size, double timeout, ncclComm_t comm)
@@ -80,10 +103,6 @@ public:
   }
   Status sumOnThread(double *data, size_t count) override {
     return sum(data, count * sizeof(double), count, ncclDouble);
-  }
-  Status barrierOnThread() override {
-    float one = 1;
-    return sumOnThread(&one, 1);
   }
 
 protected:
@@ -112,25 +131,10 @@ private:
                                              ncclSum, comm, nullptr);
     if (result != ncclSuccess && result != ncclInProgress)
       return Status::error("ncclAllReduce: " + nccl.describe(result));
-    LORA_RETURN_IF_ERROR(settle("ncclAllReduce"));
+    LORA_RETURN_IF_ERROR(settle(comm, "ncclAllReduce"));
     LORA_RETURN_IF_ERROR(cudaSynchronizeDefaultStream());
     std::memcpy(data, staging, bytes);
     return Status::success();
-  }
-
-  /// Polls until the communicator has no operation in progress; the
-  /// watchdog aborts it if that never happens.
-  Status settle(const char *what) {
-    Nccl &nccl = Nccl::get();
-    while (true) {
-      ncclResult_t state = ncclSuccess;
-      nccl.ncclCommGetAsyncError(comm, &state);
-      if (state == ncclSuccess)
-        return Status::success();
-      if (state != ncclInProgress)
-        return Status::error(std::string(what) + ": " + nccl.describe(state));
-      std::this_thread::sleep_for(std::chrono::microseconds(50));
-    }
   }
 
   ncclComm_t comm;
@@ -175,20 +179,13 @@ Status openNcclCommunicator(const LaunchEnvironment &launch,
     return Status::error("ncclCommInitRankConfig: " + nccl.describe(result));
   auto deadline =
       Clock::now() + std::chrono::milliseconds(int64_t(timeoutSeconds * 1000));
-  while (true) {
-    ncclResult_t state = ncclSuccess;
-    nccl.ncclCommGetAsyncError(comm, &state);
-    if (state == ncclSuccess)
-      break;
-    if (state != ncclInProgress || Clock::now() > deadline) {
-      nccl.ncclCommAbort(comm);
-      return Status::error(
-          "rank " + std::to_string(launch.rank) + ": NCCL's communicator " +
-          (state == ncclInProgress ? std::string("did not form before the "
-                                                 "timeout (a rank is missing)")
-                                   : "failed: " + nccl.describe(state)));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (Status formed = settle(comm,
+                             "rank " + std::to_string(launch.rank) +
+                                 ": forming NCCL's communicator",
+                             deadline);
+      !formed.ok()) {
+    nccl.ncclCommAbort(comm);
+    return formed;
   }
   communicator = std::make_unique<NcclCommunicator>(
       launch.rank, launch.worldSize, timeoutSeconds, comm);

@@ -34,7 +34,6 @@ public:
       data[i] *= size();
     return Status::success();
   }
-  Status barrierOnThread() override { return Status::success(); }
   int sums = 0;
 };
 

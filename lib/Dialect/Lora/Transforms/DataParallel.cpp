@@ -5,6 +5,7 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
+#include "llvm/ADT/SetVector.h"
 
 namespace mlir::lora {
 #define GEN_PASS_DEF_DATAPARALLEL
@@ -41,35 +42,34 @@ struct DataParallelPass
       if (norm->isBeforeInBlock(firstOptimizerOp))
         firstOptimizerOp = norm;
 
-    OpBuilder builder(function.getContext());
-    llvm::DenseMap<Value, Value> reduced;
-    SmallVector<std::pair<Value, AllReduceStartOp>> started;
+    // Each distinct gradient starts right after its last write (a block
+    // argument: at the top of the step).
+    llvm::SetVector<Value> gradients;
     for (AdamWOp update : updates) {
-      Value gradient = update.getGrad();
-      if (reduced.count(gradient))
-        continue;
-      // Right after the gradient's last write (a block argument: at the
-      // top of the step).
-      if (Operation *producer = gradient.getDefiningOp()) {
-        if (producer->getBlock() != &body)
-          return update.emitOpError("lora-data-parallel: the gradient is not "
-                                    "defined at the top level of the step");
-        builder.setInsertionPointAfter(producer);
-      } else {
-        builder.setInsertionPointToStart(&body);
-      }
-      auto start =
-          AllReduceStartOp::create(builder, gradient.getLoc(), gradient);
-      started.push_back({gradient, start});
-      reduced[gradient] = Value();
+      gradients.insert(update.getGrad());
+      Operation *producer = update.getGrad().getDefiningOp();
+      if (producer && producer->getBlock() != &body)
+        return update.emitOpError("lora-data-parallel: the gradient is not "
+                                  "defined at the top level of the step");
     }
-    // The buckets fill in the order the starts run.
-    llvm::stable_sort(started, [](const auto &a, const auto &b) {
-      return a.second->isBeforeInBlock(b.second);
+    OpBuilder builder(function.getContext());
+    SmallVector<AllReduceStartOp> starts;
+    for (Value gradient : gradients) {
+      if (Operation *producer = gradient.getDefiningOp())
+        builder.setInsertionPointAfter(producer);
+      else
+        builder.setInsertionPointToStart(&body);
+      starts.push_back(
+          AllReduceStartOp::create(builder, gradient.getLoc(), gradient));
+    }
+    // The waits, in the order the starts run (the order buckets fill).
+    llvm::stable_sort(starts, [](AllReduceStartOp a, AllReduceStartOp b) {
+      return a->isBeforeInBlock(b);
     });
     builder.setInsertionPoint(firstOptimizerOp);
-    for (auto &[gradient, start] : started)
-      reduced[gradient] =
+    llvm::DenseMap<Value, Value> reduced;
+    for (AllReduceStartOp start : starts)
+      reduced[start.getGradient()] =
           AllReduceWaitOp::create(builder, start.getLoc(), start);
     // Only the optimizer reads the reduced value; the backward's own uses
     // (none for a parameter's gradient, in practice) keep the local one.

@@ -45,7 +45,6 @@ public:
 
   int rank() const { return rankIndex; }
   int size() const { return worldSize; }
-  double timeoutSeconds() const { return timeout; }
   /// The step that watchdog messages name.
   void setStep(int64_t step) { currentStep = step; }
   int64_t step() const { return currentStep; }
@@ -57,14 +56,12 @@ public:
   /// reports and ends the process (every rank's watchdog does the same).
   void wait(Ticket ticket);
 
-  /// Blocking in-place sums over every rank.
+  /// A blocking in-place sum over every rank.
   void sum(double *data, size_t count, const std::string &what);
-  void barrier(const std::string &what);
 
   /// What the communication thread runs.
   virtual Status sumOnThread(float *data, size_t count) = 0;
   virtual Status sumOnThread(double *data, size_t count) = 0;
-  virtual Status barrierOnThread() = 0;
 
 protected:
   /// Ends this process and, where the library can, every other rank.
@@ -88,8 +85,9 @@ private:
   };
   std::deque<Job> queue;
   std::map<Ticket, Status> finished;
-  /// The collective the thread is in, by ticket (for the watchdog).
-  std::map<Ticket, std::string> running;
+  /// The collective the thread is in (0: none), for the watchdog.
+  Ticket running = 0;
+  std::string runningWhat;
   Ticket nextTicket = 1;
   bool stopping = false;
   std::thread thread;
@@ -101,9 +99,6 @@ private:
 Status openMpiCommunicator(const LaunchEnvironment &launch,
                            double timeoutSeconds,
                            std::unique_ptr<Communicator> &communicator);
-
-/// Whether this runtime was built with MPI (LORA_ENABLE_MPI).
-bool mpiAvailable();
 
 /// Rank 0's `bytes` to every rank through MPI_Bcast (MPI is initialized
 /// if it was not, and finalized at exit).

@@ -23,9 +23,6 @@
 
 namespace lora::runtime {
 
-/// Whether this runtime was built with the CUDA backend.
-bool cudaBackendBuilt();
-
 /// Opens the driver and the first GPU (once); `name` gets its name. An
 /// error says what is missing: the backend, the driver, or a GPU.
 Status cudaDevice(std::string &name);
@@ -39,14 +36,6 @@ int cudaDeviceOrdinal();
 
 /// Waits for the work queued on the default stream (NCCL's).
 Status cudaSynchronizeDefaultStream();
-
-/// The functions a compiled GPU step calls (mgpu*, GEMM, attention,
-/// frees), by symbol, for a JIT to resolve; empty without the backend.
-struct CudaEntryPoint {
-  const char *name;
-  void *address;
-};
-std::vector<CudaEntryPoint> cudaEntryPoints();
 
 /// Managed memory (host and device read and write it), for a GPU step's
 /// buffers; nullptr on failure.

@@ -36,6 +36,11 @@ struct Shape {
   float scale;
 
   LORA_HOST_DEVICE int64_t group() const { return heads / kvHeads; }
+  /// Query rows in [batch, seq, heads] order; key rows in [batch, seq,
+  /// kv_heads] order. The row functions take such a row number: a CPU
+  /// loop or a GPU thread index.
+  LORA_HOST_DEVICE int64_t queryRows() const { return batch * seq * heads; }
+  LORA_HOST_DEVICE int64_t keyRows() const { return batch * seq * kvHeads; }
   LORA_HOST_DEVICE int64_t queryOffset(int64_t b, int64_t t, int64_t h) const {
     return ((b * seq + t) * heads + h) * headDim;
   }
@@ -54,12 +59,22 @@ LORA_HOST_DEVICE inline float dot(const float *x, const float *y, int64_t n) {
   return sum;
 }
 
-/// Output row (b, t, h) and its log-sum-exp: one pass over keys 0..t with
-/// a running maximum, the running sum and output rescaled when it grows.
+/// (b, t, h) of row `row` of [batch, seq, heads] (or kv heads) order.
+LORA_HOST_DEVICE inline void splitRow(int64_t row, int64_t seq, int64_t heads,
+                                      int64_t &b, int64_t &t, int64_t &h) {
+  h = row % heads;
+  t = (row / heads) % seq;
+  b = row / (heads * seq);
+}
+
+/// Output query row `row` = (b, t, h) and its log-sum-exp: one pass over
+/// keys 0..t with a running maximum, the running sum and output rescaled
+/// when it grows.
 LORA_HOST_DEVICE inline void forwardRow(const Shape &s, const float *q,
                                         const float *k, const float *v,
-                                        float *out, float *lse, int64_t b,
-                                        int64_t t, int64_t h) {
+                                        float *out, float *lse, int64_t row) {
+  int64_t b, t, h;
+  splitRow(row, s.seq, s.heads, b, t, h);
   const float *qt = q + s.queryOffset(b, t, h);
   int64_t g = h / s.group();
   float acc[kMaxHeadDim];
@@ -83,13 +98,15 @@ LORA_HOST_DEVICE inline void forwardRow(const Shape &s, const float *q,
     lse[s.statOffset(b, h, t)] = running + logf(sum);
 }
 
-/// Backward over query row (b, t, h): its log-sum-exp (recomputed, the
-/// forward output is given), delta = dO·O, and
+/// Backward over query row `row` = (b, t, h): its log-sum-exp
+/// (recomputed, the forward output is given), delta = dO·O, and
 /// dQ = scale · Σ_j P_tj (dO·V_j − delta) K_j.
 LORA_HOST_DEVICE inline void
 backwardQueryRow(const Shape &s, const float *q, const float *k, const float *v,
                  const float *out, const float *dOut, float *lse, float *delta,
-                 float *dq, int64_t b, int64_t t, int64_t h) {
+                 float *dq, int64_t row) {
+  int64_t b, t, h;
+  splitRow(row, s.seq, s.heads, b, t, h);
   int64_t g = h / s.group();
   const float *qt = q + s.queryOffset(b, t, h);
   const float *dot_ = dOut + s.queryOffset(b, t, h);
@@ -116,13 +133,17 @@ backwardQueryRow(const Shape &s, const float *q, const float *k, const float *v,
   }
 }
 
-/// Backward over key row (b, j, kv head g), after every query row's
-/// backwardQueryRow: over the group's query heads and the rows t >= j,
-/// dV_j = Σ P_tj dO_t and dK_j = scale · Σ P_tj (dO_t·V_j − delta_t) Q_t.
-LORA_HOST_DEVICE inline void
-backwardKeyRow(const Shape &s, const float *q, const float *k, const float *v,
-               const float *dOut, const float *lse, const float *delta,
-               float *dk, float *dv, int64_t b, int64_t j, int64_t g) {
+/// Backward over key row `row` = (b, j, kv head g), after every query
+/// row's backwardQueryRow: over the group's query heads and the rows
+/// t >= j, dV_j = Σ P_tj dO_t and dK_j = scale · Σ P_tj (dO_t·V_j − delta_t)
+/// Q_t.
+LORA_HOST_DEVICE inline void backwardKeyRow(const Shape &s, const float *q,
+                                            const float *k, const float *v,
+                                            const float *dOut, const float *lse,
+                                            const float *delta, float *dk,
+                                            float *dv, int64_t row) {
+  int64_t b, j, g;
+  splitRow(row, s.seq, s.kvHeads, b, j, g);
   const float *kj = k + s.kvOffset(b, j, g);
   const float *vj = v + s.kvOffset(b, j, g);
   float *dkj = dk + s.kvOffset(b, j, g);
