@@ -1,7 +1,8 @@
 //===- gemm_limit.cpp - OpenBLAS sgemm alone on a step's GEMM shapes ------===//
 //
 // Reads the table LORA_GEMM_TRACE wrote for a training run (one JSON object
-// per line: m, n, k, ta, tb, calls, seconds) and times cblas_sgemm on each
+// per line: m, n, k, ta, tb, accumulate, calls, seconds) and times
+// cblas_sgemm (beta 1 where the step accumulated, else 0) on each
 // shape alone, on contiguous operands, through the same OpenBLAS and thread
 // count. Prints one JSON object: the GEMM FLOPs per step, the seconds the
 // traced run spent in GEMMs per step and the seconds sgemm alone needs for
@@ -25,7 +26,7 @@ namespace {
 
 struct Shape {
   long long m = 0, n = 0, k = 0, calls = 0;
-  int ta = 0, tb = 0;
+  int ta = 0, tb = 0, accumulate = 1;
   double seconds = 0;
 };
 
@@ -46,7 +47,8 @@ double timeSgemm(const Shape &s) {
   auto once = [&] {
     cblas_sgemm(CblasRowMajor, s.ta ? CblasTrans : CblasNoTrans,
                 s.tb ? CblasTrans : CblasNoTrans, int(s.m), int(s.n),
-                int(s.k), 1.0f, a.data(), lda, b.data(), ldb, 1.0f, c.data(),
+                int(s.k), 1.0f, a.data(), lda, b.data(), ldb,
+                s.accumulate ? 1.0f : 0.0f, c.data(),
                 int(s.n));
   };
   once(); // warm
@@ -102,8 +104,11 @@ int main(int argc, char **argv) {
                    argv[1], number);
       return 1;
     }
+    double accumulate = 1; // traces written before the flag existed
+    field(line, "accumulate", accumulate);
     shapes.push_back({(long long)m, (long long)n, (long long)k,
-                      (long long)calls, int(ta), int(tb), seconds});
+                      (long long)calls, int(ta), int(tb), int(accumulate),
+                      seconds});
   }
   double flops = 0, traced = 0, alone = 0;
   for (const Shape &s : shapes) {

@@ -15,11 +15,11 @@ namespace {
 
 /// With LORA_GEMM_TRACE=<file>, every GEMM shape the compiled code calls is
 /// counted and timed, and the table is written to <file> at exit, one JSON
-/// object per line: {"m","n","k","ta","tb","calls","seconds"}. bench/ uses
+/// object per line: {"m","n","k","ta","tb","accumulate","calls","seconds"}. bench/ uses
 /// it to time the same shapes alone (the step's GEMM limit).
 class GemmTrace {
 public:
-  using Shape = std::tuple<int64_t, int64_t, int64_t, int, int>;
+  using Shape = std::tuple<int64_t, int64_t, int64_t, int, int, int>;
   static GemmTrace *get() {
     static GemmTrace trace;
     return trace.path ? &trace : nullptr;
@@ -41,10 +41,12 @@ public:
     for (const auto &[shape, entry] : table)
       std::fprintf(file,
                    "{\"m\": %lld, \"n\": %lld, \"k\": %lld, \"ta\": %d, "
-                   "\"tb\": %d, \"calls\": %lld, \"seconds\": %.9f}\n",
+                   "\"tb\": %d, \"accumulate\": %d, \"calls\": %lld, "
+                   "\"seconds\": %.9f}\n",
                    (long long)std::get<0>(shape), (long long)std::get<1>(shape),
                    (long long)std::get<2>(shape), std::get<3>(shape),
-                   std::get<4>(shape), (long long)entry.first, entry.second);
+                   std::get<4>(shape), std::get<5>(shape),
+                   (long long)entry.first, entry.second);
     std::fclose(file);
   }
 
@@ -70,6 +72,7 @@ lora::runtime::GemmShape lora::runtime::checkedGemmShape(
 
 extern "C" void _mlir_ciface_lora_sgemm_f32(int32_t transposeA,
                                             int32_t transposeB,
+                                            int32_t accumulate,
                                             LoraMemRef2DF32 *a,
                                             LoraMemRef2DF32 *b,
                                             LoraMemRef2DF32 *c) {
@@ -81,7 +84,8 @@ extern "C" void _mlir_ciface_lora_sgemm_f32(int32_t transposeA,
     cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans,
                 transposeB ? CblasTrans : CblasNoTrans, int(m), int(n), int(k),
                 1.0f, a->aligned + a->offset, int(a->strides[0]),
-                b->aligned + b->offset, int(b->strides[0]), 1.0f,
+                b->aligned + b->offset, int(b->strides[0]),
+                accumulate ? 1.0f : 0.0f,
                 c->aligned + c->offset, int(c->strides[0]));
   };
   GemmTrace *trace = GemmTrace::get();
@@ -90,7 +94,7 @@ extern "C" void _mlir_ciface_lora_sgemm_f32(int32_t transposeA,
   // Timed only when traced: nothing extra on the usual path.
   auto start = std::chrono::steady_clock::now();
   gemm();
-  trace->record({m, n, k, transposeA, transposeB},
+  trace->record({m, n, k, transposeA, transposeB, accumulate != 0},
                 std::chrono::duration<double>(
                     std::chrono::steady_clock::now() - start)
                     .count());

@@ -43,8 +43,11 @@ def MatmulToBlas : Pass<"lora-matmul-to-blas", "ModuleOp"> {
     After bufferization, every `linalg.matmul` on f32 memrefs whose rows
     are contiguous and whose indexing maps are a plain or transposed GEMM
     (C += op(A)·op(B)) becomes a call to `lora_sgemm_f32`, which the runtime
-    implements with OpenBLAS (`runtime/include/lora/runtime/Gemm.h`). Other
-    matmuls stay and are lowered to loops. The GPU pipeline names
+    implements with OpenBLAS (`runtime/include/lora/runtime/Gemm.h`). A
+    `linalg.fill` of 0.0 into C just before the GEMM (only views, casts or
+    constants between them) is folded into the call: its `accumulate` flag
+    is 0 and BLAS overwrites C (beta = 0) instead of adding to zeros it
+    reads back. Other matmuls stay and are lowered to loops. The GPU pipeline names
     `lora_gpu_sgemm_f32` instead (cuBLASLt on device buffers).
   }];
   let options = [

@@ -7,6 +7,8 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/AffineMap.h"
+#include "mlir/IR/Matchers.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
@@ -40,6 +42,28 @@ bool isBlasOperand(Type type) {
          strides[1] == 1;
 }
 
+/// The linalg.fill of 0.0 that last wrote `op`'s output, when only ops
+/// without memory effects (views, casts, constants) separate the two, so
+/// nothing can read the zeros but the GEMM.
+linalg::FillOp findZeroFill(linalg::MatmulOp op) {
+  Value output = op.getDpsInits()[0];
+  for (Operation *previous = op->getPrevNode(); previous;
+       previous = previous->getPrevNode()) {
+    auto fill = dyn_cast<linalg::FillOp>(previous);
+    if (!fill && isMemoryEffectFree(previous))
+      continue;
+    if (!fill)
+      return nullptr;
+    FloatAttr value;
+    if (fill.hasPureBufferSemantics() && fill.getDpsInits()[0] == output &&
+        matchPattern(fill.getInputs()[0], m_Constant(&value)) &&
+        value.getValue().isPosZero())
+      return fill;
+    return nullptr;
+  }
+  return nullptr;
+}
+
 struct MatmulToBlasCall : OpRewritePattern<linalg::MatmulOp> {
   MatmulToBlasCall(MLIRContext *context, StringRef callee)
       : OpRewritePattern(context), calleeName(callee.str()) {}
@@ -68,18 +92,25 @@ struct MatmulToBlasCall : OpRewritePattern<linalg::MatmulOp> {
         (!transposeB && maps[1] != map({2, 1})) || maps[2] != map({0, 1}))
       return rewriter.notifyMatchFailure(op, "not a (transposed) GEMM");
 
+    // A zero fill of C just before the GEMM is folded into it: BLAS then
+    // overwrites C (beta = 0) instead of reading zeros back and adding.
+    linalg::FillOp zeroFill = findZeroFill(op);
+    if (zeroFill)
+      rewriter.eraseOp(zeroFill);
+
     auto module = op->getParentOfType<ModuleOp>();
     MemRefType matrix = genericMatrixType(context);
     Type i32 = rewriter.getI32Type();
     auto callee = declareRuntimeFunction(
         rewriter, module, calleeName,
-        rewriter.getFunctionType({i32, i32, matrix, matrix, matrix}, {}));
+        rewriter.getFunctionType({i32, i32, i32, matrix, matrix, matrix}, {}));
     Location loc = op.getLoc();
     auto flag = [&](bool value) {
       return arith::ConstantOp::create(rewriter, loc,
                                        rewriter.getI32IntegerAttr(value));
     };
-    SmallVector<Value> args = {flag(transposeA), flag(transposeB)};
+    SmallVector<Value> args = {flag(transposeA), flag(transposeB),
+                               flag(/*accumulate=*/!zeroFill)};
     for (Value operand : op->getOperands())
       args.push_back(memref::CastOp::create(rewriter, loc, matrix, operand));
     rewriter.replaceOpWithNewOp<func::CallOp>(op, callee, args);

@@ -378,6 +378,7 @@ struct Blas {
 
 extern "C" void _mlir_ciface_lora_gpu_sgemm_f32(int32_t transposeA,
                                                 int32_t transposeB,
+                                                int32_t accumulate,
                                                 LoraMemRef2DF32 *a,
                                                 LoraMemRef2DF32 *b,
                                                 LoraMemRef2DF32 *c) {
@@ -406,10 +407,10 @@ extern "C" void _mlir_ciface_lora_gpu_sgemm_f32(int32_t transposeA,
   cublasLtMatrixLayoutCreate(&layoutA, CUDA_R_32F, transposeA ? m : k,
                              transposeA ? k : m, a->strides[0]);
   cublasLtMatrixLayoutCreate(&layoutC, CUDA_R_32F, n, m, c->strides[0]);
-  float one = 1;
+  float one = 1, beta = accumulate ? 1.0f : 0.0f;
   float *cData = c->aligned + c->offset;
   checkBlas(cublasLtMatmul(blas.handle, operation, &one, b->aligned + b->offset,
-                           layoutB, a->aligned + a->offset, layoutA, &one,
+                           layoutB, a->aligned + a->offset, layoutA, &beta,
                            cData, layoutC, cData, layoutC, nullptr,
                            blas.workspace, blas.workspaceBytes, blas.stream),
             "cublasLtMatmul");

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -15,10 +16,11 @@ LoraMemRef2DF32 view(std::vector<float> &storage, int64_t rows, int64_t cols,
   return {storage.data(), storage.data(), offset, {rows, cols}, {ld, 1}};
 }
 
-class GemmTest : public ::testing::TestWithParam<std::pair<bool, bool>> {};
+class GemmTest
+    : public ::testing::TestWithParam<std::tuple<bool, bool, bool>> {};
 
-TEST_P(GemmTest, AccumulatesOpAOpBLikeNaiveLoops) {
-  auto [transposeA, transposeB] = GetParam();
+TEST_P(GemmTest, MatchesNaiveLoops) {
+  auto [transposeA, transposeB, accumulate] = GetParam();
   const int64_t m = 5, n = 7, k = 3, pad = 2;
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> uniform(-1, 1);
@@ -34,6 +36,11 @@ TEST_P(GemmTest, AccumulatesOpAOpBLikeNaiveLoops) {
   std::vector<float> a = random(aRows * (aCols + pad) + 1);
   std::vector<float> b = random(bRows * (bCols + pad));
   std::vector<float> c = random(m * (n + pad));
+  // Without accumulate, C's old values must not be read: NaN would show.
+  if (!accumulate)
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j)
+        c[i * (n + pad) + j] = std::numeric_limits<float>::quiet_NaN();
   std::vector<float> expected = c;
   auto at = [&](const std::vector<float> &s, int64_t ld, int64_t offset,
                 int64_t i, int64_t j) { return s[offset + i * ld + j]; };
@@ -45,22 +52,23 @@ TEST_P(GemmTest, AccumulatesOpAOpBLikeNaiveLoops) {
                                  : at(a, aCols + pad, 1, i, p)) *
                double(transposeB ? at(b, bCols + pad, 0, j, p)
                                  : at(b, bCols + pad, 0, p, j));
-      expected[i * (n + pad) + j] += float(sum);
+      float &out = expected[i * (n + pad) + j];
+      out = accumulate ? out + float(sum) : float(sum);
     }
   LoraMemRef2DF32 av = view(a, aRows, aCols, aCols + pad, /*offset=*/1);
   LoraMemRef2DF32 bv = view(b, bRows, bCols, bCols + pad);
   LoraMemRef2DF32 cv = view(c, m, n, n + pad);
-  _mlir_ciface_lora_sgemm_f32(transposeA, transposeB, &av, &bv, &cv);
+  _mlir_ciface_lora_sgemm_f32(transposeA, transposeB, accumulate, &av, &bv,
+                              &cv);
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n + pad; ++j)
       EXPECT_NEAR(c[i * (n + pad) + j], expected[i * (n + pad) + j], 1e-5)
           << i << "," << j << (j >= n ? " (padding must stay)" : "");
 }
 
-INSTANTIATE_TEST_SUITE_P(Transposes, GemmTest,
-                         ::testing::Values(std::pair{false, false},
-                                           std::pair{false, true},
-                                           std::pair{true, false},
-                                           std::pair{true, true}));
+INSTANTIATE_TEST_SUITE_P(TransposesAndBeta, GemmTest,
+                         ::testing::Combine(::testing::Bool(),
+                                            ::testing::Bool(),
+                                            ::testing::Bool()));
 
 } // namespace

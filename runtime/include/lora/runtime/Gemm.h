@@ -23,11 +23,12 @@ struct LoraMemRef2DF32 {
   int64_t strides[2];
 };
 
-/// C += op(A) · op(B), op transposing when the flag is non-zero. Rows must
-/// be contiguous (inner stride 1); the leading dimensions come from the
-/// outer strides, so views of larger buffers work.
+/// C += op(A) · op(B) when `accumulate` is non-zero, C = op(A) · op(B)
+/// otherwise (C's old contents are not read); op transposes when its flag
+/// is non-zero. Rows must be contiguous (inner stride 1); the leading
+/// dimensions come from the outer strides, so views of larger buffers work.
 void _mlir_ciface_lora_sgemm_f32(int32_t transposeA, int32_t transposeB,
-                                 LoraMemRef2DF32 *a, LoraMemRef2DF32 *b,
+                                 int32_t accumulate, LoraMemRef2DF32 *a, LoraMemRef2DF32 *b,
                                  LoraMemRef2DF32 *c);
 
 } // extern "C"
