@@ -14,6 +14,7 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 
+#include <cstdlib>
 #include <mutex>
 
 using namespace mlir;
@@ -23,14 +24,15 @@ using namespace mlir;
 /// Shared by the CPU and GPU lowerings: linalg on tensors to buffers, the
 /// step's results as out-parameters, temporaries in one planned arena.
 static constexpr const char *kToBuffers =
-    // No eliminate-empty-tensors: it makes producers write straight into
-    // column slices of concatenations (lora-fuse-adapters' [dY | dU]), and
-    // the super-vectorizer leaves loops on strided buffers scalar; a
-    // row-by-row copy into the slice is far cheaper.
+    // eliminate-empty-tensors: producers write straight into the column
+    // slices of concatenations (lora-fuse-adapters' [dY | dU]) instead of
+    // a temporary that is copied in; lora-contiguous-accesses (CPU) lets
+    // the vectorizer handle those strided buffers.
     // No CSE either: lora-recompute's clones must stay clones. The lora
     // level was CSE'd by lora-training-pipeline already.
     "func.func(convert-elementwise-to-linalg), canonicalize, "
     "lora-fuse-elementwise, canonicalize, "
+    "eliminate-empty-tensors, "
     "one-shot-bufferize{bufferize-function-boundaries "
     "function-boundary-type-conversion=identity-layout-map}, canonicalize, "
     "buffer-results-to-out-params{hoist-static-allocs "
@@ -44,7 +46,10 @@ static constexpr const char *kLowering =
     // super-vectorizer turns into 8-wide vector code (reductions included),
     // then tiled by 32. (Tiling before vectorizing yields invalid
     // vector.transfer_write ops in MLIR 22.)
+    // Kernels on column slices of wider buffers read and write them as
+    // windows of identity-layout arrays, which the vectorizer handles.
     "lora-lower-row-reductions, convert-linalg-to-affine-loops, "
+    "lora-contiguous-accesses, "
     "func.func(affine-super-vectorize{virtual-vector-size=8 "
     "vectorize-reductions=true}), func.func(affine-loop-tile{tile-size=32}), "
     "canonicalize, lora-approximate-math, "
@@ -76,7 +81,23 @@ LogicalResult mlir::lora::buildCpuLoweringPipeline(OpPassManager &pm,
                                                    bool flashAttention) {
   if (failed(buildBufferizationPipeline(pm, flashAttention ? "cpu" : "none")))
     return failure();
-  return parsePassPipeline(kLowering, pm);
+  // LORA_PROFILE_IR=<file>: the loop-level IR goes to <file> and becomes
+  // the code's line table, so a profiler (perf report --sort srcline)
+  // names the kernel behind each sample by its line in <file>.
+  const char *profileIr = std::getenv("LORA_PROFILE_IR");
+  if (profileIr && failed(parsePassPipeline(
+                       (llvm::Twine("snapshot-op-locations{filename=") +
+                        profileIr + "}")
+                           .str(),
+                       pm)))
+    return failure();
+  if (failed(parsePassPipeline(kLowering, pm)))
+    return failure();
+  if (profileIr)
+    return parsePassPipeline(
+        "ensure-debug-info-scope-on-llvm-func{emission-kind=LineTablesOnly}",
+        pm);
+  return success();
 }
 
 void mlir::lora::registerCpuPipeline() {

@@ -128,6 +128,32 @@ def LowerRowReductions : Pass<"lora-lower-row-reductions"> {
   let dependentDialects = ["::mlir::affine::AffineDialect"];
 }
 
+def ContiguousAccesses : Pass<"lora-contiguous-accesses"> {
+  let summary = "Access static strided views as windows of identity-layout arrays";
+  let description = [{
+    `affine-super-vectorize` vectorizes loads and stores of memrefs with
+    the identity layout only, so a kernel reading or writing a column slice
+    of a wider buffer (a fused adapter GEMM's `[Y | U]` output, a slice of
+    `[dY | dU]`) stayed scalar, or needed a copy first. A view with static
+    strides, unit innermost stride and strides that divide one another is
+    a window of a row-major array: this pass reinterprets the view's buffer
+    as that array (`memref.reinterpret_cast`, once per view) and shifts
+    every `affine.load` and `affine.store` index by the window's origin.
+
+    A window whose innermost size is not a multiple of `vector-multiple`
+    (the vectorizer's width) and does not reach the end of its rows is left
+    alone: the vectorizer's last vector may pass a loop's end, which is
+    harmless only where the memref's bound stops it at the same place.
+  }];
+  let options = [
+    Option<"vectorMultiple", "vector-multiple", "int64_t", "8",
+           "Innermost window sizes the vectorizer covers exactly">
+  ];
+  let dependentDialects = [
+    "::mlir::affine::AffineDialect", "::mlir::memref::MemRefDialect"
+  ];
+}
+
 def PlanMemory : Pass<"lora-plan-memory", "ModuleOp"> {
   let summary = "Place a step's temporary buffers in one static arena by liveness";
   let description = [{
