@@ -15,6 +15,7 @@ packages=(
   lld-22 ninja-build ccache cmake g++ pkg-config           # fast builds
   zlib1g-dev libzstd-dev libxml2-dev libedit-dev           # LLVM's CMake deps
   libopenblas-dev                                          # CPU GEMMs
+  libomp-22-dev                                            # CPU threads (OpenMP)
   libopenmpi-dev openmpi-bin                               # CPU data parallel
   nlohmann-json3-dev                                       # JSON headers
   libcli11-dev                                             # lora-train's flags

@@ -40,25 +40,46 @@ static constexpr const char *kToBuffers =
     "func.func(buffer-hoisting), buffer-deallocation-pipeline, "
     "convert-bufferization-to-memref, lora-plan-memory, canonicalize";
 
-static constexpr const char *kLowering =
-    "lora-matmul-to-blas, "
-    // Non-GEMM kernels: affine loops, whose innermost contiguous loops the
-    // super-vectorizer turns into 8-wide vector code (reductions included),
-    // then tiled by 32. (Tiling before vectorizing yields invalid
-    // vector.transfer_write ops in MLIR 22.)
-    // Kernels on column slices of wider buffers read and write them as
-    // windows of identity-layout arrays, which the vectorizer handles.
-    "lora-lower-row-reductions, convert-linalg-to-affine-loops, "
-    "lora-contiguous-accesses, "
-    "func.func(affine-super-vectorize{virtual-vector-size=8 "
-    "vectorize-reductions=true}), func.func(affine-loop-tile{tile-size=32}), "
-    "canonicalize, lora-approximate-math, "
-    "expand-strided-metadata, lower-affine, convert-vector-to-scf, "
-    "convert-scf-to-cf, convert-vector-to-llvm, convert-math-to-llvm, "
-    "finalize-memref-to-llvm{use-generic-functions=true}, "
-    "convert-arith-to-llvm, convert-cf-to-llvm, "
-    "convert-func-to-llvm, convert-index-to-llvm, convert-ub-to-llvm, "
-    "reconcile-unrealized-casts";
+/// GEMMs to OpenBLAS calls, every other kernel to vectorized loops, then
+/// the LLVM dialect. With `openmp`, each kernel's outermost parallel loop
+/// is split across OpenMP threads: the same pool the runtime's GEMMs run
+/// on (runtime/lib/Gemm.cpp), so no second set of threads spins against
+/// it.
+static std::string loweringPipeline(bool openmp) {
+  std::string pipeline =
+      "lora-matmul-to-blas, "
+      // Non-GEMM kernels: affine loops, whose innermost contiguous loops
+      // the super-vectorizer turns into 8-wide vector code (reductions
+      // included), then tiled by 32. (Tiling before vectorizing yields
+      // invalid vector.transfer_write ops in MLIR 22.)
+      // Kernels on column slices of wider buffers read and write them as
+      // windows of identity-layout arrays, which the vectorizer handles.
+      "lora-lower-row-reductions, convert-linalg-to-affine-loops, "
+      "lora-contiguous-accesses, ";
+  // Before vectorizing: the dependence analysis that finds parallel loops
+  // reads affine loads and stores, not vector transfers. Only the
+  // outermost loop of a nest, and no reductions (results stay
+  // deterministic).
+  if (openmp)
+    pipeline += "func.func(affine-parallelize{max-nested=1}), ";
+  pipeline += "func.func(affine-super-vectorize{virtual-vector-size=8 "
+              "vectorize-reductions=true}), "
+              "func.func(affine-loop-tile{tile-size=32}), "
+              "canonicalize, lora-approximate-math, "
+              "expand-strided-metadata, lower-affine, convert-vector-to-scf, ";
+  // scf.parallel -> omp.parallel + omp.wsloop; canonicalize inlines the
+  // memref.alloca_scope around each body (the kernels allocate nothing on
+  // the stack), which convert-scf-to-cf could not leave single-block.
+  if (openmp)
+    pipeline += "convert-scf-to-openmp, canonicalize, ";
+  pipeline += "convert-scf-to-cf, convert-vector-to-llvm, convert-math-to-llvm, "
+              "finalize-memref-to-llvm{use-generic-functions=true}, "
+              "convert-arith-to-llvm, convert-cf-to-llvm, "
+              "convert-func-to-llvm, convert-index-to-llvm, convert-ub-to-llvm, ";
+  if (openmp)
+    pipeline += "convert-openmp-to-llvm, ";
+  return pipeline + "reconcile-unrealized-casts";
+}
 
 LogicalResult
 mlir::lora::buildBufferizationPipeline(OpPassManager &pm,
@@ -78,7 +99,8 @@ mlir::lora::buildBufferizationPipeline(OpPassManager &pm,
 }
 
 LogicalResult mlir::lora::buildCpuLoweringPipeline(OpPassManager &pm,
-                                                   bool flashAttention) {
+                                                   bool flashAttention,
+                                                   bool openmp) {
   if (failed(buildBufferizationPipeline(pm, flashAttention ? "cpu" : "none")))
     return failure();
   // LORA_PROFILE_IR=<file>: the loop-level IR goes to <file> and becomes
@@ -91,7 +113,7 @@ LogicalResult mlir::lora::buildCpuLoweringPipeline(OpPassManager &pm,
                            .str(),
                        pm)))
     return failure();
-  if (failed(parsePassPipeline(kLowering, pm)))
+  if (failed(parsePassPipeline(loweringPipeline(openmp), pm)))
     return failure();
   if (profileIr)
     return parsePassPipeline(
@@ -104,6 +126,7 @@ void mlir::lora::registerCpuPipeline() {
   PassPipelineRegistration<CpuPipelineOptions>(
       "lora-cpu-pipeline", "Lower a lora step to the LLVM dialect for the CPU",
       [](OpPassManager &pm, const CpuPipelineOptions &options) {
-        (void)buildCpuLoweringPipeline(pm, options.flashAttention);
+        (void)buildCpuLoweringPipeline(pm, options.flashAttention,
+                                       options.openmp);
       });
 }

@@ -3,7 +3,11 @@
 #include "lora/runtime/Gemm.h"
 
 #include <cblas.h>
+#ifdef LORA_HAVE_OPENMP
+#include <omp.h>
+#endif
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -57,7 +61,83 @@ private:
   std::map<Shape, std::pair<long long, double>> table;
 };
 
+/// C (M x N) = op(A) op(B) + beta C as `parts` blocks of C's rows (or of
+/// its columns when C is wider than tall), one per OpenMP thread, each an
+/// OpenBLAS call on one thread. One pool runs the GEMMs and the compiled
+/// kernels (the step's loops are OpenMP too): with OpenBLAS's own threads,
+/// one set of threads spins while the other works.
+void sgemmBlocks(int32_t transposeA, int32_t transposeB, float beta,
+                 const LoraMemRef2DF32 &a, const LoraMemRef2DF32 &b,
+                 const LoraMemRef2DF32 &c, int64_t m, int64_t n, int64_t k,
+                 int parts) {
+  bool byRows = m >= n;
+  int64_t extent = byRows ? m : n, block = (extent + parts - 1) / parts;
+  auto run = [&](int part) {
+    int64_t begin = part * block, size = std::min(extent - begin, block);
+    if (size <= 0)
+      return;
+    const float *aBlock = a.aligned + a.offset, *bBlock = b.aligned + b.offset;
+    float *cBlock = c.aligned + c.offset;
+    if (byRows) {
+      // Rows of op(A): rows of A, or columns when A is transposed.
+      aBlock += transposeA ? begin : begin * a.strides[0];
+      cBlock += begin * c.strides[0];
+    } else {
+      // Columns of op(B): columns of B, or rows when B is transposed.
+      bBlock += transposeB ? begin * b.strides[0] : begin;
+      cBlock += begin;
+    }
+    cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans,
+                transposeB ? CblasTrans : CblasNoTrans,
+                int(byRows ? size : m), int(byRows ? n : size), int(k), 1.0f,
+                aBlock, int(a.strides[0]), bBlock, int(b.strides[0]), beta,
+                cBlock, int(c.strides[0]));
+  };
+#ifdef LORA_HAVE_OPENMP
+  if (parts > 1) {
+#pragma omp parallel for num_threads(parts) schedule(static, 1)
+    for (int part = 0; part < parts; ++part)
+      run(part);
+    return;
+  }
+#endif
+  for (int part = 0; part < parts; ++part)
+    run(part);
+}
+
+/// Threads for one GEMM: the pool's size, but blocks of at least 32 rows
+/// or columns (smaller ones lose more to packing than they gain), and one
+/// thread inside a parallel region.
+int gemmThreads(int64_t m, int64_t n) {
+#ifdef LORA_HAVE_OPENMP
+  if (omp_in_parallel())
+    return 1;
+  int64_t blocks = std::max(m, n) / 32;
+  return int(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(),
+                                                    blocks)));
+#else
+  (void)m;
+  (void)n;
+  return 1;
+#endif
+}
+
 } // namespace
+
+int lora::runtime::configureThreads(int processesOnMachine) {
+#ifdef LORA_HAVE_OPENMP
+  // OpenBLAS runs on the OpenMP threads (sgemmBlocks), one thread per call.
+  openblas_set_num_threads(1);
+  if (!std::getenv("OMP_NUM_THREADS") && processesOnMachine > 1)
+    omp_set_num_threads(
+        std::max(1, omp_get_num_procs() / processesOnMachine));
+  return omp_get_max_threads();
+#else
+  // No OpenMP: OpenBLAS keeps its own threads (OPENBLAS_NUM_THREADS).
+  (void)processesOnMachine;
+  return openblas_get_num_threads();
+#endif
+}
 
 lora::runtime::GemmShape lora::runtime::checkedGemmShape(
     const char *caller, int32_t transposeA, const LoraMemRef2DF32 &a,
@@ -80,13 +160,11 @@ extern "C" void _mlir_ciface_lora_sgemm_f32(int32_t transposeA,
                                                    transposeA, *a, *b, *c);
   if (m == 0 || n == 0)
     return;
+  static const int configured = lora::runtime::configureThreads(1);
+  (void)configured;
   auto gemm = [&] {
-    cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans,
-                transposeB ? CblasTrans : CblasNoTrans, int(m), int(n), int(k),
-                1.0f, a->aligned + a->offset, int(a->strides[0]),
-                b->aligned + b->offset, int(b->strides[0]),
-                accumulate ? 1.0f : 0.0f,
-                c->aligned + c->offset, int(c->strides[0]));
+    sgemmBlocks(transposeA, transposeB, accumulate ? 1.0f : 0.0f, *a, *b, *c,
+                m, n, k, gemmThreads(m, n));
   };
   GemmTrace *trace = GemmTrace::get();
   if (!trace)

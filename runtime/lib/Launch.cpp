@@ -119,6 +119,17 @@ Status detectLaunch(const std::function<const char *(const char *)> &lookup,
   launch.rank = *chosen->rank;
   launch.worldSize = *chosen->size;
   launch.localRank = *chosen->local;
+  // Only a default for the thread count hangs on it: a value that is not
+  // a positive integer counts as unknown rather than an error.
+  const char *localSize = lookup(hasMpi     ? "OMPI_COMM_WORLD_LOCAL_SIZE"
+                                 : hasTorch ? "LOCAL_WORLD_SIZE"
+                                            : "SLURM_NTASKS_PER_NODE");
+  char *end = nullptr;
+  long processes = localSize ? std::strtol(localSize, &end, 10) : 0;
+  launch.localWorldSize =
+      localSize && *end == '\0' && processes > 0 && processes <= launch.worldSize
+          ? int(processes)
+          : 0;
 
   // torchrun's rendezvous point: NCCL's id goes from rank 0 to the others
   // through it when there is no MPI.

@@ -18,6 +18,7 @@
 #include "lora/Runner/JitStep.h"
 #include "lora/runtime/Cuda.h"
 #include "lora/runtime/Data.h"
+#include "lora/runtime/Gemm.h"
 #include "lora/runtime/Trainer.h"
 #include "lora/runtime/TrainingRun.h"
 
@@ -581,6 +582,7 @@ static int runTrain() {
   rt::LaunchEnvironment launch;
   if (rt::Status status = rt::detectLaunch(launch); !status.ok())
     return fail(status.message());
+  rt::configureThreads(launch.localWorldSize);
   if (gpu) {
     std::string name;
     if (rt::Status status = rt::cudaUseDevice(launch.localRank);

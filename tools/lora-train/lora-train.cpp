@@ -8,6 +8,7 @@
 
 #include "lora/runtime/Artifact.h"
 #include "lora/runtime/Cuda.h"
+#include "lora/runtime/Gemm.h"
 #include "lora/runtime/TrainingRun.h"
 
 #include <CLI/CLI.hpp>
@@ -67,6 +68,7 @@ int main(int argc, char **argv) {
   rt::LaunchEnvironment launch;
   if (rt::Status status = rt::detectLaunch(launch); !status.ok())
     return fail(status.message());
+  rt::configureThreads(launch.localWorldSize);
   // A GPU step's process takes GPU LOCAL_RANK before the driver opens.
   if (launch.distributed())
     if (rt::Status status = rt::cudaUseDevice(launch.localRank); !status.ok())

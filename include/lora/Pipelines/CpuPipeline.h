@@ -20,9 +20,12 @@ LogicalResult buildBufferizationPipeline(OpPassManager &pm,
                                          StringRef flashAttention = "none");
 
 /// buildBufferizationPipeline, then GEMMs as OpenBLAS calls, the rest as
-/// vectorized loops -> LLVM dialect.
+/// vectorized loops -> LLVM dialect. With `openmp`, each loop nest's
+/// outermost parallel loop runs on OpenMP threads (the code then calls
+/// libomp's __kmpc_* entry points, which the runtime links).
 LogicalResult buildCpuLoweringPipeline(OpPassManager &pm,
-                                       bool flashAttention = false);
+                                       bool flashAttention = false,
+                                       bool openmp = true);
 
 struct CpuPipelineOptions : public PassPipelineOptions<CpuPipelineOptions> {
   Option<bool> flashAttention{
@@ -31,6 +34,11 @@ struct CpuPipelineOptions : public PassPipelineOptions<CpuPipelineOptions> {
                      "kernels (the GPU's algorithm) instead of score blocks "
                      "through BLAS"),
       llvm::cl::init(false)};
+  Option<bool> openmp{
+      *this, "openmp",
+      llvm::cl::desc("Split each kernel's outermost parallel loop across "
+                     "OpenMP threads (libomp)"),
+      llvm::cl::init(true)};
 };
 
 /// Registers `lora-cpu-pipeline` for lora-opt.

@@ -4,6 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#ifdef LORA_HAVE_OPENMP
+#include <omp.h>
+#endif
+
 #include <limits>
 #include <random>
 #include <vector>
@@ -16,12 +20,23 @@ LoraMemRef2DF32 view(std::vector<float> &storage, int64_t rows, int64_t cols,
   return {storage.data(), storage.data(), offset, {rows, cols}, {ld, 1}};
 }
 
-class GemmTest
-    : public ::testing::TestWithParam<std::tuple<bool, bool, bool>> {};
+/// Shapes: one block; C taller than wide (split by rows across threads);
+/// C wider than tall (split by columns).
+struct Shape {
+  int64_t m, n, k;
+};
+
+class GemmTest : public ::testing::TestWithParam<
+                     std::tuple<bool, bool, bool, Shape>> {};
 
 TEST_P(GemmTest, MatchesNaiveLoops) {
-  auto [transposeA, transposeB, accumulate] = GetParam();
-  const int64_t m = 5, n = 7, k = 3, pad = 2;
+  auto [transposeA, transposeB, accumulate, shape] = GetParam();
+  // Two threads even on one core, so that the split runs.
+  lora::runtime::configureThreads(1);
+#ifdef LORA_HAVE_OPENMP
+  omp_set_num_threads(2);
+#endif
+  const int64_t m = shape.m, n = shape.n, k = shape.k, pad = 2;
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> uniform(-1, 1);
   auto random = [&](size_t size) {
@@ -66,9 +81,10 @@ TEST_P(GemmTest, MatchesNaiveLoops) {
           << i << "," << j << (j >= n ? " (padding must stay)" : "");
 }
 
-INSTANTIATE_TEST_SUITE_P(TransposesAndBeta, GemmTest,
-                         ::testing::Combine(::testing::Bool(),
-                                            ::testing::Bool(),
-                                            ::testing::Bool()));
+INSTANTIATE_TEST_SUITE_P(
+    TransposesBetaAndShapes, GemmTest,
+    ::testing::Combine(::testing::Bool(), ::testing::Bool(), ::testing::Bool(),
+                       ::testing::Values(Shape{5, 7, 3}, Shape{100, 7, 9},
+                                         Shape{5, 100, 9})));
 
 } // namespace

@@ -71,6 +71,53 @@ TEST(LaunchTest, Slurm) {
   EXPECT_EQ(launch.localRank, 1);
 }
 
+// The processes on this machine (the thread count's default divides the
+// cores among them): each launcher's own variable; unknown (0) when unset
+// or not a positive count no larger than the world.
+TEST(LaunchTest, ProcessesOnThisMachine) {
+  LaunchEnvironment launch;
+  ASSERT_TRUE(detect({}, launch).ok());
+  EXPECT_EQ(launch.localWorldSize, 1);
+  ASSERT_TRUE(detect({{"OMPI_COMM_WORLD_RANK", "1"},
+                      {"OMPI_COMM_WORLD_SIZE", "4"},
+                      {"OMPI_COMM_WORLD_LOCAL_RANK", "1"},
+                      {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"}},
+                     launch)
+                  .ok());
+  EXPECT_EQ(launch.localWorldSize, 2);
+  ASSERT_TRUE(detect({{"RANK", "0"},
+                      {"WORLD_SIZE", "8"},
+                      {"LOCAL_RANK", "0"},
+                      {"LOCAL_WORLD_SIZE", "4"},
+                      {"MASTER_ADDR", "node0"},
+                      {"MASTER_PORT", "29500"}},
+                     launch)
+                  .ok());
+  EXPECT_EQ(launch.localWorldSize, 4);
+  ASSERT_TRUE(detect({{"SLURM_PROCID", "0"},
+                      {"SLURM_NTASKS", "16"},
+                      {"SLURM_LOCALID", "0"},
+                      {"SLURM_NTASKS_PER_NODE", "8"}},
+                     launch)
+                  .ok());
+  EXPECT_EQ(launch.localWorldSize, 8);
+  for (const char *bad : {"", "2(x3)", "0", "-1", "17"}) {
+    ASSERT_TRUE(detect({{"SLURM_PROCID", "0"},
+                        {"SLURM_NTASKS", "16"},
+                        {"SLURM_LOCALID", "0"},
+                        {"SLURM_NTASKS_PER_NODE", bad}},
+                       launch)
+                    .ok());
+    EXPECT_EQ(launch.localWorldSize, 0) << bad;
+  }
+  ASSERT_TRUE(detect({{"OMPI_COMM_WORLD_RANK", "0"},
+                      {"OMPI_COMM_WORLD_SIZE", "2"},
+                      {"OMPI_COMM_WORLD_LOCAL_RANK", "0"}},
+                     launch)
+                  .ok());
+  EXPECT_EQ(launch.localWorldSize, 0);
+}
+
 TEST(LaunchTest, InnermostLauncherWinsOverSlurm) {
   // torchrun inside a Slurm allocation: the allocation's SLURM_PROCID is
   // the node's, RANK the process's.

@@ -35,6 +35,14 @@ void _mlir_ciface_lora_sgemm_f32(int32_t transposeA, int32_t transposeB,
 
 namespace lora::runtime {
 
+/// The threads compiled steps use: one OpenMP pool runs both the compiled
+/// kernels' loops and the GEMMs (each GEMM split into blocks of C, one
+/// single-threaded OpenBLAS call per thread). Its size is OMP_NUM_THREADS,
+/// or else the machine's cores divided among the `processesOnMachine` a
+/// launcher started on it. Called once before the first step (the first
+/// GEMM calls it with 1 if nobody did); returns the thread count.
+int configureThreads(int processesOnMachine);
+
 /// C's M x N and the inner K of C += op(A) · op(B). Operands whose rows are
 /// not contiguous are a compiler bug (lora-matmul-to-blas rewrites only
 /// row-contiguous ones): `caller` says so and the process ends, since a

@@ -31,6 +31,10 @@ struct LaunchEnvironment {
   /// "single" (no launcher variables), "torchrun", "mpirun" or "slurm".
   std::string launcher = "single";
   int rank = 0, worldSize = 1, localRank = 0;
+  /// Processes the launcher started on this machine (mpirun's
+  /// OMPI_COMM_WORLD_LOCAL_SIZE, torchrun's LOCAL_WORLD_SIZE, Slurm's
+  /// SLURM_NTASKS_PER_NODE); 0 when it does not say. 1 without a launcher.
+  int localWorldSize = 1;
   /// torchrun's rendezvous address (empty elsewhere).
   std::string masterAddress;
   int masterPort = 0;
