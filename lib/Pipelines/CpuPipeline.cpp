@@ -54,6 +54,7 @@ static std::string loweringPipeline(bool openmp) {
       // invalid vector.transfer_write ops in MLIR 22.)
       // Kernels on column slices of wider buffers read and write them as
       // windows of identity-layout arrays, which the vectorizer handles.
+      "lora-copies-to-loops, "
       "lora-lower-row-reductions, convert-linalg-to-affine-loops, "
       "lora-contiguous-accesses, ";
   // Before vectorizing: the dependence analysis that finds parallel loops

@@ -154,6 +154,24 @@ def ContiguousAccesses : Pass<"lora-contiguous-accesses"> {
   ];
 }
 
+def CopiesToLoops : Pass<"lora-copies-to-loops"> {
+  let summary = "Turn large memref.copy ops into linalg.copy kernels";
+  let description = [{
+    `memref.copy` lowers to a memcpy, or to a generic strided copy, on the
+    calling thread. The step's large copies (a frozen weight into `[W; A]`,
+    a gradient into `[dY | dU]`, a slice into a contiguous buffer) become
+    `linalg.copy` instead, a kernel like the others: lowered to loops,
+    vectorized (`lora-contiguous-accesses` handles the strided sides) and
+    split across the OpenMP threads. Copies of fewer than `min-elements`
+    elements stay memcpys.
+  }];
+  let options = [
+    Option<"minElements", "min-elements", "int64_t", "16384",
+           "Smallest copy (in elements) made a kernel">
+  ];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+}
+
 def PlanMemory : Pass<"lora-plan-memory", "ModuleOp"> {
   let summary = "Place a step's temporary buffers in one static arena by liveness";
   let description = [{

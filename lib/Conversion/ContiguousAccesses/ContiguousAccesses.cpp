@@ -14,10 +14,12 @@
 #include "lora/Conversion/Passes.h"
 
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 
 namespace mlir::lora {
 #define GEN_PASS_DEF_CONTIGUOUSACCESSES
+#define GEN_PASS_DEF_COPIESTOLOOPS
 #include "lora/Conversion/Passes.h.inc"
 } // namespace mlir::lora
 
@@ -139,6 +141,32 @@ struct ContiguousAccessesPass
         store.erase();
       }
     });
+  }
+};
+
+/// memref.copy becomes a libc memcpy (or a generic strided copy) on the
+/// calling thread. A large copy as linalg.copy becomes a loop nest like
+/// any other kernel: vectorized, and split across the OpenMP threads.
+struct CopiesToLoopsPass
+    : public lora::impl::CopiesToLoopsBase<CopiesToLoopsPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    SmallVector<memref::CopyOp> copies;
+    getOperation()->walk([&](memref::CopyOp copy) {
+      auto source = dyn_cast<MemRefType>(copy.getSource().getType());
+      auto target = dyn_cast<MemRefType>(copy.getTarget().getType());
+      if (source && target && source.hasStaticShape() &&
+          target.hasStaticShape() && source.getRank() > 0 &&
+          source.getNumElements() >= minElements)
+        copies.push_back(copy);
+    });
+    for (memref::CopyOp copy : copies) {
+      OpBuilder b(copy);
+      linalg::CopyOp::create(b, copy.getLoc(), copy.getSource(),
+                             copy.getTarget());
+      copy.erase();
+    }
   }
 };
 
