@@ -143,24 +143,32 @@ Value rowSum(KernelBuilder &k, Value x2d,
 /// [b, t, kv, g, d], keys and values [b, t, kv, d], scores [b, kv, g, t, j].
 enum class HeadLayout { Query, KeyValue, Scores };
 
-/// The [rows, cols] matrix of head (b, kv, g) in `tensor`: a rank-reducing
-/// slice whose rows are contiguous, so BLAS reads it where it lies.
+/// Token rows [begin, begin + count) of a head matrix; count -1: to the end.
+struct Rows {
+  int64_t begin = 0, count = -1;
+};
+
+/// The [rows, cols] matrix of head (b, kv, g) in `tensor`, or the `rows`
+/// of it (queries, keys, values): a rank-reducing slice whose rows are
+/// contiguous, so BLAS reads it where it lies.
 Value headMatrix(OpBuilder &b, Location loc, Value tensor, HeadLayout layout,
-                 Value batch, Value kv, Value g) {
+                 Value batch, Value kv, Value g, Rows tokens = {}) {
   ArrayRef<int64_t> s = shapeOf(tensor);
   OpFoldResult zero = b.getIndexAttr(0), one = b.getIndexAttr(1);
   SmallVector<OpFoldResult> offsets, sizes;
   int64_t rows, cols;
+  int64_t count = tokens.count < 0 ? s[1] - tokens.begin : tokens.count;
+  OpFoldResult first = b.getIndexAttr(tokens.begin);
   switch (layout) {
   case HeadLayout::Query:
-    offsets = {batch, zero, kv, g, zero};
-    sizes = {one, b.getIndexAttr(s[1]), one, one, b.getIndexAttr(s[4])};
-    rows = s[1], cols = s[4];
+    offsets = {batch, first, kv, g, zero};
+    sizes = {one, b.getIndexAttr(count), one, one, b.getIndexAttr(s[4])};
+    rows = count, cols = s[4];
     break;
   case HeadLayout::KeyValue:
-    offsets = {batch, zero, kv, zero};
-    sizes = {one, b.getIndexAttr(s[1]), one, b.getIndexAttr(s[3])};
-    rows = s[1], cols = s[3];
+    offsets = {batch, first, kv, zero};
+    sizes = {one, b.getIndexAttr(count), one, b.getIndexAttr(s[3])};
+    rows = count, cols = s[3];
     break;
   case HeadLayout::Scores:
     offsets = {batch, kv, g, zero, zero};
@@ -206,11 +214,12 @@ forEachHead(KernelBuilder &k, std::array<int64_t, 3> heads, ValueRange inits,
 /// the product lands in the head's slice of it.
 Value matmulIntoHead(KernelBuilder &k, Value lhs, bool transposeLhs, Value rhs,
                      bool transposeRhs, Value acc, HeadLayout layout,
-                     ValueRange head) {
+                     ValueRange head, Rows tokens = {}) {
   OpBuilder &b = k.builder();
   Location loc = k.location();
-  auto slice = headMatrix(b, loc, acc, layout, head[0], head[1], head[2])
-                   .getDefiningOp<tensor::ExtractSliceOp>();
+  auto slice =
+      headMatrix(b, loc, acc, layout, head[0], head[1], head[2], tokens)
+          .getDefiningOp<tensor::ExtractSliceOp>();
   Value product =
       k.matmul(lhs, rhs, slice.getResult(), transposeLhs, transposeRhs);
   return tensor::InsertSliceOp::create(b, loc, product, acc,
@@ -234,18 +243,51 @@ Value causalMask(KernelBuilder &k, int64_t T) {
                    })[0];
 }
 
-/// One head's causal attention probabilities [t, j] from its queries and
-/// keys [t, d]: the GEMM goes to BLAS and the softmax runs on the [T, T]
-/// block while it is still in cache. Masked entries are 0.
+/// Causal attention works on blocks of query rows: rows [r, r + R) see
+/// keys [0, r + R) only, so their scores are an [R, r + R] block, not
+/// [R, T]: with 128-row blocks a 256-token sequence computes 3/4 of the
+/// [T, T] scores (GEMMs and softmax), a 2048-token one 17/32. One block
+/// when T is not a multiple of 128 or under 256.
+SmallVector<Rows> causalQueryBlocks(int64_t T) {
+  constexpr int64_t kRows = 128;
+  if (T < 2 * kRows || T % kRows != 0)
+    return {Rows{0, T}};
+  SmallVector<Rows> blocks;
+  for (int64_t begin = 0; begin < T; begin += kRows)
+    blocks.push_back({begin, kRows});
+  return blocks;
+}
+
+/// The causal mask's rows of a query block and its columns up to the
+/// block's last key: [R, r + R].
+Value maskBlock(KernelBuilder &k, Value mask, Rows queries) {
+  OpBuilder &b = k.builder();
+  int64_t keys = queries.begin + queries.count;
+  if (queries.begin == 0 && queries.count == shapeOf(mask)[0])
+    return mask;
+  SmallVector<OpFoldResult> offsets = {b.getIndexAttr(queries.begin),
+                                       b.getIndexAttr(0)},
+                            sizes = {b.getIndexAttr(queries.count),
+                                     b.getIndexAttr(keys)},
+                            strides = {b.getIndexAttr(1), b.getIndexAttr(1)};
+  return tensor::ExtractSliceOp::create(
+      b, k.location(),
+      RankedTensorType::get({queries.count, keys}, b.getF32Type()), mask,
+      offsets, sizes, strides);
+}
+
+/// One head's causal attention probabilities [t, j] from its queries [t, d]
+/// and keys [j, d]: the GEMM goes to BLAS and the softmax runs on the
+/// [t, j] block while it is still in cache. Masked entries are 0.
 Value headProbabilities(KernelBuilder &k, Value qh, Value kh, Value mask,
                         double scale) {
-  int64_t T = shapeOf(qh)[0];
+  int64_t T = shapeOf(qh)[0], J = shapeOf(kh)[0];
   const char *full = "(t, j) -> (t, j)";
   const char *row = "(t, j) -> (t)";
   // s·scale + mask, then the row max and exp(· − max).
   Value scores = k.generic(
-      {k.matmul(qh, kh, k.filled({T, T}, 0.0), false, true), mask},
-      k.empty({T, T}), {full, full, full}, "pp",
+      {k.matmul(qh, kh, k.filled({T, J}, 0.0), false, true), mask},
+      k.empty({T, J}), {full, full, full}, "pp",
       [&](OpBuilder &bb, Location at, ValueRange args) {
         Math m{bb, at};
         return SmallVector<Value>{
@@ -258,7 +300,7 @@ Value headProbabilities(KernelBuilder &k, Value qh, Value kh, Value mask,
                   return SmallVector<Value>{m.max(args[1], args[0])};
                 })[0];
   Value exps = k.generic(
-      {scores, maximum}, k.empty({T, T}), {full, row, full}, "pp",
+      {scores, maximum}, k.empty({T, J}), {full, row, full}, "pp",
       [&](OpBuilder &bb, Location at, ValueRange args) {
         Math m{bb, at};
         return SmallVector<Value>{m.exp(m.sub(args[0], args[1]))};
@@ -268,7 +310,7 @@ Value headProbabilities(KernelBuilder &k, Value qh, Value kh, Value mask,
                             Math m{bb, at};
                             return SmallVector<Value>{m.add(args[1], args[0])};
                           })[0];
-  return k.generic({exps, total}, k.empty({T, T}), {full, row, full}, "pp",
+  return k.generic({exps, total}, k.empty({T, J}), {full, row, full}, "pp",
                    [&](OpBuilder &bb, Location at, ValueRange args) {
                      Math m{bb, at};
                      return SmallVector<Value>{m.div(args[0], args[1])};
@@ -734,19 +776,68 @@ struct AttentionLowering : LoraLowering<AttentionOp> {
     Value out = forEachHead(
         k, {q5[0], q5[2], q5[3]}, k.filled(q5, 0.0),
         [&](ValueRange h, ValueRange accs) -> SmallVector<Value> {
-          auto head = [&](Value t, HeadLayout layout) {
-            return headMatrix(b, loc, t, layout, h[0], h[1], h[2]);
+          auto head = [&](Value t, HeadLayout layout, Rows rows) {
+            return headMatrix(b, loc, t, layout, h[0], h[1], h[2], rows);
           };
-          Value p = headProbabilities(k, head(q, HeadLayout::Query),
-                                      head(key, HeadLayout::KeyValue), mask,
-                                      scale);
-          // O[h] = P · V[kv]
-          return {matmulIntoHead(k, p, false, head(value, HeadLayout::KeyValue),
-                                 false, accs[0], HeadLayout::Query, h)};
+          Value o = accs[0];
+          for (Rows queries : causalQueryBlocks(q5[1])) {
+            Rows keys{0, queries.begin + queries.count};
+            Value p = headProbabilities(
+                k, head(q, HeadLayout::Query, queries),
+                head(key, HeadLayout::KeyValue, keys),
+                maskBlock(k, mask, queries), scale);
+            // O[h, queries] = P · V[kv, keys]
+            o = matmulIntoHead(k, p, false,
+                               head(value, HeadLayout::KeyValue, keys), false,
+                               o, HeadLayout::Query, h, queries);
+          }
+          return {o};
         })[0];
     return {mergeHeads(k, out)};
   }
 };
+
+/// The backward of one head's block of query rows: recomputes P [R, keys],
+/// then dQ[queries] += dS·K[keys], dK[keys] += dSᵀ·Q[queries] and
+/// dV[keys] += Pᵀ·dO[queries] into `accs` (dQ, dK, dV); returns them.
+SmallVector<Value> attentionGradBlock(KernelBuilder &k, ValueRange h, Value q,
+                                      Value key, Value value, Value dOut,
+                                      Value mask, double scale, Rows queries,
+                                      Rows keys, ValueRange accs) {
+  OpBuilder &b = k.builder();
+  Location loc = k.location();
+  auto head = [&](Value t, HeadLayout layout, Rows rows) {
+    return headMatrix(b, loc, t, layout, h[0], h[1], h[2], rows);
+  };
+  Value qh = head(q, HeadLayout::Query, queries);
+  Value kh = head(key, HeadLayout::KeyValue, keys);
+  Value vh = head(value, HeadLayout::KeyValue, keys);
+  Value dOh = head(dOut, HeadLayout::Query, queries);
+  int64_t R = queries.count, J = keys.count;
+  Value p = headProbabilities(k, qh, kh, mask, scale);
+  Value dp = k.matmul(dOh, vh, k.filled({R, J}, 0.0), false, true);
+  const char *full = "(t, j) -> (t, j)";
+  const char *row = "(t, j) -> (t)";
+  Value weighted = k.generic(
+      {p, dp}, k.filled({R}, 0.0), {full, full, row}, "pr",
+      [&](OpBuilder &bb, Location at, ValueRange args) {
+        Math m{bb, at};
+        return SmallVector<Value>{m.add(args[2], m.mul(args[0], args[1]))};
+      })[0];
+  Value ds = k.generic(
+      {p, dp, weighted}, k.empty({R, J}), {full, full, row, full}, "pp",
+      [&](OpBuilder &bb, Location at, ValueRange args) {
+        Math m{bb, at};
+        return SmallVector<Value>{
+            m.mul(m.mul(args[0], m.sub(args[1], args[2])), m.f32(scale))};
+      })[0];
+  return {matmulIntoHead(k, ds, false, kh, false, accs[0], HeadLayout::Query,
+                         h, queries),
+          matmulIntoHead(k, ds, true, qh, false, accs[1],
+                         HeadLayout::KeyValue, h, keys),
+          matmulIntoHead(k, p, true, dOh, false, accs[2], HeadLayout::KeyValue,
+                         h, keys)};
+}
 
 struct AttentionGradLowering : LoraLowering<AttentionGradOp> {
   using LoraLowering::LoraLowering;
@@ -760,47 +851,23 @@ struct AttentionGradLowering : LoraLowering<AttentionGradOp> {
     Value value = splitHeads(k, a.getValue(), kv4);
     Value dOut = splitHeads(k, a.getGrad(), q5);
     int64_t T = q5[1];
-    OpBuilder &b = k.builder();
-    Location loc = k.location();
     Value mask = causalMask(k, T);
-    // Per head, with the [T, T] blocks in cache: P recomputed, dP = dO·Vᵀ,
-    // dS = P·(dP − Σ_j P·dP)·scale, then dQ = dS·K, dK += dSᵀ·Q and
-    // dV += Pᵀ·dO (the g heads of a group add into one kv slice).
+    // Per head and block of query rows, with the [R, keys] blocks in
+    // cache: P recomputed, dP = dO·Vᵀ, dS = P·(dP − Σ_j P·dP)·scale, then
+    // dQ = dS·K, dK += dSᵀ·Q and dV += Pᵀ·dO (the g heads of a group and
+    // the query blocks add into the same kv rows).
     SmallVector<Value> grads = forEachHead(
         k, {q5[0], q5[2], q5[3]},
         {k.filled(q5, 0.0), k.filled(kv4, 0.0), k.filled(kv4, 0.0)},
         [&](ValueRange h, ValueRange accs) -> SmallVector<Value> {
-          auto head = [&](Value t, HeadLayout layout) {
-            return headMatrix(b, loc, t, layout, h[0], h[1], h[2]);
-          };
-          Value qh = head(q, HeadLayout::Query);
-          Value kh = head(key, HeadLayout::KeyValue);
-          Value vh = head(value, HeadLayout::KeyValue);
-          Value dOh = head(dOut, HeadLayout::Query);
-          Value p = headProbabilities(k, qh, kh, mask, scale);
-          Value dp = k.matmul(dOh, vh, k.filled({T, T}, 0.0), false, true);
-          const char *full = "(t, j) -> (t, j)";
-          const char *row = "(t, j) -> (t)";
-          Value weighted = k.generic(
-              {p, dp}, k.filled({T}, 0.0), {full, full, row}, "pr",
-              [&](OpBuilder &bb, Location at, ValueRange args) {
-                Math m{bb, at};
-                return SmallVector<Value>{
-                    m.add(args[2], m.mul(args[0], args[1]))};
-              })[0];
-          Value ds = k.generic(
-              {p, dp, weighted}, k.empty({T, T}), {full, full, row, full},
-              "pp", [&](OpBuilder &bb, Location at, ValueRange args) {
-                Math m{bb, at};
-                return SmallVector<Value>{m.mul(
-                    m.mul(args[0], m.sub(args[1], args[2])), m.f32(scale))};
-              })[0];
-          return {matmulIntoHead(k, ds, false, kh, false, accs[0],
-                                 HeadLayout::Query, h),
-                  matmulIntoHead(k, ds, true, qh, false, accs[1],
-                                 HeadLayout::KeyValue, h),
-                  matmulIntoHead(k, p, true, dOh, false, accs[2],
-                                 HeadLayout::KeyValue, h)};
+          SmallVector<Value> acc(accs);
+          for (Rows queries : causalQueryBlocks(T)) {
+            Rows keys{0, queries.begin + queries.count};
+            acc = attentionGradBlock(k, h, q, key, value, dOut,
+                                     maskBlock(k, mask, queries), scale,
+                                     queries, keys, acc);
+          }
+          return acc;
         });
     return {mergeHeads(k, grads[0]), mergeHeads(k, grads[1]),
             mergeHeads(k, grads[2])};

@@ -32,6 +32,9 @@ struct Method {
   const char *pipeline; // lora-training-pipeline options
   /// Attention through the runtime's flash kernels (the GPU's algorithm).
   bool flashAttention = false;
+  /// Tokens per sequence: 256 and more split causal attention into blocks
+  /// of 128 query rows.
+  int64_t sequence = 6;
 };
 
 void PrintTo(const Method &method, std::ostream *os) { *os << method.name; }
@@ -48,12 +51,13 @@ TEST_P(CompiledStepTest, MatchesTheReferenceEvaluator) {
   config.numAttentionHeads = 4;
   config.numKeyValueHeads = 2;
   config.headDim = 4;
-  config.maxPositionEmbeddings = 32;
+  config.maxPositionEmbeddings = std::max<int64_t>(32, GetParam().sequence);
   config.rmsNormEps = 1e-5;
   auto buildStep = [&](bool fuse) {
     mlir::OwningOpRef<mlir::ModuleOp> module =
         mlir::ModuleOp::create(mlir::UnknownLoc::get(context.get()));
-    EXPECT_FALSE(bool(mlir::lora::buildLlamaStep(*module, config, {2, 6})));
+    EXPECT_FALSE(bool(mlir::lora::buildLlamaStep(*module, config,
+                                                     {2, GetParam().sequence})));
     mlir::lora::TrainingPipelineOptions options;
     EXPECT_TRUE(
         mlir::succeeded(options.parseFromString(GetParam().pipeline)));
@@ -185,7 +189,9 @@ INSTANTIATE_TEST_SUITE_P(
         // Row-by-row online softmax: every attention gradient flows into
         // the queries, keys and values of trained projections.
         Method{"FullFlashAttention", "method=full", true},
-        Method{"LoraFlashAttention", "method=lora rank=4 dropout=0.1", true}),
+        Method{"LoraFlashAttention", "method=lora rank=4 dropout=0.1", true},
+        Method{"LoraCausalBlocks", "method=lora rank=4", false, 256},
+        Method{"FullCausalBlocks", "method=full", false, 384}),
     [](const ::testing::TestParamInfo<Method> &info) {
       return std::string(info.param.name);
     });
