@@ -73,18 +73,18 @@ static std::string loweringPipeline(bool openmp) {
   // the stack), which convert-scf-to-cf could not leave single-block.
   if (openmp)
     pipeline += "convert-scf-to-openmp, canonicalize, ";
-  pipeline += "convert-scf-to-cf, convert-vector-to-llvm, convert-math-to-llvm, "
-              "finalize-memref-to-llvm{use-generic-functions=true}, "
-              "convert-arith-to-llvm, convert-cf-to-llvm, "
-              "convert-func-to-llvm, convert-index-to-llvm, convert-ub-to-llvm, ";
+  pipeline +=
+      "convert-scf-to-cf, convert-vector-to-llvm, convert-math-to-llvm, "
+      "finalize-memref-to-llvm{use-generic-functions=true}, "
+      "convert-arith-to-llvm, convert-cf-to-llvm, "
+      "convert-func-to-llvm, convert-index-to-llvm, convert-ub-to-llvm, ";
   if (openmp)
     pipeline += "convert-openmp-to-llvm, ";
   return pipeline + "reconcile-unrealized-casts";
 }
 
-LogicalResult
-mlir::lora::buildBufferizationPipeline(OpPassManager &pm,
-                                       StringRef flashAttention) {
+LogicalResult mlir::lora::buildBufferizationPipeline(OpPassManager &pm,
+                                                     StringRef flashAttention) {
   // The textual pipeline names upstream passes; make sure they are known
   // when a program other than lora-opt (lora-run, tests) builds it.
   // Registering a pass again is harmless.
@@ -108,11 +108,11 @@ LogicalResult mlir::lora::buildCpuLoweringPipeline(OpPassManager &pm,
   // the code's line table, so a profiler (perf report --sort srcline)
   // names the kernel behind each sample by its line in <file>.
   const char *profileIr = std::getenv("LORA_PROFILE_IR");
-  if (profileIr && failed(parsePassPipeline(
-                       (llvm::Twine("snapshot-op-locations{filename=") +
-                        profileIr + "}")
-                           .str(),
-                       pm)))
+  if (profileIr &&
+      failed(parsePassPipeline(
+          (llvm::Twine("snapshot-op-locations{filename=") + profileIr + "}")
+              .str(),
+          pm)))
     return failure();
   if (failed(parsePassPipeline(loweringPipeline(openmp), pm)))
     return failure();

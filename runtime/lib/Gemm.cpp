@@ -19,8 +19,8 @@ namespace {
 
 /// With LORA_GEMM_TRACE=<file>, every GEMM shape the compiled code calls is
 /// counted and timed, and the table is written to <file> at exit, one JSON
-/// object per line: {"m","n","k","ta","tb","accumulate","calls","seconds"}. bench/ uses
-/// it to time the same shapes alone (the step's GEMM limit).
+/// object per line: {"m","n","k","ta","tb","accumulate","calls","seconds"}.
+/// bench/ uses it to time the same shapes alone (the step's GEMM limit).
 class GemmTrace {
 public:
   using Shape = std::tuple<int64_t, int64_t, int64_t, int, int, int>;
@@ -88,10 +88,9 @@ void sgemmBlocks(int32_t transposeA, int32_t transposeB, float beta,
       cBlock += begin;
     }
     cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans,
-                transposeB ? CblasTrans : CblasNoTrans,
-                int(byRows ? size : m), int(byRows ? n : size), int(k), 1.0f,
-                aBlock, int(a.strides[0]), bBlock, int(b.strides[0]), beta,
-                cBlock, int(c.strides[0]));
+                transposeB ? CblasTrans : CblasNoTrans, int(byRows ? size : m),
+                int(byRows ? n : size), int(k), 1.0f, aBlock, int(a.strides[0]),
+                bBlock, int(b.strides[0]), beta, cBlock, int(c.strides[0]));
   };
 #ifdef LORA_HAVE_OPENMP
   if (parts > 1) {
@@ -113,8 +112,8 @@ int gemmThreads(int64_t m, int64_t n) {
   if (omp_in_parallel())
     return 1;
   int64_t blocks = std::max(m, n) / 32;
-  return int(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(),
-                                                    blocks)));
+  return int(
+      std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), blocks)));
 #else
   (void)m;
   (void)n;
@@ -129,8 +128,7 @@ int lora::runtime::configureThreads(int processesOnMachine) {
   // OpenBLAS runs on the OpenMP threads (sgemmBlocks), one thread per call.
   openblas_set_num_threads(1);
   if (!std::getenv("OMP_NUM_THREADS") && processesOnMachine > 1)
-    omp_set_num_threads(
-        std::max(1, omp_get_num_procs() / processesOnMachine));
+    omp_set_num_threads(std::max(1, omp_get_num_procs() / processesOnMachine));
   return omp_get_max_threads();
 #else
   // No OpenMP: OpenBLAS keeps its own threads (OPENBLAS_NUM_THREADS).
@@ -150,21 +148,19 @@ lora::runtime::GemmShape lora::runtime::checkedGemmShape(
   return {c.sizes[0], c.sizes[1], transposeA ? a.sizes[0] : a.sizes[1]};
 }
 
-extern "C" void _mlir_ciface_lora_sgemm_f32(int32_t transposeA,
-                                            int32_t transposeB,
-                                            int32_t accumulate,
-                                            LoraMemRef2DF32 *a,
-                                            LoraMemRef2DF32 *b,
-                                            LoraMemRef2DF32 *c) {
-  auto [m, n, k] = lora::runtime::checkedGemmShape("lora_sgemm_f32",
-                                                   transposeA, *a, *b, *c);
+extern "C" void
+_mlir_ciface_lora_sgemm_f32(int32_t transposeA, int32_t transposeB,
+                            int32_t accumulate, LoraMemRef2DF32 *a,
+                            LoraMemRef2DF32 *b, LoraMemRef2DF32 *c) {
+  auto [m, n, k] =
+      lora::runtime::checkedGemmShape("lora_sgemm_f32", transposeA, *a, *b, *c);
   if (m == 0 || n == 0)
     return;
   static const int configured = lora::runtime::configureThreads(1);
   (void)configured;
   auto gemm = [&] {
-    sgemmBlocks(transposeA, transposeB, accumulate ? 1.0f : 0.0f, *a, *b, *c,
-                m, n, k, gemmThreads(m, n));
+    sgemmBlocks(transposeA, transposeB, accumulate ? 1.0f : 0.0f, *a, *b, *c, m,
+                n, k, gemmThreads(m, n));
   };
   GemmTrace *trace = GemmTrace::get();
   if (!trace)
@@ -172,8 +168,8 @@ extern "C" void _mlir_ciface_lora_sgemm_f32(int32_t transposeA,
   // Timed only when traced: nothing extra on the usual path.
   auto start = std::chrono::steady_clock::now();
   gemm();
-  trace->record({m, n, k, transposeA, transposeB, accumulate != 0},
-                std::chrono::duration<double>(
-                    std::chrono::steady_clock::now() - start)
-                    .count());
+  trace->record(
+      {m, n, k, transposeA, transposeB, accumulate != 0},
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count());
 }

@@ -126,10 +126,10 @@ Status detectLaunch(const std::function<const char *(const char *)> &lookup,
                                             : "SLURM_NTASKS_PER_NODE");
   char *end = nullptr;
   long processes = localSize ? std::strtol(localSize, &end, 10) : 0;
-  launch.localWorldSize =
-      localSize && *end == '\0' && processes > 0 && processes <= launch.worldSize
-          ? int(processes)
-          : 0;
+  launch.localWorldSize = localSize && *end == '\0' && processes > 0 &&
+                                  processes <= launch.worldSize
+                              ? int(processes)
+                              : 0;
 
   // torchrun's rendezvous point: NCCL's id goes from rank 0 to the others
   // through it when there is no MPI.

@@ -56,11 +56,10 @@ TEST_P(CompiledStepTest, MatchesTheReferenceEvaluator) {
   auto buildStep = [&](bool fuse) {
     mlir::OwningOpRef<mlir::ModuleOp> module =
         mlir::ModuleOp::create(mlir::UnknownLoc::get(context.get()));
-    EXPECT_FALSE(bool(mlir::lora::buildLlamaStep(*module, config,
-                                                     {2, GetParam().sequence})));
+    EXPECT_FALSE(bool(
+        mlir::lora::buildLlamaStep(*module, config, {2, GetParam().sequence})));
     mlir::lora::TrainingPipelineOptions options;
-    EXPECT_TRUE(
-        mlir::succeeded(options.parseFromString(GetParam().pipeline)));
+    EXPECT_TRUE(mlir::succeeded(options.parseFromString(GetParam().pipeline)));
     if (!fuse) {
       options.fuseAdapters = false;
       options.fuseLoss = false;

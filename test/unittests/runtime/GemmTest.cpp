@@ -26,8 +26,8 @@ struct Shape {
   int64_t m, n, k;
 };
 
-class GemmTest : public ::testing::TestWithParam<
-                     std::tuple<bool, bool, bool, Shape>> {};
+class GemmTest
+    : public ::testing::TestWithParam<std::tuple<bool, bool, bool, Shape>> {};
 
 TEST_P(GemmTest, MatchesNaiveLoops) {
   auto [transposeA, transposeB, accumulate, shape] = GetParam();

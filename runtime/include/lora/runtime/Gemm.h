@@ -28,8 +28,8 @@ struct LoraMemRef2DF32 {
 /// is non-zero. Rows must be contiguous (inner stride 1); the leading
 /// dimensions come from the outer strides, so views of larger buffers work.
 void _mlir_ciface_lora_sgemm_f32(int32_t transposeA, int32_t transposeB,
-                                 int32_t accumulate, LoraMemRef2DF32 *a, LoraMemRef2DF32 *b,
-                                 LoraMemRef2DF32 *c);
+                                 int32_t accumulate, LoraMemRef2DF32 *a,
+                                 LoraMemRef2DF32 *b, LoraMemRef2DF32 *c);
 
 } // extern "C"
 
