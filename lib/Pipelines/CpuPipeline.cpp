@@ -72,7 +72,7 @@ static std::string loweringPipeline(bool openmp) {
   // memref.alloca_scope around each body (the kernels allocate nothing on
   // the stack), which convert-scf-to-cf could not leave single-block.
   if (openmp)
-    pipeline += "convert-scf-to-openmp, canonicalize, ";
+    pipeline += "lora-parallel-to-openmp, convert-scf-to-openmp, canonicalize, ";
   pipeline +=
       "convert-scf-to-cf, convert-vector-to-llvm, convert-math-to-llvm, "
       "finalize-memref-to-llvm{use-generic-functions=true}, "

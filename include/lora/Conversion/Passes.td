@@ -172,6 +172,27 @@ def CopiesToLoops : Pass<"lora-copies-to-loops"> {
   let dependentDialects = ["::mlir::linalg::LinalgDialect"];
 }
 
+def ParallelToOpenMP : Pass<"lora-parallel-to-openmp", "ModuleOp"> {
+  let summary = "Split one-dimensional scf.parallel loops across OpenMP threads by hand";
+  let description = [{
+    `convert-scf-to-openmp` turns each `scf.parallel` into an
+    `omp.parallel` around an `omp.wsloop`, which libomp runs through
+    `__kmpc_for_static_init`/`fini` and a barrier on every entry (and
+    Debian's libomp formats a trace string in each static init). A step
+    enters thousands of small parallel loops (each kernel of attention's
+    per-head loop), so this pass lowers an outermost one-dimensional
+    `scf.parallel` without reductions to an `omp.parallel` in which each
+    thread runs an `scf.for` over its own contiguous share of the
+    iterations (`omp_get_thread_num`, `omp_get_num_threads`); the region's
+    end is the only synchronization. Other parallel loops are left for
+    `convert-scf-to-openmp`.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::func::FuncDialect",
+    "::mlir::omp::OpenMPDialect", "::mlir::scf::SCFDialect"
+  ];
+}
+
 def PlanMemory : Pass<"lora-plan-memory", "ModuleOp"> {
   let summary = "Place a step's temporary buffers in one static arena by liveness";
   let description = [{
