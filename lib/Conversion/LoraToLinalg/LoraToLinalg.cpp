@@ -891,23 +891,19 @@ struct SwiGLUGradLowering : LoraLowering<SwiGLUGradOp> {
   using LoraLowering::LoraLowering;
   SmallVector<Value> lower(SwiGLUGradOp op, Adaptor a,
                            KernelBuilder &k) const override {
-    // Two single-result kernels (the sigmoid computed in each): the
-    // vectorizer leaves loops that store two results scalar.
-    auto kernel = [&](bool gateGrad) {
-      return k.elementwise(
-          {a.getGate(), a.getUp(), a.getGrad()}, 1,
-          [&](OpBuilder &bb, Location at, ValueRange args) {
-            Math m{bb, at};
-            Value g = args[0], up = args[1], dy = args[2];
-            Value s = m.sigmoid(g);
-            if (!gateGrad)
-              return SmallVector<Value>{m.mul(dy, m.mul(g, s))};
-            // d silu(g) = s + g·s·(1 − s)
-            Value dsilu = m.add(s, m.mul(m.mul(g, s), m.sub(m.f32(1.0), s)));
-            return SmallVector<Value>{m.mul(m.mul(dy, up), dsilu)};
-          })[0];
-    };
-    return {kernel(true), kernel(false)};
+    // One kernel, both gradients: the sigmoid once, g and dY read once.
+    return k.elementwise(
+        {a.getGate(), a.getUp(), a.getGrad()}, 2,
+        [&](OpBuilder &bb, Location at, ValueRange args) {
+          Math m{bb, at};
+          Value g = args[0], up = args[1], dy = args[2];
+          Value s = m.sigmoid(g);
+          // d silu(g) = s + g·s·(1 − s)
+          Value gs = m.mul(g, s);
+          Value dsilu = m.add(s, m.mul(gs, m.sub(m.f32(1.0), s)));
+          return SmallVector<Value>{m.mul(m.mul(dy, up), dsilu),
+                                    m.mul(dy, gs)};
+        });
   }
 };
 
