@@ -3,7 +3,8 @@
 // Lowerings that call into the runtime (BLAS, collectives, flash attention,
 // GPU frees) declare the callee once per module: private, with MLIR's C
 // interface (`_mlir_ciface_<name>`, memrefs passed as descriptor pointers),
-// which is how the runtime implements it.
+// which is how the runtime implements it. Plain C functions of a library
+// (libomp's omp_get_thread_num) are declared without it.
 //
 //===----------------------------------------------------------------------===//
 
@@ -17,16 +18,19 @@
 namespace mlir::lora {
 
 /// The module's declaration of runtime function `name`, made (at the top
-/// of `module`) if it does not exist yet.
+/// of `module`) if it does not exist yet; `cInterface`: called through
+/// `_mlir_ciface_<name>`.
 inline func::FuncOp declareRuntimeFunction(OpBuilder &builder, ModuleOp module,
-                                           StringRef name, FunctionType type) {
+                                           StringRef name, FunctionType type,
+                                           bool cInterface = true) {
   if (auto existing = module.lookupSymbol<func::FuncOp>(name))
     return existing;
   OpBuilder::InsertionGuard guard(builder);
   builder.setInsertionPointToStart(module.getBody());
   auto callee = func::FuncOp::create(builder, module.getLoc(), name, type);
   callee.setPrivate();
-  callee->setAttr("llvm.emit_c_interface", builder.getUnitAttr());
+  if (cInterface)
+    callee->setAttr("llvm.emit_c_interface", builder.getUnitAttr());
   return callee;
 }
 

@@ -9,6 +9,10 @@
 // view's buffer as that parent and shifts the access indices by the
 // window's origin.
 //
+// lora-copies-to-loops (here too) turns large memref.copy ops into
+// linalg.copy kernels, which then go through the same loops, vectorizer
+// and threads as every other kernel, strided sides included.
+//
 //===----------------------------------------------------------------------===//
 
 #include "lora/Conversion/Passes.h"

@@ -152,7 +152,8 @@ struct Rows {
 /// of it (queries, keys, values): a rank-reducing slice whose rows are
 /// contiguous, so BLAS reads it where it lies.
 Value headMatrix(OpBuilder &b, Location loc, Value tensor, HeadLayout layout,
-                 Value batch, Value kv, Value g, Rows tokens = {}) {
+                 ValueRange head, Rows tokens = {}) {
+  Value batch = head[0], kv = head[1], g = head[2];
   ArrayRef<int64_t> s = shapeOf(tensor);
   OpFoldResult zero = b.getIndexAttr(0), one = b.getIndexAttr(1);
   SmallVector<OpFoldResult> offsets, sizes;
@@ -217,9 +218,8 @@ Value matmulIntoHead(KernelBuilder &k, Value lhs, bool transposeLhs, Value rhs,
                      ValueRange head, Rows tokens = {}) {
   OpBuilder &b = k.builder();
   Location loc = k.location();
-  auto slice =
-      headMatrix(b, loc, acc, layout, head[0], head[1], head[2], tokens)
-          .getDefiningOp<tensor::ExtractSliceOp>();
+  auto slice = headMatrix(b, loc, acc, layout, head, tokens)
+                   .getDefiningOp<tensor::ExtractSliceOp>();
   Value product =
       k.matmul(lhs, rhs, slice.getResult(), transposeLhs, transposeRhs);
   return tensor::InsertSliceOp::create(b, loc, product, acc,
@@ -776,20 +776,17 @@ struct AttentionLowering : LoraLowering<AttentionOp> {
     Value out = forEachHead(
         k, {q5[0], q5[2], q5[3]}, k.filled(q5, 0.0),
         [&](ValueRange h, ValueRange accs) -> SmallVector<Value> {
-          auto head = [&](Value t, HeadLayout layout, Rows rows) {
-            return headMatrix(b, loc, t, layout, h[0], h[1], h[2], rows);
-          };
           Value o = accs[0];
           for (Rows queries : causalQueryBlocks(q5[1])) {
             Rows keys{0, queries.begin + queries.count};
             Value p = headProbabilities(
-                k, head(q, HeadLayout::Query, queries),
-                head(key, HeadLayout::KeyValue, keys),
+                k, headMatrix(b, loc, q, HeadLayout::Query, h, queries),
+                headMatrix(b, loc, key, HeadLayout::KeyValue, h, keys),
                 maskBlock(k, mask, queries), scale);
             // O[h, queries] = P · V[kv, keys]
-            o = matmulIntoHead(k, p, false,
-                               head(value, HeadLayout::KeyValue, keys), false,
-                               o, HeadLayout::Query, h, queries);
+            Value vh = headMatrix(b, loc, value, HeadLayout::KeyValue, h, keys);
+            o = matmulIntoHead(k, p, false, vh, false, o, HeadLayout::Query,
+                               h, queries);
           }
           return {o};
         })[0];
@@ -806,13 +803,10 @@ SmallVector<Value> attentionGradBlock(KernelBuilder &k, ValueRange h, Value q,
                                       Rows keys, ValueRange accs) {
   OpBuilder &b = k.builder();
   Location loc = k.location();
-  auto head = [&](Value t, HeadLayout layout, Rows rows) {
-    return headMatrix(b, loc, t, layout, h[0], h[1], h[2], rows);
-  };
-  Value qh = head(q, HeadLayout::Query, queries);
-  Value kh = head(key, HeadLayout::KeyValue, keys);
-  Value vh = head(value, HeadLayout::KeyValue, keys);
-  Value dOh = head(dOut, HeadLayout::Query, queries);
+  Value qh = headMatrix(b, loc, q, HeadLayout::Query, h, queries);
+  Value kh = headMatrix(b, loc, key, HeadLayout::KeyValue, h, keys);
+  Value vh = headMatrix(b, loc, value, HeadLayout::KeyValue, h, keys);
+  Value dOh = headMatrix(b, loc, dOut, HeadLayout::Query, h, queries);
   int64_t R = queries.count, J = keys.count;
   Value p = headProbabilities(k, qh, kh, mask, scale);
   Value dp = k.matmul(dOh, vh, k.filled({R, J}, 0.0), false, true);

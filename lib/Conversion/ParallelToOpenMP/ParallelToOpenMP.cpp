@@ -13,6 +13,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "lora/Conversion/Passes.h"
+#include "lora/Conversion/RuntimeCalls.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -43,22 +44,15 @@ struct ParallelToOpenMPPass
     });
     if (loops.empty())
       return;
-    func::FuncOp threadNumber = declareQuery(module, "omp_get_thread_num");
-    func::FuncOp threadCount = declareQuery(module, "omp_get_num_threads");
+    // libomp's `int f(void)` queries, called as plain C.
+    OpBuilder b(module.getContext());
+    FunctionType query = b.getFunctionType({}, {b.getI32Type()});
+    func::FuncOp threadNumber = lora::declareRuntimeFunction(
+        b, module, "omp_get_thread_num", query, /*cInterface=*/false);
+    func::FuncOp threadCount = lora::declareRuntimeFunction(
+        b, module, "omp_get_num_threads", query, /*cInterface=*/false);
     for (scf::ParallelOp loop : loops)
       split(loop, threadNumber, threadCount);
-  }
-
-  /// `int name(void)` of libomp, called as C (no MLIR wrapper).
-  static func::FuncOp declareQuery(ModuleOp module, StringRef name) {
-    if (auto existing = module.lookupSymbol<func::FuncOp>(name))
-      return existing;
-    OpBuilder b(module.getBodyRegion());
-    auto query = func::FuncOp::create(
-        b, module.getLoc(), name,
-        b.getFunctionType({}, {b.getI32Type()}));
-    query.setPrivate();
-    return query;
   }
 
   /// omp.parallel { scf.for over this thread's share of `loop` }.

@@ -39,8 +39,10 @@ namespace lora::runtime {
 /// kernels' loops and the GEMMs (each GEMM split into blocks of C, one
 /// single-threaded OpenBLAS call per thread). Its size is OMP_NUM_THREADS,
 /// or else the machine's cores divided among the `processesOnMachine` a
-/// launcher started on it. Called once before the first step (the first
-/// GEMM calls it with 1 if nobody did); returns the thread count.
+/// launcher started on it. lora-run and lora-train call it before the first
+/// step; the first GEMM calls it with 1 as well, which changes no thread
+/// count set before and makes OpenBLAS single-threaded for programs that
+/// did not call it (tests, the JIT alone). Returns the thread count.
 int configureThreads(int processesOnMachine);
 
 /// C's M x N and the inner K of C += op(A) · op(B). Operands whose rows are
