@@ -125,17 +125,31 @@ def median_after_first(times):
     return rest[len(rest) // 2]
 
 
-def run_torch(config_path, steps, compiled):
-    child = subprocess.run([sys.executable, "-c", PYTORCH, config_path,
-                            str(steps), "1" if compiled else "0"],
-                           capture_output=True, text=True)
+def run_child(command, timeout):
+    """The finished child, or None with the reason when it outlived
+    `timeout` seconds."""
+    try:
+        return subprocess.run(command, capture_output=True, text=True,
+                              timeout=timeout), None
+    except subprocess.TimeoutExpired:
+        return None, f"stopped after {timeout} s"
+
+
+def run_torch(config_path, steps, compiled, timeout):
+    child, error = run_child([sys.executable, "-c", PYTORCH, config_path,
+                              str(steps), "1" if compiled else "0"], timeout)
+    if child is None:
+        return None, error
     if child.returncode != 0:
         return None, (child.stderr.strip().splitlines() or ["failed"])[-1]
     result = json.loads(child.stdout.strip().splitlines()[-1])
+    print(f"<!-- {config_path} compiled={compiled}: peak "
+          f"{result['peak_gib']:.1f} GiB allocated by PyTorch -->",
+          file=sys.stderr)
     return median_after_first(result["step_seconds"]), None
 
 
-def run_ours(folder, name, lora_train, steps):
+def run_ours(folder, name, lora_train, steps, timeout):
     config = config_of(name)
     tokens = os.path.join(folder, "tokens.bin")
     if not os.path.exists(tokens):
@@ -146,11 +160,18 @@ def run_ours(folder, name, lora_train, steps):
                 f.write(random.randrange(config["vocab_size"]).to_bytes(
                     4, "little"))
     out = os.path.join(folder, f"{name}-run")
-    child = subprocess.run([lora_train, "--artifact",
-                            os.path.join(folder, name), "--train_file",
-                            tokens, "--max_steps", str(steps),
-                            "--logging_steps", "1", "--output_dir", out],
-                           capture_output=True, text=True)
+    child, error = run_child([lora_train, "--artifact",
+                              os.path.join(folder, name), "--train_file",
+                              tokens, "--max_steps", str(steps),
+                              "--logging_steps", "1", "--output_dir", out],
+                             timeout)
+    if child is None:
+        return None, error
+    # Its own report (planned and measured memory, step times) on stderr,
+    # and all of the errors when it failed.
+    for line in child.stderr.splitlines():
+        if child.returncode != 0 or line.startswith("lora-train:"):
+            print(f"<!-- {name}: {line} -->", file=sys.stderr)
     if child.returncode != 0:
         return None, (child.stderr.strip().splitlines() or ["failed"])[-1]
     elapsed = [json.loads(line)["elapsed_s"]
@@ -175,25 +196,40 @@ def main():
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--peak-tflops", type=float, default=989.0)
     parser.add_argument("--no-torch-compile", action="store_true")
+    parser.add_argument("--sides", default="ours,eager,compile",
+                        help="which of ours, eager and compile to run")
+    parser.add_argument("--timeout", type=int, default=300,
+                        help="seconds each side may take, start included")
     args = parser.parse_args()
     if args.compile:
         compile_steps(args.compile, args.chips)
     if not args.run:
         return
-    print("| model | side | dtype | s/step | tokens/s | MFU | ratio to ours |")
+    print("| model | side | dtype | s/step | tokens/s | MFU | step time / ours |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name in args.models.split(","):
         config_path = os.path.join(args.run, f"{name}.json")
         flops = flops_per_token(config_of(name), "lora")
-        sides = [("lora-train", "fp32",
-                  run_ours(args.run, name, args.lora_train, args.steps)),
-                 ("PyTorch + PEFT eager", "bf16",
-                  run_torch(config_path, args.steps, False))]
-        if not args.no_torch_compile:
-            sides.append(("PyTorch + PEFT torch.compile", "bf16",
-                          run_torch(config_path, args.steps, True)))
-        ours = sides[0][2][0]
-        for side, dtype, (seconds, error) in sides:
+        wanted = args.sides.split(",")
+        if args.no_torch_compile and "compile" in wanted:
+            wanted.remove("compile")
+        runs = {
+            "ours": ("lora-train", "fp32", lambda: run_ours(
+                args.run, name, args.lora_train, args.steps, args.timeout)),
+            "eager": ("PyTorch + PEFT eager", "bf16", lambda: run_torch(
+                config_path, args.steps, False, args.timeout)),
+            "compile": ("PyTorch + PEFT torch.compile", "bf16",
+                        lambda: run_torch(config_path, args.steps, True,
+                                          args.timeout)),
+        }
+        # Each row as soon as its side has run: a long side cut short
+        # leaves the others' rows.
+        ours = None
+        for w in wanted:
+            side, dtype, run = runs[w]
+            seconds, error = run()
+            if w == "ours":
+                ours = seconds
             if seconds is None:
                 print(f"| {name} | {side} | {dtype} | failed: {error} | | | |")
                 continue

@@ -3,9 +3,16 @@
 #
 #   scripts/gpu-check.sh prepare DIR   # here: compile the tiny step for the
 #                                      # CPU and for CUDA into DIR
-#   scripts/gpu-check.sh run DIR       # there: build the runtime (compiler
-#                                      # off), train both steps 6 steps,
-#                                      # compare losses and adapters
+#   scripts/gpu-check.sh bundle DIR    # here, optional: build the runtime
+#                                      # (compiler and MPI off, CUDA on) and
+#                                      # put it with the shared libraries it
+#                                      # needs beyond glibc and CUDA's into
+#                                      # DIR/runtime, for a GPU machine that
+#                                      # cannot build it (no OpenBLAS there)
+#   scripts/gpu-check.sh run DIR       # there: the runtime of DIR/runtime,
+#                                      # or else built there (compiler off);
+#                                      # train both steps 6 steps, compare
+#                                      # losses and adapters
 #
 # What `run` prints: the CUDA step's losses against the CPU step's (within
 # 1e-4 relative) and the adapters (within 1e-3). Exits non-zero on any
@@ -24,12 +31,36 @@ prepare)
     -o "$dir/cpu"
   "$root/build/bin/lora-run" compile --device cuda "${shape[@]}" -o "$dir/cuda"
   ;;
-run)
-  build=${LORA_RUNTIME_BUILD:-$root/build-runtime}
+bundle)
+  build=${LORA_RUNTIME_BUILD:-$root/build-gpu}
   cmake -G Ninja -S "$root" -B "$build" -DLORA_BUILD_COMPILER=OFF \
-    -DCMAKE_BUILD_TYPE=Release -DLORA_ENABLE_CUDA=ON >/dev/null
+    -DCMAKE_BUILD_TYPE=Release -DLORA_ENABLE_CUDA=ON -DLORA_ENABLE_MPI=OFF \
+    >/dev/null
   cmake --build "$build"
-  (cd "$build" && ctest --output-on-failure | tail -3)
+  rm -rf "$dir/runtime"
+  mkdir -p "$dir/runtime/bin" "$dir/runtime/lib"
+  cp "$build/bin/lora-train" "$build/bin/LoraRuntimeTests" \
+    "$build/bin/lora-gemm-limit" "$dir/runtime/bin/"
+  # Everything ldd resolves except glibc's own libraries, the C++ runtime
+  # and CUDA's (the GPU machine has newer or matching ones).
+  ldd "$build/bin/lora-train" "$build/bin/LoraRuntimeTests" |
+    awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u |
+    grep -v -E '/(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s)\.so|/cuda' |
+    while read -r lib; do cp -L "$lib" "$dir/runtime/lib/"; done
+  ls "$dir/runtime/lib"
+  ;;
+run)
+  if [[ -x $dir/runtime/bin/lora-train ]]; then
+    build=$dir/runtime
+    export LD_LIBRARY_PATH=$dir/runtime/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    "$build/bin/LoraRuntimeTests" --gtest_brief=1 | tail -3
+  else
+    build=${LORA_RUNTIME_BUILD:-$root/build-runtime}
+    cmake -G Ninja -S "$root" -B "$build" -DLORA_BUILD_COMPILER=OFF \
+      -DCMAKE_BUILD_TYPE=Release -DLORA_ENABLE_CUDA=ON >/dev/null
+    cmake --build "$build"
+    (cd "$build" && ctest --output-on-failure | tail -3)
+  fi
   rm -rf "$dir/cpu-run" "$dir/cuda-run"
   "$build/bin/lora-train" --artifact "$dir/cpu" --max_steps 6 \
     --logging_steps 1 --output_dir "$dir/cpu-run"
@@ -42,7 +73,7 @@ run)
     "$dir/cpu-run/adapter_model.safetensors" 1e-3
   ;;
 *)
-  echo "usage: $0 prepare|run DIR" >&2
+  echo "usage: $0 prepare|bundle|run DIR" >&2
   exit 2
   ;;
 esac

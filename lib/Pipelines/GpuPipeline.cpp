@@ -32,10 +32,10 @@ mlir::lora::buildGpuLoweringPipeline(OpPassManager &pm,
   std::string pipeline = llvm::formatv(
       "lora-matmul-to-blas{{callee=lora_gpu_sgemm_f32}, "
       // Loop nests to kernels: one thread per element of the parallel
-      // dimensions, reductions sequential within a thread.
+      // dimensions, reductions sequential within a thread; the tiling pass
+      // also maps the tiles onto blocks and threads.
       "convert-linalg-to-parallel-loops, "
       "func.func(lora-tile-for-gpu{{threads={0}}), "
-      "func.func(gpu-map-parallel-loops), "
       "func.func(convert-parallel-loops-to-gpu), gpu-kernel-outlining, "
       "lora-host-shared-allocs, canonicalize, ",
       int64_t(options.threads));

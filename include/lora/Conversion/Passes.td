@@ -61,23 +61,29 @@ def MatmulToBlas : Pass<"lora-matmul-to-blas", "ModuleOp"> {
 }
 
 def TileForGpu : Pass<"lora-tile-for-gpu"> {
-  let summary = "Tile outermost scf.parallel loops into blocks of threads";
+  let summary = "Tile outermost scf.parallel loops into blocks of threads "
+                "and map them onto the grid";
   let description = [{
     Every scf.parallel that no other scf.parallel encloses is tiled so that
     its innermost dimension (the contiguous one of row-major buffers, so
     that neighbouring threads touch neighbouring elements) runs `threads`
     iterations per tile and the others one; the tiles have constant bounds
-    and an in-bounds check, which `gpu-map-parallel-loops` and
-    `convert-parallel-loops-to-gpu` turn into a grid of blocks of `threads`
-    threads. An innermost trip count below `threads` gives a block of that
-    count rounded up to a warp.
+    and an in-bounds check. An innermost trip count below `threads` gives a
+    block of that count rounded up to a warp.
+
+    The pass also sets the `mapping` that `convert-parallel-loops-to-gpu`
+    turns into a launch, within the hardware's limits: the tile's
+    innermost dimension on threadIdx.x (at most 1024; threadIdx.z holds
+    only 64), the dimension with the most blocks on blockIdx.x (at most
+    2^31 - 1), the next two of at most 65535 blocks on y and z, the rest
+    and every loop nested deeper sequential.
   }];
   let options = [
     Option<"threads", "threads", "int64_t", "256", "Threads per block">
   ];
   let dependentDialects = [
     "::mlir::scf::SCFDialect", "::mlir::affine::AffineDialect",
-    "::mlir::arith::ArithDialect"
+    "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect"
   ];
 }
 

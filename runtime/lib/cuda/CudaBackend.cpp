@@ -17,6 +17,7 @@
 #include <cublasLt.h>
 #include <cuda.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <dlfcn.h>
@@ -126,16 +127,25 @@ Driver &driver(const char *caller) {
   return d;
 }
 
-void check(const Driver &d, CUresult result, const char *call) {
-  if (result == CUDA_SUCCESS)
+/// True once a failure has begun ending the process: the step library's
+/// destructors (module unloads) then run inside exit() and must neither
+/// print over the first error nor call exit() again.
+std::atomic<bool> &failing() {
+  static std::atomic<bool> value{false};
+  return value;
+}
+
+void check(const Driver &d, CUresult result, const char *call,
+           const std::string &what = "") {
+  if (result == CUDA_SUCCESS || failing().exchange(true))
     return;
-  std::fprintf(stderr, "lora: %s failed: %s\n", call,
+  std::fprintf(stderr, "lora: %s%s failed: %s\n", call, what.c_str(),
                d.describe(result).c_str());
   std::exit(1);
 }
 
 void checkBlas(cublasStatus_t status, const char *call) {
-  if (status == CUBLAS_STATUS_SUCCESS)
+  if (status == CUBLAS_STATUS_SUCCESS || failing().exchange(true))
     return;
   std::fprintf(stderr, "lora: %s failed: cuBLAS status %d\n", call,
                int(status));
@@ -223,14 +233,65 @@ extern "C" CUmodule mgpuModuleLoad(void *data, size_t) {
 
 extern "C" void mgpuModuleUnload(CUmodule module) {
   auto &d = driver("mgpuModuleUnload");
-  check(d, d.cuModuleUnload(module), "cuModuleUnload");
+  CUresult result = d.cuModuleUnload(module);
+  // The step library's destructors may run after the driver's own exit
+  // handler has torn the context down: nothing is left to unload then.
+  if (result != CUDA_ERROR_DEINITIALIZED)
+    check(d, result, "cuModuleUnload");
 }
+
+namespace {
+/// Kernel names by function, for errors: a launch, or the synchronize that
+/// reports a kernel's fault, names the kernel and its launch shape.
+struct KernelNames {
+  std::mutex mutex;
+  std::map<CUfunction, std::string> names;
+
+  static KernelNames &get() {
+    static KernelNames table;
+    return table;
+  }
+  void record(CUfunction function, const char *name) {
+    std::lock_guard<std::mutex> lock(mutex);
+    names.emplace(function, name);
+  }
+  std::string of(CUfunction function) {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = names.find(function);
+    return it == names.end() ? "?" : it->second;
+  }
+};
+
+/// The last kernel this thread launched and its shape; formatted only when
+/// an error names it.
+struct Launch {
+  CUfunction function = nullptr;
+  int64_t grid[3] = {0, 0, 0}, block[3] = {0, 0, 0}, sharedBytes = 0;
+
+  std::string describe() const {
+    if (!function)
+      return "";
+    auto dims = [](const int64_t *d) {
+      return std::to_string(d[0]) + "x" + std::to_string(d[1]) + "x" +
+             std::to_string(d[2]);
+    };
+    return " of kernel " + KernelNames::get().of(function) + " (grid " +
+           dims(grid) + ", block " + dims(block) + ", " +
+           std::to_string(sharedBytes) + " B shared)";
+  }
+  static Launch &last() {
+    static thread_local Launch launch;
+    return launch;
+  }
+};
+} // namespace
 
 extern "C" CUfunction mgpuModuleGetFunction(CUmodule module, const char *name) {
   auto &d = driver("mgpuModuleGetFunction");
   CUfunction function = nullptr;
   check(d, d.cuModuleGetFunction(&function, module, name),
-        "cuModuleGetFunction");
+        "cuModuleGetFunction", std::string(" of kernel ") + name);
+  KernelNames::get().record(function, name);
   return function;
 }
 
@@ -241,12 +302,16 @@ extern "C" void mgpuLaunchKernel(CUfunction function, intptr_t gridX,
                                  CUstream stream, void **params, void **extra,
                                  size_t) {
   auto &d = driver("mgpuLaunchKernel");
-  check(d,
-        d.cuLaunchKernel(function, unsigned(gridX), unsigned(gridY),
-                         unsigned(gridZ), unsigned(blockX), unsigned(blockY),
-                         unsigned(blockZ), unsigned(sharedBytes), stream,
-                         params, extra),
-        "cuLaunchKernel");
+  Launch &launch = Launch::last();
+  launch = {function, {gridX, gridY, gridZ}, {blockX, blockY, blockZ},
+            sharedBytes};
+  CUresult result =
+      d.cuLaunchKernel(function, unsigned(gridX), unsigned(gridY),
+                       unsigned(gridZ), unsigned(blockX), unsigned(blockY),
+                       unsigned(blockZ), unsigned(sharedBytes), stream,
+                       params, extra);
+  if (result != CUDA_SUCCESS)
+    check(d, result, "cuLaunchKernel", launch.describe());
 }
 
 // gpu-to-llvm brackets every launch with a stream create, synchronize and
@@ -265,7 +330,8 @@ extern "C" CUstream mgpuStreamCreate() {
 
 extern "C" void mgpuStreamSynchronize(CUstream stream) {
   auto &d = driver("mgpuStreamSynchronize");
-  check(d, d.cuStreamSynchronize(stream), "cuStreamSynchronize");
+  check(d, d.cuStreamSynchronize(stream), "cuStreamSynchronize",
+        " after the launch" + Launch::last().describe());
 }
 
 extern "C" void mgpuStreamDestroy(CUstream) {
@@ -415,7 +481,9 @@ extern "C" void _mlir_ciface_lora_gpu_sgemm_f32(int32_t transposeA,
                            blas.workspace, blas.workspaceBytes, blas.stream),
             "cublasLtMatmul");
   // Kernels run on their own streams and synchronize; so does the GEMM.
-  check(d, d.cuStreamSynchronize(blas.stream), "cuStreamSynchronize");
+  check(d, d.cuStreamSynchronize(blas.stream), "cuStreamSynchronize",
+        " after the GEMM " + std::to_string(m) + "x" + std::to_string(n) +
+            "x" + std::to_string(k));
   cublasLtMatrixLayoutDestroy(layoutA);
   cublasLtMatrixLayoutDestroy(layoutB);
   cublasLtMatrixLayoutDestroy(layoutC);
