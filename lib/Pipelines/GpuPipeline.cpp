@@ -31,6 +31,10 @@ mlir::lora::buildGpuLoweringPipeline(OpPassManager &pm,
   std::string toolkit = cudaToolkit(options.cudaPath);
   std::string pipeline = llvm::formatv(
       "lora-matmul-to-blas{{callee=lora_gpu_sgemm_f32}, "
+      // Every copy a kernel: a memref.copy left to the host code would
+      // pull the buffers (each frozen weight into [W; A], every step) from
+      // the GPU into host memory and back.
+      "lora-copies-to-loops{{min-elements=1}, "
       // Loop nests to kernels: one thread per element of the parallel
       // dimensions, reductions sequential within a thread; the tiling pass
       // also maps the tiles onto blocks and threads.

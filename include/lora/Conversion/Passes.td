@@ -169,7 +169,9 @@ def CopiesToLoops : Pass<"lora-copies-to-loops"> {
     `linalg.copy` instead, a kernel like the others: lowered to loops,
     vectorized (`lora-contiguous-accesses` handles the strided sides) and
     split across the OpenMP threads. Copies of fewer than `min-elements`
-    elements stay memcpys.
+    elements stay memcpys. The GPU lowering makes every copy a kernel
+    (`min-elements=1`): a copy left to the host code would move managed
+    buffers between GPU and host memory.
   }];
   let options = [
     Option<"minElements", "min-elements", "int64_t", "16384",
