@@ -27,6 +27,8 @@ std::vector<RuntimeEntryPoint> cudaEntryPoints() { return {}; }
 void *cudaAllocateShared(size_t) { return nullptr; }
 void cudaFreeShared(void *) {}
 
+ArenaStats cudaArenaStats() { return {}; }
+
 Status openNcclCommunicator(const LaunchEnvironment &, double,
                             std::unique_ptr<Communicator> &) {
   std::string name;

@@ -3,6 +3,7 @@
 #include "lora/runtime/TrainingRun.h"
 
 #include "lora/runtime/Arena.h"
+#include "lora/runtime/Cuda.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -216,7 +217,9 @@ Status runTraining(CompiledStep &step, const RunOptions &options) {
                options.programName.c_str(), firstLoss, lastLoss,
                (long long)lastStep, options.outputDir.c_str(),
                options.outputDir.c_str(), (long long)lastStep);
-  ArenaStats arena = activationArenaStats();
+  // A GPU step's temporaries come from the CUDA backend's arena.
+  ArenaStats arena =
+      step.runsOnGpu() ? cudaArenaStats() : activationArenaStats();
   // Measured: the buffers the runtime holds plus the most the step's
   // allocations ever had in use at once (the planned arena and anything
   // the plan left out).

@@ -17,6 +17,7 @@
 #include <cublasLt.h>
 #include <cuda.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -346,6 +347,8 @@ struct DeviceArena {
   std::mutex mutex;
   std::map<uint64_t, std::vector<void *>> freeBySize;
   std::map<void *, uint64_t> sizeOf;
+  lora::runtime::ArenaStats stats;
+  uint64_t liveBytes = 0;
 
   void *take(uint64_t bytes) {
     std::lock_guard<std::mutex> lock(mutex);
@@ -354,11 +357,16 @@ struct DeviceArena {
       return nullptr;
     void *pointer = it->second.back();
     it->second.pop_back();
+    ++stats.reusedAllocations;
+    use(bytes);
     return pointer;
   }
   void record(void *pointer, uint64_t bytes) {
     std::lock_guard<std::mutex> lock(mutex);
     sizeOf[pointer] = bytes;
+    ++stats.systemAllocations;
+    stats.reservedBytes += bytes;
+    use(bytes);
   }
   /// False when the pointer was not allocated here.
   bool give(void *pointer) {
@@ -367,7 +375,12 @@ struct DeviceArena {
     if (it == sizeOf.end())
       return false;
     freeBySize[it->second].push_back(pointer);
+    liveBytes -= it->second;
     return true;
+  }
+  void use(uint64_t bytes) {
+    liveBytes += bytes;
+    stats.peakLiveBytes = std::max(stats.peakLiveBytes, liveBytes);
   }
   static DeviceArena &get() {
     static DeviceArena arena;
@@ -375,6 +388,12 @@ struct DeviceArena {
   }
 };
 } // namespace
+
+lora::runtime::ArenaStats lora::runtime::cudaArenaStats() {
+  DeviceArena &arena = DeviceArena::get();
+  std::lock_guard<std::mutex> lock(arena.mutex);
+  return arena.stats;
+}
 
 extern "C" void *mgpuMemAlloc(uint64_t bytes, CUstream, bool) {
   // Always managed: the host code of a step reads the same buffers.

@@ -14,6 +14,7 @@
 #ifndef LORA_RUNTIME_CUDA_H
 #define LORA_RUNTIME_CUDA_H
 
+#include "lora/runtime/Arena.h"
 #include "lora/runtime/Status.h"
 
 #include <cstddef>
@@ -41,6 +42,10 @@ Status cudaSynchronizeDefaultStream();
 /// buffers; nullptr on failure.
 void *cudaAllocateShared(size_t bytes);
 void cudaFreeShared(void *pointer);
+
+/// The GPU step's temporaries (mgpuMemAlloc's arena of managed memory),
+/// counted like the CPU's activation arena (activationArenaStats).
+ArenaStats cudaArenaStats();
 
 } // namespace lora::runtime
 
