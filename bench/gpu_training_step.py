@@ -19,8 +19,11 @@ attention: 2·T·d per layer forward (QKᵀ and PV over half the keys on
 average), three times that with the backward. Peak: the GPU's dense bf16
 tensor-core rate (--peak-tflops, 989 for an H100 SXM).
 
-lora-run's steps run in fp32 today (bf16 compute is an open part of issue
-6); the table says so beside the figures. PyTorch runs in bf16.
+lora-run's steps are compiled with --bf16 (every GEMM's inputs in bf16 on
+tensor cores, fp32 accumulation; the other kernels, parameters and
+optimizer state fp32), like PyTorch's bf16 model here in its GEMMs; pass
+--precision f32 to --compile for fp32 GEMMs. The dtype column says which
+the artifact used (its manifest's gemm_precision).
 """
 import argparse
 import json
@@ -71,7 +74,7 @@ def flops_per_token(c, method):
     return (4 if method == "lora" else 6) * n + attention
 
 
-def compile_steps(folder, chips):
+def compile_steps(folder, chips, precision):
     lora_run = os.path.join(ROOT, "build", "bin", "lora-run")
     os.makedirs(folder, exist_ok=True)
     for name in MODELS:
@@ -83,7 +86,8 @@ def compile_steps(folder, chips):
                         "--config", config_path, "--r", str(RANK),
                         "--per_device_train_batch_size", str(BATCH),
                         "--max_seq_length", str(SEQ), "--cuda_chips", chips,
-                        "-o", out], check=True)
+                        "-o", out] + (["--bf16"] if precision == "bf16" else []),
+                       check=True)
         print(f"{name}: compiled in {time.time() - start:.0f} s -> {out}")
 
 
@@ -193,6 +197,9 @@ def main():
     parser.add_argument("--models", default="1b,8b")
     parser.add_argument("--chips", default="sm_90a",
                         help="SM targets of the compiled steps (H100: sm_90a)")
+    parser.add_argument("--precision", choices=["bf16", "f32"],
+                        default="bf16",
+                        help="--compile: the steps' GEMM inputs")
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--peak-tflops", type=float, default=989.0)
     parser.add_argument("--no-torch-compile", action="store_true")
@@ -202,7 +209,7 @@ def main():
                         help="seconds each side may take, start included")
     args = parser.parse_args()
     if args.compile:
-        compile_steps(args.compile, args.chips)
+        compile_steps(args.compile, args.chips, args.precision)
     if not args.run:
         return
     print("| model | side | dtype | s/step | tokens/s | MFU | step time / ours |")
@@ -213,8 +220,14 @@ def main():
         wanted = args.sides.split(",")
         if args.no_torch_compile and "compile" in wanted:
             wanted.remove("compile")
+        manifest = os.path.join(args.run, name, "manifest.json")
+        gemms = "f32"
+        if os.path.exists(manifest):
+            gemms = json.load(open(manifest))["metadata"].get(
+                "gemm_precision", "f32")
+        ours_dtype = "bf16 GEMMs, fp32 rest" if gemms == "bf16" else "fp32"
         runs = {
-            "ours": ("lora-train", "fp32", lambda: run_ours(
+            "ours": ("lora-train", ours_dtype, lambda: run_ours(
                 args.run, name, args.lora_train, args.steps, args.timeout)),
             "eager": ("PyTorch + PEFT eager", "bf16", lambda: run_torch(
                 config_path, args.steps, False, args.timeout)),

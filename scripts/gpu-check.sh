@@ -2,7 +2,8 @@
 # The GPU checks, for a GPU machine without MLIR (the device of issue 6):
 #
 #   scripts/gpu-check.sh prepare DIR   # here: compile the tiny step for the
-#                                      # CPU and for CUDA into DIR
+#                                      # CPU and for CUDA into DIR, in fp32
+#                                      # and with --bf16
 #   scripts/gpu-check.sh bundle DIR    # here, optional: build the runtime
 #                                      # (compiler and MPI off, CUDA on) and
 #                                      # put it with the shared libraries it
@@ -15,7 +16,8 @@
 #                                      # losses and adapters
 #
 # What `run` prints: the CUDA step's losses against the CPU step's (within
-# 1e-4 relative) and the adapters (within 1e-3). Exits non-zero on any
+# 1e-4 relative) and the adapters (within 1e-3); with --bf16, the losses
+# within 1e-3. Exits non-zero on any
 # difference, or when no GPU answers.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,6 +32,10 @@ prepare)
   "$root/build/bin/lora-run" compile --target_cpu generic "${shape[@]}" \
     -o "$dir/cpu"
   "$root/build/bin/lora-run" compile --device cuda "${shape[@]}" -o "$dir/cuda"
+  "$root/build/bin/lora-run" compile --target_cpu generic --bf16 "${shape[@]}" \
+    -o "$dir/cpu-bf16"
+  "$root/build/bin/lora-run" compile --device cuda --bf16 "${shape[@]}" \
+    -o "$dir/cuda-bf16"
   ;;
 bundle)
   build=${LORA_RUNTIME_BUILD:-$root/build-gpu}
@@ -71,6 +77,18 @@ run)
   grep -q "losses agree: True" "$dir/losses.txt"
   python3 "$inputs/compare_tensors.py" "$dir/cuda-run/adapter_model.safetensors" \
     "$dir/cpu-run/adapter_model.safetensors" 1e-3
+  # bf16 GEMM inputs (cuBLASLt's tensor cores against the CPU's widened
+  # sgemm): the same rounding, other summation orders.
+  if [[ -d $dir/cuda-bf16 ]]; then
+    for side in cpu-bf16 cuda-bf16; do
+      rm -rf "$dir/$side-run"
+      "$build/bin/lora-train" --artifact "$dir/$side" --max_steps 6 \
+        --logging_steps 1 --output_dir "$dir/$side-run" >/dev/null
+    done
+    python3 "$inputs/compare_losses.py" "$dir/cuda-bf16-run/metrics.jsonl" \
+      "$dir/cpu-bf16-run/metrics.jsonl" 1e-3 | tee "$dir/losses-bf16.txt"
+    grep -q "losses agree: True" "$dir/losses-bf16.txt"
+  fi
   ;;
 *)
   echo "usage: $0 prepare|bundle|run DIR" >&2

@@ -45,9 +45,10 @@ static constexpr const char *kToBuffers =
 /// is split across OpenMP threads: the same pool the runtime's GEMMs run
 /// on (runtime/lib/Gemm.cpp), so no second set of threads spins against
 /// it.
-static std::string loweringPipeline(bool openmp) {
+static std::string loweringPipeline(bool openmp, bool bf16) {
   std::string pipeline =
-      "lora-matmul-to-blas, "
+      bf16 ? "lora-matmul-to-blas{precision=bf16}, " : "lora-matmul-to-blas, ";
+  pipeline +=
       // Non-GEMM kernels: affine loops, whose innermost contiguous loops
       // the super-vectorizer turns into 8-wide vector code (reductions
       // included), then tiled by 32. (Tiling before vectorizing yields
@@ -101,7 +102,7 @@ LogicalResult mlir::lora::buildBufferizationPipeline(OpPassManager &pm,
 
 LogicalResult mlir::lora::buildCpuLoweringPipeline(OpPassManager &pm,
                                                    bool flashAttention,
-                                                   bool openmp) {
+                                                   bool openmp, bool bf16) {
   if (failed(buildBufferizationPipeline(pm, flashAttention ? "cpu" : "none")))
     return failure();
   // LORA_PROFILE_IR=<file>: the loop-level IR goes to <file> and becomes
@@ -114,7 +115,7 @@ LogicalResult mlir::lora::buildCpuLoweringPipeline(OpPassManager &pm,
               .str(),
           pm)))
     return failure();
-  if (failed(parsePassPipeline(loweringPipeline(openmp), pm)))
+  if (failed(parsePassPipeline(loweringPipeline(openmp, bf16), pm)))
     return failure();
   if (profileIr)
     return parsePassPipeline(
@@ -128,6 +129,6 @@ void mlir::lora::registerCpuPipeline() {
       "lora-cpu-pipeline", "Lower a lora step to the LLVM dialect for the CPU",
       [](OpPassManager &pm, const CpuPipelineOptions &options) {
         (void)buildCpuLoweringPipeline(pm, options.flashAttention,
-                                       options.openmp);
+                                       options.openmp, options.bf16);
       });
 }

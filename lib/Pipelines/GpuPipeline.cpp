@@ -30,7 +30,8 @@ mlir::lora::buildGpuLoweringPipeline(OpPassManager &pm,
     return failure();
   std::string toolkit = cudaToolkit(options.cudaPath);
   std::string pipeline = llvm::formatv(
-      "lora-matmul-to-blas{{callee=lora_gpu_sgemm_f32}, "
+      "lora-matmul-to-blas{{callee=lora_gpu_sgemm_f32 precision={1} "
+      "bf16-callee=lora_gpu_gemm_bf16}, "
       // Every copy a kernel: a memref.copy left to the host code would
       // pull the buffers (each frozen weight into [W; A], every step) from
       // the GPU into host memory and back.
@@ -42,7 +43,7 @@ mlir::lora::buildGpuLoweringPipeline(OpPassManager &pm,
       "func.func(lora-tile-for-gpu{{threads={0}}), "
       "func.func(convert-parallel-loops-to-gpu), gpu-kernel-outlining, "
       "lora-host-shared-allocs, canonicalize, ",
-      int64_t(options.threads));
+      int64_t(options.threads), options.bf16 ? "bf16" : "f32");
   // One PTX per chip; libdevice gives exp, log and friends.
   std::string libdevice = toolkit + "/nvvm/libdevice/libdevice.10.bc";
   SmallVector<StringRef> chips;

@@ -96,7 +96,8 @@ llvm::Error mlir::lora::writeArtifact(ModuleOp module, StringRef name,
   llvm::json::Array ptx;
   if (device == Device::Cuda) {
     if (llvm::Error error =
-            lowerStepForGpu(module, name, arguments, results, options.chips))
+            lowerStepForGpu(module, name, arguments, results, options.chips,
+                            options.bf16))
       return error;
     if (std::error_code error = llvm::sys::fs::create_directories(directory))
       return artifactError(directory + ": cannot create: " + error.message());
@@ -104,7 +105,7 @@ llvm::Error mlir::lora::writeArtifact(ModuleOp module, StringRef name,
       return error;
   } else if (llvm::Error error =
                  lowerStepForCpu(module, name, arguments, results,
-                                 options.flashAttention)) {
+                                 options.flashAttention, options.bf16)) {
     return error;
   }
 

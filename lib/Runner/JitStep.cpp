@@ -123,21 +123,23 @@ lowerStep(ModuleOp module, StringRef name, std::vector<BufferSpec> &arguments,
 llvm::Error mlir::lora::lowerStepForCpu(ModuleOp module, StringRef name,
                                         std::vector<BufferSpec> &arguments,
                                         std::vector<BufferSpec> &results,
-                                        bool flashAttention) {
+                                        bool flashAttention, bool bf16) {
   return lowerStep(module, name, arguments, results, "CPU",
                    [&](OpPassManager &pm) {
-                     return buildCpuLoweringPipeline(pm, flashAttention);
+                     return buildCpuLoweringPipeline(pm, flashAttention,
+                                                     /*openmp=*/true, bf16);
                    });
 }
 
 llvm::Error mlir::lora::lowerStepForGpu(ModuleOp module, StringRef name,
                                         std::vector<BufferSpec> &arguments,
                                         std::vector<BufferSpec> &results,
-                                        StringRef chips) {
+                                        StringRef chips, bool bf16) {
   return lowerStep(module, name, arguments, results, "GPU",
                    [&](OpPassManager &pm) {
                      GpuPipelineOptions options;
                      options.chips = chips.str();
+                     options.bf16 = bf16;
                      return buildGpuLoweringPipeline(pm, options);
                    });
 }
@@ -164,15 +166,15 @@ static void initializeNativeTarget() {
 
 llvm::Expected<std::unique_ptr<JitStep>>
 JitStep::compile(ModuleOp module, StringRef name, bool flashAttention,
-                 bool gpu) {
+                 bool gpu, bool bf16) {
   std::unique_ptr<JitStep> step(new JitStep());
   step->entry = name.str();
   step->gpu = gpu;
   if (llvm::Error error =
           gpu ? lowerStepForGpu(module, name, step->argumentSpecs,
-                                step->resultSpecs, "sm_80")
+                                step->resultSpecs, "sm_80", bf16)
               : lowerStepForCpu(module, name, step->argumentSpecs,
-                                step->resultSpecs, flashAttention))
+                                step->resultSpecs, flashAttention, bf16))
     return std::move(error);
   step->arenaBytes = mlir::lora::plannedArenaBytes(module);
   step->reduces = mlir::lora::reducesGradients(module);

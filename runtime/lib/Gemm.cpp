@@ -11,9 +11,11 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <tuple>
+#include <vector>
 
 namespace {
 
@@ -138,8 +140,8 @@ int lora::runtime::configureThreads(int processesOnMachine) {
 }
 
 lora::runtime::GemmShape lora::runtime::checkedGemmShape(
-    const char *caller, int32_t transposeA, const LoraMemRef2DF32 &a,
-    const LoraMemRef2DF32 &b, const LoraMemRef2DF32 &c) {
+    const char *caller, int32_t transposeA, const MatrixLayout &a,
+    const MatrixLayout &b, const MatrixLayout &c) {
   // op(A) is M x K, op(B) is K x N, C is M x N.
   if (a.strides[1] != 1 || b.strides[1] != 1 || c.strides[1] != 1) {
     std::fprintf(stderr, "%s: operand rows are not contiguous\n", caller);
@@ -172,4 +174,33 @@ _mlir_ciface_lora_sgemm_f32(int32_t transposeA, int32_t transposeB,
       {m, n, k, transposeA, transposeB, accumulate != 0},
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
           .count());
+}
+
+namespace {
+/// `m` widened to a dense row-major f32 matrix in `storage` (bf16 is the
+/// upper half of an f32, so this is exact).
+LoraMemRef2DF32 widened(const LoraMemRef2DBF16 &m, std::vector<float> &storage) {
+  int64_t rows = m.sizes[0], columns = m.sizes[1];
+  storage.resize(size_t(rows * columns));
+  const uint16_t *source = m.aligned + m.offset;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < columns; ++c) {
+      uint32_t bits = uint32_t(source[r * m.strides[0] + c * m.strides[1]])
+                      << 16;
+      std::memcpy(&storage[size_t(r * columns + c)], &bits, sizeof bits);
+    }
+  return {storage.data(), storage.data(), 0, {rows, columns}, {columns, 1}};
+}
+} // namespace
+
+extern "C" void
+_mlir_ciface_lora_gemm_bf16(int32_t transposeA, int32_t transposeB,
+                            int32_t accumulate, LoraMemRef2DBF16 *a,
+                            LoraMemRef2DBF16 *b, LoraMemRef2DF32 *c) {
+  (void)lora::runtime::checkedGemmShape("lora_gemm_bf16", transposeA, *a, *b,
+                                        *c);
+  static thread_local std::vector<float> aWide, bWide;
+  LoraMemRef2DF32 wideA = widened(*a, aWide), wideB = widened(*b, bWide);
+  _mlir_ciface_lora_sgemm_f32(transposeA, transposeB, accumulate, &wideA,
+                              &wideB, c);
 }

@@ -147,6 +147,13 @@ static cl::opt<bool> flashAttention(
              "algorithm; the [seq, seq] scores are never stored) instead of "
              "score blocks through BLAS; always on with --device cuda"),
     cl::init(false));
+static cl::opt<bool> bf16(
+    "bf16", BOTH, cl::cat(trainingCategory),
+    cl::desc("Mixed precision as torch.autocast's bf16: every GEMM's inputs "
+             "rounded to bf16 (tensor cores on a GPU), accumulated in fp32; "
+             "the other kernels, the parameters and the optimizer state stay "
+             "fp32"),
+    cl::init(false));
 static cl::opt<bool> fuseLoss(
     "fuse_loss", BOTH, cl::cat(trainingCategory),
     cl::desc("Compute the loss and its gradient in vocabulary chunks, "
@@ -616,7 +623,7 @@ static int runTrain() {
                  << ")...\n";
   auto start = std::chrono::steady_clock::now();
   auto jit =
-      mlir::lora::JitStep::compile(*module, "step", flashAttention, gpu);
+      mlir::lora::JitStep::compile(*module, "step", flashAttention, gpu, bf16);
   if (!jit)
     return fail(llvm::toString(jit.takeError()));
   if (lead)
@@ -648,6 +655,7 @@ static int runCompile() {
       cuda ? mlir::lora::Device::Cuda : mlir::lora::Device::Cpu;
   artifactOptions.chips = cudaChips;
   artifactOptions.flashAttention = flashAttention;
+  artifactOptions.bf16 = bf16;
   artifactOptions.cpu = targetCpu;
   mlir::MLIRContext context;
   mlir::OwningOpRef<mlir::ModuleOp> module;
@@ -661,6 +669,7 @@ static int runCompile() {
       {"method", run.method},
       {"batch_size", run.batchSize},
       {"max_seq_length", run.sequenceLength},
+      {"gemm_precision", bf16 ? "bf16" : "f32"},
       {"base_model", run.adapter.baseModel},
       {"adapter", llvm::json::Object{{"r", run.adapter.rank},
                                      {"lora_alpha", run.adapter.alpha},

@@ -47,16 +47,28 @@ def MatmulToBlas : Pass<"lora-matmul-to-blas", "ModuleOp"> {
     `linalg.fill` of 0.0 into C just before the GEMM (only views, casts or
     constants between them) is folded into the call: its `accumulate` flag
     is 0 and BLAS overwrites C (beta = 0) instead of adding to zeros it
-    reads back. Other matmuls stay and are lowered to loops. The GPU pipeline names
-    `lora_gpu_sgemm_f32` instead (cuBLASLt on device buffers).
+    reads back. Other matmuls stay and are lowered to loops. The GPU
+    pipeline names `lora_gpu_sgemm_f32` instead (cuBLASLt on device
+    buffers).
+
+    With `precision=bf16` (`lora-run --bf16`), A and B are first rounded
+    to new row-major bf16 buffers (a `linalg.generic` of `arith.truncf`
+    each, so a kernel like any other) and the GEMM goes to `bf16-callee`:
+    bf16 inputs, fp32 accumulation into the f32 C, as tensor cores and
+    torch.autocast do. Everything else, the parameters and the optimizer
+    state stay f32.
   }];
   let options = [
     Option<"callee", "callee", "std::string", "\"lora_sgemm_f32\"",
-           "The runtime GEMM to call">
+           "The runtime GEMM to call">,
+    Option<"precision", "precision", "std::string", "\"f32\"",
+           "GEMM inputs: f32, or bf16 (rounded, fp32 accumulation)">,
+    Option<"bf16Callee", "bf16-callee", "std::string",
+           "\"lora_gemm_bf16\"", "The runtime GEMM with bf16 inputs">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::func::FuncDialect",
-    "::mlir::memref::MemRefDialect"
+    "::mlir::linalg::LinalgDialect", "::mlir::memref::MemRefDialect"
   ];
 }
 

@@ -23,9 +23,11 @@ LogicalResult buildBufferizationPipeline(OpPassManager &pm,
 /// vectorized loops -> LLVM dialect. With `openmp`, each loop nest's
 /// outermost parallel loop runs on OpenMP threads (the code then calls
 /// libomp's __kmpc_* entry points, which the runtime links).
+/// `bf16`: GEMM inputs rounded to bf16, fp32 accumulation
+/// (lora-matmul-to-blas{precision=bf16}).
 LogicalResult buildCpuLoweringPipeline(OpPassManager &pm,
                                        bool flashAttention = false,
-                                       bool openmp = true);
+                                       bool openmp = true, bool bf16 = false);
 
 struct CpuPipelineOptions : public PassPipelineOptions<CpuPipelineOptions> {
   Option<bool> flashAttention{
@@ -39,6 +41,9 @@ struct CpuPipelineOptions : public PassPipelineOptions<CpuPipelineOptions> {
       llvm::cl::desc("Split each kernel's outermost parallel loop across "
                      "OpenMP threads (libomp)"),
       llvm::cl::init(true)};
+  Option<bool> bf16{*this, "bf16",
+                    llvm::cl::desc("GEMM inputs in bf16, accumulated in fp32"),
+                    llvm::cl::init(false)};
 };
 
 /// Registers `lora-cpu-pipeline` for lora-opt.

@@ -26,6 +26,10 @@ struct GpuPipelineOptions : public PassPipelineOptions<GpuPipelineOptions> {
       llvm::cl::desc("CUDA toolkit whose libdevice the kernels link "
                      "(default: $CUDA_HOME, else /usr/local/cuda)"),
       llvm::cl::init("")};
+  Option<bool> bf16{*this, "bf16",
+                    llvm::cl::desc("GEMM inputs in bf16 (tensor cores), "
+                                   "accumulated in fp32"),
+                    llvm::cl::init(false)};
 };
 
 /// buildBufferizationPipeline, then: GEMMs as calls to the runtime's

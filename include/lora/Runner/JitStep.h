@@ -37,11 +37,12 @@ llvm::Error collectBufferSpecs(ModuleOp module, StringRef name,
                                std::vector<BufferSpec> &results);
 
 /// Records the buffer specs of @`name` and lowers `module` (modified in
-/// place) to the LLVM dialect, with a C interface for @`name`.
+/// place) to the LLVM dialect, with a C interface for @`name`. `bf16`:
+/// GEMM inputs rounded to bf16, fp32 accumulation (lora-run --bf16).
 llvm::Error lowerStepForCpu(ModuleOp module, StringRef name,
                             std::vector<BufferSpec> &arguments,
                             std::vector<BufferSpec> &results,
-                            bool flashAttention = false);
+                            bool flashAttention = false, bool bf16 = false);
 
 /// The same for NVIDIA GPUs (lora-gpu-pipeline): kernels as PTX for each
 /// of `chips` (comma-separated) inside gpu.binary ops, host code in the LLVM
@@ -49,7 +50,7 @@ llvm::Error lowerStepForCpu(ModuleOp module, StringRef name,
 llvm::Error lowerStepForGpu(ModuleOp module, StringRef name,
                             std::vector<BufferSpec> &arguments,
                             std::vector<BufferSpec> &results,
-                            StringRef chips);
+                            StringRef chips, bool bf16 = false);
 
 /// Where an artifact runs.
 enum class Device { Cpu, Cuda };
@@ -66,6 +67,8 @@ struct ArtifactOptions {
   std::string chips = "sm_80,sm_90a";
   /// CPU: attention through the runtime's flash kernels.
   bool flashAttention = false;
+  /// GEMM inputs in bf16 with fp32 accumulation (both devices).
+  bool bf16 = false;
   /// The host code's CPU: "native" (this one; CPU steps by default),
   /// "generic" (any of this architecture; CUDA steps by default) or an LLVM
   /// CPU name.
@@ -84,7 +87,7 @@ public:
   /// the caller checked that there is a GPU.
   static llvm::Expected<std::unique_ptr<JitStep>>
   compile(ModuleOp module, StringRef name, bool flashAttention = false,
-          bool gpu = false);
+          bool gpu = false, bool bf16 = false);
   ~JitStep();
 
   const std::vector<BufferSpec> &arguments() const { return argumentSpecs; }

@@ -22,13 +22,38 @@ using namespace mlir::lora;
 
 namespace {
 
-/// memref<?x?xf32, strided<[?, ?], offset: ?>>: what every operand is cast
+/// memref<?x?xT, strided<[?, ?], offset: ?>>: what every operand is cast
 /// to, so that one declaration serves all shapes and layouts.
-MemRefType genericMatrixType(MLIRContext *context) {
+MemRefType genericMatrixType(Type element) {
+  MLIRContext *context = element.getContext();
   int64_t dynamic = ShapedType::kDynamic;
   return MemRefType::get(
-      {dynamic, dynamic}, Float32Type::get(context),
+      {dynamic, dynamic}, element,
       StridedLayoutAttr::get(context, dynamic, {dynamic, dynamic}));
+}
+
+/// A new row-major bf16 copy of the f32 matrix `value` (rounded to nearest
+/// even by arith.truncf), made by a linalg.generic: a kernel like any other.
+Value roundedToBf16(PatternRewriter &rewriter, Location loc, Value value) {
+  auto type = cast<MemRefType>(value.getType());
+  SmallVector<Value> dynamicSizes;
+  for (int64_t d = 0; d < type.getRank(); ++d)
+    if (type.isDynamicDim(d))
+      dynamicSizes.push_back(memref::DimOp::create(rewriter, loc, value, d));
+  auto bf16 = MemRefType::get(type.getShape(), rewriter.getBF16Type());
+  Value copy = memref::AllocOp::create(rewriter, loc, bf16, dynamicSizes);
+  AffineMap identity = rewriter.getMultiDimIdentityMap(type.getRank());
+  SmallVector<utils::IteratorType> iterators(type.getRank(),
+                                             utils::IteratorType::parallel);
+  linalg::GenericOp::create(
+      rewriter, loc, ValueRange{value}, ValueRange{copy},
+      ArrayRef<AffineMap>{identity, identity}, iterators,
+      [&](OpBuilder &b, Location nested, ValueRange args) {
+        Value rounded =
+            arith::TruncFOp::create(b, nested, b.getBF16Type(), args[0]);
+        linalg::YieldOp::create(b, nested, rounded);
+      });
+  return copy;
 }
 
 /// A rank-2 f32 memref whose rows are contiguous.
@@ -65,9 +90,13 @@ linalg::FillOp findZeroFill(linalg::MatmulOp op) {
 }
 
 struct MatmulToBlasCall : OpRewritePattern<linalg::MatmulOp> {
-  MatmulToBlasCall(MLIRContext *context, StringRef callee)
-      : OpRewritePattern(context), calleeName(callee.str()) {}
-  std::string calleeName;
+  /// `bf16Callee` non-empty: A and B rounded to bf16 first and the GEMM
+  /// (fp32 accumulation into the f32 C) called through it.
+  MatmulToBlasCall(MLIRContext *context, StringRef callee,
+                   StringRef bf16Callee)
+      : OpRewritePattern(context), calleeName(callee.str()),
+        bf16CalleeName(bf16Callee.str()) {}
+  std::string calleeName, bf16CalleeName;
 
   LogicalResult matchAndRewrite(linalg::MatmulOp op,
                                 PatternRewriter &rewriter) const override {
@@ -99,11 +128,14 @@ struct MatmulToBlasCall : OpRewritePattern<linalg::MatmulOp> {
       rewriter.eraseOp(zeroFill);
 
     auto module = op->getParentOfType<ModuleOp>();
-    MemRefType matrix = genericMatrixType(context);
+    bool bf16 = !bf16CalleeName.empty();
+    MemRefType matrix = genericMatrixType(rewriter.getF32Type());
+    MemRefType input =
+        bf16 ? genericMatrixType(rewriter.getBF16Type()) : matrix;
     Type i32 = rewriter.getI32Type();
     auto callee = declareRuntimeFunction(
-        rewriter, module, calleeName,
-        rewriter.getFunctionType({i32, i32, i32, matrix, matrix, matrix}, {}));
+        rewriter, module, bf16 ? bf16CalleeName : calleeName,
+        rewriter.getFunctionType({i32, i32, i32, input, input, matrix}, {}));
     Location loc = op.getLoc();
     auto flag = [&](bool value) {
       return arith::ConstantOp::create(rewriter, loc,
@@ -111,9 +143,19 @@ struct MatmulToBlasCall : OpRewritePattern<linalg::MatmulOp> {
     };
     SmallVector<Value> args = {flag(transposeA), flag(transposeB),
                                flag(/*accumulate=*/!zeroFill)};
-    for (Value operand : op->getOperands())
-      args.push_back(memref::CastOp::create(rewriter, loc, matrix, operand));
-    rewriter.replaceOpWithNewOp<func::CallOp>(op, callee, args);
+    SmallVector<Value> rounded;
+    for (Value operand : op.getDpsInputs()) {
+      Value value = operand;
+      if (bf16)
+        rounded.push_back(value = roundedToBf16(rewriter, loc, operand));
+      args.push_back(memref::CastOp::create(rewriter, loc, input, value));
+    }
+    args.push_back(memref::CastOp::create(rewriter, loc, matrix,
+                                          op.getDpsInits()[0]));
+    func::CallOp::create(rewriter, loc, callee, args);
+    for (Value copy : rounded)
+      memref::DeallocOp::create(rewriter, loc, copy);
+    rewriter.eraseOp(op);
     return success();
   }
 };
@@ -123,7 +165,15 @@ struct MatmulToBlasPass
   using Base::Base;
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    patterns.add<MatmulToBlasCall>(&getContext(), callee);
+    if (precision != "f32" && precision != "bf16") {
+      getOperation()->emitError()
+          << "lora-matmul-to-blas: precision must be f32 or bf16, got '"
+          << precision << "'";
+      return signalPassFailure();
+    }
+    patterns.add<MatmulToBlasCall>(&getContext(), callee,
+                                   precision == "bf16" ? StringRef(bf16Callee)
+                                                       : StringRef());
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
   }

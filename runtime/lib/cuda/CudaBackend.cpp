@@ -461,18 +461,20 @@ struct Blas {
 
 } // namespace
 
-extern "C" void _mlir_ciface_lora_gpu_sgemm_f32(int32_t transposeA,
-                                                int32_t transposeB,
-                                                int32_t accumulate,
-                                                LoraMemRef2DF32 *a,
-                                                LoraMemRef2DF32 *b,
-                                                LoraMemRef2DF32 *c) {
-  auto [m, n, k] = lora::runtime::checkedGemmShape("lora_gpu_sgemm_f32",
-                                                   transposeA, *a, *b, *c);
+namespace {
+
+/// Row-major C (f32) = op(A) op(B) (+ C when accumulating) with cuBLASLt:
+/// A and B of `inputs` (f32, or bf16 with fp32 accumulation).
+void gemmLt(const char *caller, int32_t transposeA, int32_t transposeB,
+            int32_t accumulate, cudaDataType_t inputs, const void *aData,
+            const lora::runtime::MatrixLayout &a, const void *bData,
+            const lora::runtime::MatrixLayout &b, LoraMemRef2DF32 *c) {
+  auto [m, n, k] =
+      lora::runtime::checkedGemmShape(caller, transposeA, a, b, *c);
   if (m == 0 || n == 0)
     return;
   Blas &blas = Blas::get();
-  auto &d = driver("lora_gpu_sgemm_f32");
+  auto &d = driver(caller);
   // Row-major C = op(A) op(B) is column-major Cᵀ = op(B)ᵀ op(A)ᵀ: B comes
   // first, and each row-major matrix is its column-major transpose.
   cublasOperation_t opB = transposeB ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -487,17 +489,17 @@ extern "C" void _mlir_ciface_lora_gpu_sgemm_f32(int32_t transposeA,
                                  sizeof opA);
   // Column-major shapes: first operand (B) is n x k, second (A) k x m.
   cublasLtMatrixLayout_t layoutB, layoutA, layoutC;
-  cublasLtMatrixLayoutCreate(&layoutB, CUDA_R_32F, transposeB ? k : n,
-                             transposeB ? n : k, b->strides[0]);
-  cublasLtMatrixLayoutCreate(&layoutA, CUDA_R_32F, transposeA ? m : k,
-                             transposeA ? k : m, a->strides[0]);
+  cublasLtMatrixLayoutCreate(&layoutB, inputs, transposeB ? k : n,
+                             transposeB ? n : k, b.strides[0]);
+  cublasLtMatrixLayoutCreate(&layoutA, inputs, transposeA ? m : k,
+                             transposeA ? k : m, a.strides[0]);
   cublasLtMatrixLayoutCreate(&layoutC, CUDA_R_32F, n, m, c->strides[0]);
   float one = 1, beta = accumulate ? 1.0f : 0.0f;
   float *cData = c->aligned + c->offset;
-  checkBlas(cublasLtMatmul(blas.handle, operation, &one, b->aligned + b->offset,
-                           layoutB, a->aligned + a->offset, layoutA, &beta,
-                           cData, layoutC, cData, layoutC, nullptr,
-                           blas.workspace, blas.workspaceBytes, blas.stream),
+  checkBlas(cublasLtMatmul(blas.handle, operation, &one, bData, layoutB, aData,
+                           layoutA, &beta, cData, layoutC, cData, layoutC,
+                           nullptr, blas.workspace, blas.workspaceBytes,
+                           blas.stream),
             "cublasLtMatmul");
   // Kernels run on their own streams and synchronize; so does the GEMM.
   check(d, d.cuStreamSynchronize(blas.stream), "cuStreamSynchronize",
@@ -507,6 +509,30 @@ extern "C" void _mlir_ciface_lora_gpu_sgemm_f32(int32_t transposeA,
   cublasLtMatrixLayoutDestroy(layoutB);
   cublasLtMatrixLayoutDestroy(layoutC);
   cublasLtMatmulDescDestroy(operation);
+}
+
+} // namespace
+
+extern "C" void _mlir_ciface_lora_gpu_sgemm_f32(int32_t transposeA,
+                                                int32_t transposeB,
+                                                int32_t accumulate,
+                                                LoraMemRef2DF32 *a,
+                                                LoraMemRef2DF32 *b,
+                                                LoraMemRef2DF32 *c) {
+  gemmLt("lora_gpu_sgemm_f32", transposeA, transposeB, accumulate, CUDA_R_32F,
+         a->aligned + a->offset, *a, b->aligned + b->offset, *b, c);
+}
+
+/// bf16 A and B (lora-run --bf16): tensor cores, fp32 accumulation.
+extern "C" void _mlir_ciface_lora_gpu_gemm_bf16(int32_t transposeA,
+                                                int32_t transposeB,
+                                                int32_t accumulate,
+                                                LoraMemRef2DBF16 *a,
+                                                LoraMemRef2DBF16 *b,
+                                                LoraMemRef2DF32 *c) {
+  gemmLt("lora_gpu_gemm_bf16", transposeA, transposeB, accumulate,
+         CUDA_R_16BF, a->aligned + a->offset, *a, b->aligned + b->offset, *b,
+         c);
 }
 
 std::vector<lora::runtime::RuntimeEntryPoint>
@@ -530,6 +556,8 @@ lora::runtime::cudaEntryPoints() {
       entry("_mlir_ciface_lora_gpu_free_64", &_mlir_ciface_lora_gpu_free_64),
       entry("_mlir_ciface_lora_gpu_sgemm_f32",
             &_mlir_ciface_lora_gpu_sgemm_f32),
+      entry("_mlir_ciface_lora_gpu_gemm_bf16",
+            &_mlir_ciface_lora_gpu_gemm_bf16),
       entry("_mlir_ciface_lora_gpu_attention_f32",
             &_mlir_ciface_lora_gpu_attention_f32),
       entry("_mlir_ciface_lora_gpu_attention_grad_f32",

@@ -8,6 +8,9 @@
 #include <omp.h>
 #endif
 
+#include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -86,5 +89,66 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Combine(::testing::Bool(), ::testing::Bool(), ::testing::Bool(),
                        ::testing::Values(Shape{5, 7, 3}, Shape{100, 7, 9},
                                          Shape{5, 100, 9})));
+
+} // namespace
+
+namespace {
+
+/// The bf16 bits of `x`, rounded to nearest even (as arith.truncf does).
+uint16_t toBf16(float x) {
+  uint32_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  bits += 0x7fff + ((bits >> 16) & 1);
+  return uint16_t(bits >> 16);
+}
+
+float fromBf16(uint16_t h) {
+  uint32_t bits = uint32_t(h) << 16;
+  float x;
+  std::memcpy(&x, &bits, sizeof x);
+  return x;
+}
+
+/// lora_gemm_bf16 (lora-run --bf16 on the CPU): the GEMM of the bf16
+/// values, accumulated in f32, through strided views; its result differs
+/// from the f32 GEMM of the unrounded inputs by about bf16's rounding.
+TEST(GemmBf16Test, MultipliesTheBf16ValuesInFp32) {
+  lora::runtime::configureThreads(1);
+  const int64_t m = 9, n = 70, k = 33, pad = 3;
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> uniform(-1, 1);
+  // A (k x m, transposed in the GEMM) and B (k x n), padded rows.
+  std::vector<float> a(k * (m + pad)), b(k * (n + pad));
+  for (float &x : a)
+    x = uniform(rng);
+  for (float &x : b)
+    x = uniform(rng);
+  std::vector<uint16_t> a16(a.size()), b16(b.size());
+  for (size_t i = 0; i < a.size(); ++i)
+    a16[i] = toBf16(a[i]);
+  for (size_t i = 0; i < b.size(); ++i)
+    b16[i] = toBf16(b[i]);
+  std::vector<float> c(m * n, 1.0f);
+  LoraMemRef2DBF16 av{a16.data(), a16.data(), 0, {k, m}, {m + pad, 1}};
+  LoraMemRef2DBF16 bv{b16.data(), b16.data(), 0, {k, n}, {n + pad, 1}};
+  LoraMemRef2DF32 cv{c.data(), c.data(), 0, {m, n}, {n, 1}};
+  _mlir_ciface_lora_gemm_bf16(/*transposeA=*/1, /*transposeB=*/0,
+                              /*accumulate=*/1, &av, &bv, &cv);
+  double largestRounding = 0;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double rounded = 1, exact = 1;
+      for (int64_t p = 0; p < k; ++p) {
+        rounded += double(fromBf16(a16[p * (m + pad) + i])) *
+                   double(fromBf16(b16[p * (n + pad) + j]));
+        exact += double(a[p * (m + pad) + i]) * double(b[p * (n + pad) + j]);
+      }
+      EXPECT_NEAR(c[i * n + j], rounded, 1e-5) << i << "," << j;
+      largestRounding = std::max(largestRounding, std::abs(rounded - exact));
+    }
+  // The inputs were rounded (bf16 keeps 8 bits): the test would not see a
+  // GEMM of the f32 values otherwise.
+  EXPECT_GT(largestRounding, 1e-3);
+}
 
 } // namespace

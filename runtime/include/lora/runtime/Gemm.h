@@ -23,6 +23,15 @@ struct LoraMemRef2DF32 {
   int64_t strides[2];
 };
 
+/// MLIR's descriptor of a rank-2 bf16 memref (the 16 bits of each value).
+struct LoraMemRef2DBF16 {
+  uint16_t *allocated;
+  uint16_t *aligned;
+  int64_t offset;
+  int64_t sizes[2];
+  int64_t strides[2];
+};
+
 /// C += op(A) · op(B) when `accumulate` is non-zero, C = op(A) · op(B)
 /// otherwise (C's old contents are not read); op transposes when its flag
 /// is non-zero. Rows must be contiguous (inner stride 1); the leading
@@ -30,6 +39,15 @@ struct LoraMemRef2DF32 {
 void _mlir_ciface_lora_sgemm_f32(int32_t transposeA, int32_t transposeB,
                                  int32_t accumulate, LoraMemRef2DF32 *a,
                                  LoraMemRef2DF32 *b, LoraMemRef2DF32 *c);
+
+/// The same GEMM with bf16 A and B (lora-run --bf16), accumulated in fp32
+/// into the f32 C. The CPU has no bf16 BLAS here (Debian's OpenBLAS leaves
+/// sbgemm out): A and B are widened to f32, exactly, and go through
+/// lora_sgemm_f32, which is the arithmetic of a bf16 GEMM with fp32
+/// accumulation (each product of two bf16 values is exact in f32).
+void _mlir_ciface_lora_gemm_bf16(int32_t transposeA, int32_t transposeB,
+                                 int32_t accumulate, LoraMemRef2DBF16 *a,
+                                 LoraMemRef2DBF16 *b, LoraMemRef2DF32 *c);
 
 } // extern "C"
 
@@ -52,9 +70,15 @@ int configureThreads(int processesOnMachine);
 struct GemmShape {
   int64_t m, n, k;
 };
+struct MatrixLayout {
+  int64_t sizes[2], strides[2];
+  template <typename MemRef>
+  MatrixLayout(const MemRef &m)
+      : sizes{m.sizes[0], m.sizes[1]}, strides{m.strides[0], m.strides[1]} {}
+};
 GemmShape checkedGemmShape(const char *caller, int32_t transposeA,
-                           const LoraMemRef2DF32 &a, const LoraMemRef2DF32 &b,
-                           const LoraMemRef2DF32 &c);
+                           const MatrixLayout &a, const MatrixLayout &b,
+                           const MatrixLayout &c);
 
 } // namespace lora::runtime
 
