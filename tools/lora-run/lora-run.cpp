@@ -159,6 +159,13 @@ static cl::opt<bool> fuseLoss(
     cl::desc("Compute the loss and its gradient in vocabulary chunks, "
              "without the logits matrix (default true)"),
     cl::init(true));
+static cl::opt<int64_t> lossChunk(
+    "loss_chunk", BOTH, cl::cat(trainingCategory),
+    cl::desc("Vocabulary rows per chunk of the fused loss (default 256 on "
+             "the CPU, whose caches hold such a chunk's logits; 8192 with "
+             "--device cuda, where each chunk costs kernel launches and a "
+             "GEMM call)"),
+    cl::init(0));
 static cl::opt<double> weightDecay("weight_decay", BOTH,
                                    cl::cat(trainingCategory),
                                    cl::desc("AdamW weight decay (default 0)"),
@@ -422,6 +429,10 @@ static int buildStep(mlir::ModuleOp module,
   options.maxGradNorm = maxGradNorm;
   options.fuseAdapters = fuseAdapters;
   options.fuseLoss = fuseLoss;
+  if (lossChunk < 0)
+    return fail("--loss_chunk must be > 0, got " + llvm::Twine(lossChunk));
+  options.lossChunk = lossChunk ? int64_t(lossChunk)
+                                : deviceFlag == "cuda" ? 8192 : 256;
   options.dataParallel = dataParallel;
   if (gradientCheckpointing && recomputeMode != "none" &&
       recomputeMode != "layer")
