@@ -46,7 +46,9 @@ static constexpr const char *kToBuffers =
 /// on (runtime/lib/Gemm.cpp), so no second set of threads spins against
 /// it.
 static std::string loweringPipeline(bool openmp, bool bf16) {
-  std::string pipeline =
+  // [W; A] read where the runtime put W and A, when they are adjacent.
+  std::string pipeline = "lora-adjacent-arguments, ";
+  pipeline +=
       bf16 ? "lora-matmul-to-blas{precision=bf16}, " : "lora-matmul-to-blas, ";
   pipeline +=
       // Non-GEMM kernels: affine loops, whose innermost contiguous loops

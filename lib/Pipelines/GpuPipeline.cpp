@@ -30,6 +30,7 @@ mlir::lora::buildGpuLoweringPipeline(OpPassManager &pm,
     return failure();
   std::string toolkit = cudaToolkit(options.cudaPath);
   std::string pipeline = llvm::formatv(
+      "lora-adjacent-arguments, "
       "lora-matmul-to-blas{{callee=lora_gpu_sgemm_f32 precision={1} "
       "bf16-callee=lora_gpu_gemm_bf16}, "
       // Every copy a kernel: a memref.copy left to the host code would

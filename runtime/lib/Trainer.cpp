@@ -204,6 +204,10 @@ Status Trainer::train(Batcher &batcher, const TrainOptions &options,
   }
   if (lossResult < 0)
     return Status::error("the compiled step returns no 'loss'");
+  std::vector<bool> copiesBack(feedsArgument.size(), false);
+  for (size_t r = 0; r < feedsArgument.size(); ++r)
+    copiesBack[r] = feedsArgument[r] >= 0 && !step.runsOnGpu() &&
+                    step.arguments()[feedsArgument[r]].role == "lora";
 
   // Data parallelism: the compiled step's all-reduce calls go to this
   // reducer while training runs; rank 0 alone logs and writes.
@@ -294,9 +298,20 @@ Status Trainer::train(Batcher &batcher, const TrainOptions &options,
     LORA_RETURN_IF_ERROR(runStep());
     if (distributed)
       LORA_RETURN_IF_ERROR(reducer->endStep());
-    for (size_t r = 0; r < resultData.size(); ++r)
-      if (feedsArgument[r] >= 0)
-        std::swap(resultData[r], argumentData[feedsArgument[r]]);
+    for (size_t r = 0; r < resultData.size(); ++r) {
+      if (feedsArgument[r] < 0)
+        continue;
+      Span &result = resultData[r], &next = argumentData[feedsArgument[r]];
+      // Adapter weights go back where they were: right after their frozen
+      // weight, where the step reads [W; A] without copying it
+      // (lora-adjacent-arguments). They are small; other results (full
+      // weights, moments) trade buffers instead. A GPU step's buffers are
+      // managed memory, which a host copy would pull to the host.
+      if (copiesBack[r])
+        std::memcpy(next.data(), result.data(), next.size());
+      else
+        std::swap(result, next);
+    }
     tokens += int64_t(batch.inputIds.size()) * worldSize;
 
     float loss, norm = 0;

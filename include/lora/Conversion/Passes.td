@@ -231,6 +231,24 @@ def PlanMemory : Pass<"lora-plan-memory", "ModuleOp"> {
                            "::mlir::arith::ArithDialect"];
 }
 
+def AdjacentArguments : Pass<"lora-adjacent-arguments", "ModuleOp"> {
+  let summary = "Read a concatenation of arguments in place when they are adjacent";
+  let description = [{
+    After bufferization and `lora-plan-memory`: a 2-D buffer whose rows
+    are filled, block after block, by copies of function arguments of the
+    same width (lora-fuse-adapters' [W; A]: the frozen weight and the
+    adapter's A, copied every step) and that is otherwise only read by
+    linalg ops becomes an `scf.if` on the arguments' addresses: when each
+    argument starts where the one before ends (the runtime lays a step's
+    arguments out in order), the readers read the first argument's buffer
+    reinterpreted as the whole concatenation, and no copy runs; otherwise
+    the copies run as before.
+  }];
+  let dependentDialects = ["::mlir::memref::MemRefDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::scf::SCFDialect"];
+}
+
 def FuseElementwise : Pass<"lora-fuse-elementwise"> {
   let summary = "Merge elementwise linalg kernels into their consumers without repeating work";
   let description = [{

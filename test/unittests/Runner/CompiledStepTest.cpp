@@ -120,16 +120,17 @@ TEST_P(CompiledStepTest, MatchesTheReferenceEvaluator) {
     }
   }
 
-  // The compiled step's buffers: f32, i32 or i64 as its types say, each
-  // in its own byte vector, sized before any pointer is taken.
-  std::vector<std::vector<char>> storage(step.arguments().size());
-  std::vector<void *> argBuffers, resultBuffers;
-  for (auto [i, spec] : llvm::enumerate(step.arguments())) {
+  // The compiled step's buffers: f32, i32 or i64 as its types say. Two
+  // layouts: each argument in a buffer of its own, and all of them one
+  // after the other in one 64-byte aligned block as the runtime's Trainer
+  // lays them out, where lora-adjacent-arguments reads [W; A] in place
+  // instead of copying it. Both must give the reference's results.
+  auto fill = [&](size_t i, char *into) {
+    const auto &spec = step.arguments()[i];
     const Tensor &value = args[i];
     unsigned width = spec.elementType.getIntOrFloatBitWidth() / 8;
-    storage[i].resize(spec.numElements() * width);
     for (int64_t e = 0; e < spec.numElements(); ++e) {
-      char *at = storage[i].data() + e * width;
+      char *at = into + e * width;
       if (spec.elementType.isF32()) {
         float x = float(value.data[e]);
         std::memcpy(at, &x, 4);
@@ -141,28 +142,61 @@ TEST_P(CompiledStepTest, MatchesTheReferenceEvaluator) {
         std::memcpy(at, &x, 8);
       }
     }
-    argBuffers.push_back(storage[i].data());
+  };
+  auto bytesOf = [&](size_t i) {
+    const auto &spec = step.arguments()[i];
+    return size_t(spec.numElements()) *
+           (spec.elementType.getIntOrFloatBitWidth() / 8);
+  };
+  std::vector<std::vector<char>> separate(step.arguments().size());
+  std::vector<void *> separateBuffers;
+  for (size_t i = 0; i < step.arguments().size(); ++i) {
+    separate[i].resize(bytesOf(i));
+    fill(i, separate[i].data());
+    separateBuffers.push_back(separate[i].data());
   }
-  std::vector<std::vector<float>> outputs;
-  for (const mlir::lora::BufferSpec &spec : step.results())
-    outputs.emplace_back(spec.numElements(), std::nanf(""));
-  for (std::vector<float> &output : outputs)
-    resultBuffers.push_back(output.data());
-  llvm::Error error = step.run(argBuffers, resultBuffers);
-  ASSERT_FALSE(bool(error)) << llvm::toString(std::move(error));
-
+  size_t total = 0;
+  std::vector<size_t> offsets;
+  for (size_t i = 0; i < step.arguments().size(); ++i) {
+    offsets.push_back(total);
+    total += (bytesOf(i) + 63) / 64 * 64;
+  }
+  std::vector<char> block(total + 64);
+  char *base = block.data() + (64 - uintptr_t(block.data()) % 64) % 64;
+  std::vector<void *> packedBuffers;
+  for (size_t i = 0; i < step.arguments().size(); ++i) {
+    fill(i, base + offsets[i]);
+    packedBuffers.push_back(base + offsets[i]);
+  }
+  std::vector<std::vector<std::vector<float>>> results;
+  for (bool packed : {false, true}) {
+    SCOPED_TRACE(packed ? "arguments in one block" : "arguments apart");
+    std::vector<std::vector<float>> outputs;
+    std::vector<void *> resultBuffers;
+    for (const mlir::lora::BufferSpec &spec : step.results())
+      outputs.emplace_back(spec.numElements(), std::nanf(""));
+    for (std::vector<float> &output : outputs)
+      resultBuffers.push_back(output.data());
+    llvm::Error error =
+        step.run(packed ? packedBuffers : separateBuffers, resultBuffers);
+    ASSERT_FALSE(bool(error)) << llvm::toString(std::move(error));
+    results.push_back(std::move(outputs));
+  }
   std::vector<Tensor> expected = run(evaluated, args);
-  ASSERT_EQ(expected.size(), outputs.size());
-  EXPECT_NEAR(outputs[0][0], expected[0].data[0],
-              1e-5 * std::fabs(expected[0].data[0]))
-      << "loss";
-  for (size_t k = 1; k < outputs.size(); ++k) {
-    double largest = 0;
-    for (double x : expected[k].data)
-      largest = std::max(largest, std::fabs(x));
-    for (size_t i = 0; i < outputs[k].size(); ++i)
-      ASSERT_NEAR(outputs[k][i], expected[k].data[i], 1e-4 * largest + 1e-7)
-          << step.results()[k].name << " element " << i;
+  for (const std::vector<std::vector<float>> &outputs : results) {
+    ASSERT_EQ(expected.size(), outputs.size());
+    EXPECT_NEAR(outputs[0][0], expected[0].data[0],
+                1e-5 * std::fabs(expected[0].data[0]))
+        << "loss";
+    for (size_t k = 1; k < outputs.size(); ++k) {
+      double largest = 0;
+      for (double x : expected[k].data)
+        largest = std::max(largest, std::fabs(x));
+      for (size_t i = 0; i < outputs[k].size(); ++i)
+        ASSERT_NEAR(outputs[k][i], expected[k].data[i],
+                    1e-4 * largest + 1e-7)
+            << step.results()[k].name << " element " << i;
+    }
   }
 }
 
