@@ -38,7 +38,10 @@ static constexpr const char *kToBuffers =
     "buffer-results-to-out-params{hoist-static-allocs "
     "modify-public-functions}, "
     "func.func(buffer-hoisting), buffer-deallocation-pipeline, "
-    "convert-bufferization-to-memref, lora-plan-memory, canonicalize";
+    // lora-in-place-updates: the adapter's rank-r update accumulates into
+    // Y0's columns of [Y0 | U] instead of into a copy of them.
+    "convert-bufferization-to-memref, lora-in-place-updates, "
+    "lora-plan-memory, canonicalize";
 
 /// GEMMs to OpenBLAS calls, every other kernel to vectorized loops, then
 /// the LLVM dialect. With `openmp`, each kernel's outermost parallel loop

@@ -231,6 +231,24 @@ def PlanMemory : Pass<"lora-plan-memory", "ModuleOp"> {
                            "::mlir::arith::ArithDialect"];
 }
 
+def InPlaceUpdates : Pass<"lora-in-place-updates", "ModuleOp"> {
+  let summary = "Update a view where it lies instead of in a copy of it";
+  let description = [{
+    After bufferization, before `lora-plan-memory`: a buffer that is
+    written first by a copy of a view into another buffer (the fused
+    adapter forward's Y, a copy of Y0's columns of [Y0 | U] that the
+    rank-r GEMM then accumulates into) is replaced by that view when
+    nothing else reads or writes the view's columns of the other buffer
+    after the copy (column ranges are followed through subviews and
+    reshapes that keep the last dimension) and every user of the buffer
+    takes a strided layout (linalg ops, copies, reshapes and subviews
+    whose types can be recomputed). The copy and the buffer go; the
+    planner's liveness keeps the other buffer alive for as long as the
+    view is used.
+  }];
+  let dependentDialects = ["::mlir::memref::MemRefDialect"];
+}
+
 def AdjacentArguments : Pass<"lora-adjacent-arguments", "ModuleOp"> {
   let summary = "Read a concatenation of arguments in place when they are adjacent";
   let description = [{

@@ -1,0 +1,245 @@
+//===- InPlaceUpdates.cpp - update a column slice where it lies -----------===//
+//
+// The fused adapter forward computes [Y0 | U] = X·[W; A]ᵀ with one GEMM and
+// then Y = Y0 + s·U·Bᵀ. Bufferized, Y is a new buffer into which Y0 is
+// copied from its columns of [Y0 | U] before the rank-r GEMM accumulates:
+// a copy of every adapted layer's output, every step. Nothing reads those
+// columns of [Y0 | U] afterwards (the backward reads U), so Y can be
+// updated where Y0 lies. This pass does that for any buffer that is
+// initialized by a copy of a view into another buffer, when nothing else
+// touches the view's part of that buffer after the copy; the buffer's
+// readers then read the strided view.
+//
+// It runs after bufferization and before lora-plan-memory, whose liveness
+// (first to last use of a buffer and its views) then keeps the source
+// buffer for as long as the view is used.
+//
+//===----------------------------------------------------------------------===//
+
+#include "lora/Conversion/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+
+namespace mlir::lora {
+#define GEN_PASS_DEF_INPLACEUPDATES
+#include "lora/Conversion/Passes.h.inc"
+} // namespace mlir::lora
+
+using namespace mlir;
+
+namespace {
+
+/// A view of the root allocation and the range of the root's last
+/// dimension it covers ([begin, end); the whole row when no subview
+/// narrows it).
+struct Footprint {
+  int64_t begin = 0, end = 0;
+};
+
+/// Whether `op` keeps the last dimension as a dimension of its own
+/// (expand_shape and collapse_shape whose last group is that one
+/// dimension), so that column ranges carry through it.
+bool keepsLastDimension(Operation *op) {
+  if (auto expand = dyn_cast<memref::ExpandShapeOp>(op))
+    return expand.getReassociationIndices().back().size() == 1;
+  if (auto collapse = dyn_cast<memref::CollapseShapeOp>(op))
+    return collapse.getReassociationIndices().back().size() == 1;
+  return false;
+}
+
+/// Narrows `range` by a subview's last-dimension offset and size; false
+/// when they are not static or the subview has non-unit strides.
+bool narrow(memref::SubViewOp subview, Footprint &range) {
+  ArrayRef<int64_t> offsets = subview.getStaticOffsets();
+  ArrayRef<int64_t> sizes = subview.getStaticSizes();
+  if (!subview.hasUnitStride() || ShapedType::isDynamic(offsets.back()) ||
+      ShapedType::isDynamic(sizes.back()) ||
+      subview.getType().getRank() != subview.getSourceType().getRank())
+    return false;
+  range.begin += offsets.back();
+  range.end = range.begin + sizes.back();
+  return true;
+}
+
+/// The allocation `value` is a view of, through expand_shape, subview and
+/// collapse_shape ops that keep the last dimension, and the columns it
+/// covers; null when it is anything else.
+memref::AllocOp rootOf(Value value, Footprint &range) {
+  SmallVector<Operation *> chain;
+  while (Operation *def = value.getDefiningOp()) {
+    if (auto alloc = dyn_cast<memref::AllocOp>(def)) {
+      int64_t columns = alloc.getType().getShape().back();
+      range = {0, columns};
+      for (Operation *op : llvm::reverse(chain))
+        if (auto subview = dyn_cast<memref::SubViewOp>(op))
+          if (!narrow(subview, range))
+            return nullptr;
+      return alloc;
+    }
+    if (!isa<memref::SubViewOp>(def) && !keepsLastDimension(def))
+      return nullptr;
+    chain.push_back(def);
+    value = def->getOperand(0);
+  }
+  return nullptr;
+}
+
+/// Whether every use of `view` (a view of the root covering `range`),
+/// through further views, either comes before `copy` in its block, or
+/// touches columns outside `footprint`, or is `except` (the chain to the
+/// copy's source). Conservative: anything unknown conflicts.
+bool othersStayOut(Value view, Footprint range, const Footprint &footprint,
+                   memref::CopyOp copy, Value except) {
+  for (OpOperand &use : view.getUses()) {
+    Operation *user = use.getOwner();
+    if (user == copy || isa<memref::DeallocOp>(user))
+      continue;
+    Operation *inBlock = copy->getBlock()->findAncestorOpInBlock(*user);
+    if (inBlock && inBlock->isBeforeInBlock(copy))
+      continue;
+    if (auto subview = dyn_cast<memref::SubViewOp>(user)) {
+      Footprint narrower = range;
+      if (!narrow(subview, narrower))
+        return false;
+      if (narrower.end <= footprint.begin || narrower.begin >= footprint.end)
+        continue;
+      if (subview.getResult() == except ||
+          othersStayOut(subview.getResult(), narrower, footprint, copy,
+                        except))
+        continue;
+      return false;
+    }
+    if (keepsLastDimension(user)) {
+      if (user->getResult(0) == except ||
+          othersStayOut(user->getResult(0), range, footprint, copy, except))
+        continue;
+      return false;
+    }
+    return false;
+  }
+  return true;
+}
+
+/// Whether `value`'s users can take a strided layout instead of the
+/// identity: linalg ops, copies, and views whose result types can be
+/// recomputed (checked recursively).
+bool acceptsStrided(Value value, MemRefType strided) {
+  for (Operation *user : value.getUsers()) {
+    if (isa<linalg::LinalgOp, memref::CopyOp, memref::DeallocOp>(user))
+      continue;
+    if (auto expand = dyn_cast<memref::ExpandShapeOp>(user)) {
+      FailureOr<MemRefType> type = memref::ExpandShapeOp::computeExpandedType(
+          strided, expand.getType().getShape(),
+          expand.getReassociationIndices());
+      if (failed(type) || !acceptsStrided(expand.getResult(), *type))
+        return false;
+      continue;
+    }
+    if (auto collapse = dyn_cast<memref::CollapseShapeOp>(user)) {
+      auto reassociation = collapse.getReassociationIndices();
+      if (!memref::CollapseShapeOp::isGuaranteedCollapsible(strided,
+                                                             reassociation))
+        return false;
+      MemRefType type =
+          memref::CollapseShapeOp::computeCollapsedType(strided, reassociation);
+      if (!acceptsStrided(collapse.getResult(), type))
+        return false;
+      continue;
+    }
+    if (auto subview = dyn_cast<memref::SubViewOp>(user)) {
+      if (subview.getType().getRank() != strided.getRank())
+        return false;
+      MemRefType type = memref::SubViewOp::inferResultType(
+          strided, subview.getStaticOffsets(), subview.getStaticSizes(),
+          subview.getStaticStrides());
+      if (!acceptsStrided(subview.getResult(), type))
+        return false;
+      continue;
+    }
+    return false;
+  }
+  return true;
+}
+
+/// Gives `value`'s view users the result types of a strided source (what
+/// acceptsStrided checked).
+void retype(Value value) {
+  auto strided = cast<MemRefType>(value.getType());
+  for (Operation *user : value.getUsers()) {
+    Value result;
+    if (auto expand = dyn_cast<memref::ExpandShapeOp>(user)) {
+      result = expand.getResult();
+      result.setType(*memref::ExpandShapeOp::computeExpandedType(
+          strided, expand.getType().getShape(),
+          expand.getReassociationIndices()));
+    } else if (auto collapse = dyn_cast<memref::CollapseShapeOp>(user)) {
+      result = collapse.getResult();
+      result.setType(memref::CollapseShapeOp::computeCollapsedType(
+          strided, collapse.getReassociationIndices()));
+    } else if (auto subview = dyn_cast<memref::SubViewOp>(user)) {
+      result = subview.getResult();
+      result.setType(memref::SubViewOp::inferResultType(
+          strided, subview.getStaticOffsets(), subview.getStaticSizes(),
+          subview.getStaticStrides()));
+    }
+    if (result)
+      retype(result);
+  }
+}
+
+struct InPlaceUpdatesPass
+    : public lora::impl::InPlaceUpdatesBase<InPlaceUpdatesPass> {
+  void runOnOperation() override {
+    SmallVector<memref::CopyOp> copies;
+    getOperation().walk([&](memref::CopyOp copy) { copies.push_back(copy); });
+    for (memref::CopyOp copy : copies)
+      rewrite(copy);
+  }
+
+  void rewrite(memref::CopyOp copy) {
+    // The target: a buffer of its own, written first by this copy.
+    auto target = copy.getTarget().getDefiningOp<memref::AllocOp>();
+    if (!target || target->getBlock() != copy->getBlock() ||
+        !target.getType().getLayout().isIdentity())
+      return;
+    for (Operation *user : target->getUsers()) {
+      if (user == copy || isa<memref::DeallocOp>(user))
+        continue;
+      Operation *inBlock = copy->getBlock()->findAncestorOpInBlock(*user);
+      if (!inBlock || !copy->isBeforeInBlock(inBlock))
+        return;
+    }
+    // The source: a view of another buffer that nothing else touches
+    // after the copy.
+    Value source = copy.getSource();
+    auto sourceType = dyn_cast<MemRefType>(source.getType());
+    Footprint footprint;
+    memref::AllocOp root = rootOf(source, footprint);
+    if (!root || root == target || !sourceType ||
+        sourceType.getShape() != target.getType().getShape() ||
+        sourceType.getElementType() != target.getType().getElementType() ||
+        root->getBlock() != copy->getBlock())
+      return;
+    Footprint whole{0, root.getType().getShape().back()};
+    if (!othersStayOut(root.getResult(), whole, footprint, copy, source))
+      return;
+    if (!acceptsStrided(target.getResult(), sourceType))
+      return;
+    // Rewrite: the target's users use the source; the copy, the target and
+    // its deallocs go.
+    SmallVector<Operation *> deallocs;
+    for (Operation *user : target->getUsers())
+      if (isa<memref::DeallocOp>(user))
+        deallocs.push_back(user);
+    for (Operation *dealloc : deallocs)
+      dealloc->erase();
+    copy->erase();
+    target.getResult().replaceAllUsesWith(source);
+    target->erase();
+    retype(source);
+  }
+};
+
+} // namespace

@@ -1,0 +1,91 @@
+// lora-in-place-updates: a buffer first written by a copy of a column
+// slice of another buffer (Y0 of the fused adapter GEMM's [Y0 | U]) is
+// replaced by that slice when nothing else touches those columns after the
+// copy: the rank-r GEMM then accumulates where Y0 lies, and Y's readers
+// read the strided view (reshapes retyped). Reads of the same columns
+// after the copy, or users that need the identity layout, keep the copy.
+// RUN: lora-opt %s -split-input-file -lora-in-place-updates | FileCheck %s
+
+#mm_a = affine_map<(m, n, k) -> (m, k)>
+#mm_bt = affine_map<(m, n, k) -> (n, k)>
+#mm_c = affine_map<(m, n, k) -> (m, n)>
+#id = affine_map<(i, j, k) -> (i, j, k)>
+
+// CHECK-LABEL: func.func @update
+// CHECK: %[[YU:.+]] = memref.alloc() : memref<16x36xf32>
+// CHECK: %[[E:.+]] = memref.expand_shape %[[YU]]
+// CHECK: %[[Y0:.+]] = memref.subview %[[E]][0, 0, 0] [2, 8, 32] [1, 1, 1]
+// CHECK: %[[U:.+]] = memref.subview %[[E]][0, 0, 32] [2, 8, 4] [1, 1, 1]
+// CHECK: %[[Y:.+]] = memref.collapse_shape %[[Y0]] {{.+}} into memref<16x32xf32, strided<[36, 1]>>
+// CHECK-NOT: memref.copy
+// CHECK: linalg.matmul {{.+}} outs(%[[Y]] : memref<16x32xf32, strided<[36, 1]>>)
+// CHECK: %[[Y3:.+]] = memref.expand_shape %[[Y]] {{.+}} : memref<16x32xf32, strided<[36, 1]>> into memref<2x8x32xf32, strided<[288, 36, 1]>>
+// CHECK: linalg.generic {{.+}} ins(%[[Y3]], %[[U2:.+]] : memref<2x8x32xf32, strided<[288, 36, 1]>>,
+// CHECK-NOT: memref.dealloc %{{.+}} : memref<16x32xf32>
+func.func @update(%x: memref<16x36xf32>, %us: memref<16x4xf32>, %b: memref<32x4xf32>, %out: memref<2x8x32xf32>) {
+  %yu = memref.alloc() : memref<16x36xf32>
+  memref.copy %x, %yu : memref<16x36xf32> to memref<16x36xf32>
+  %e = memref.expand_shape %yu [[0, 1], [2]] output_shape [2, 8, 36] : memref<16x36xf32> into memref<2x8x36xf32>
+  %y0 = memref.subview %e[0, 0, 0] [2, 8, 32] [1, 1, 1] : memref<2x8x36xf32> to memref<2x8x32xf32, strided<[288, 36, 1]>>
+  %u = memref.subview %e[0, 0, 32] [2, 8, 4] [1, 1, 1] : memref<2x8x36xf32> to memref<2x8x4xf32, strided<[288, 36, 1], offset: 32>>
+  %c = memref.collapse_shape %y0 [[0, 1], [2]] : memref<2x8x32xf32, strided<[288, 36, 1]>> into memref<16x32xf32, strided<[36, 1]>>
+  %y = memref.alloc() : memref<16x32xf32>
+  memref.copy %c, %y : memref<16x32xf32, strided<[36, 1]>> to memref<16x32xf32>
+  linalg.matmul indexing_maps = [#mm_a, #mm_bt, #mm_c] ins(%us, %b : memref<16x4xf32>, memref<32x4xf32>) outs(%y : memref<16x32xf32>)
+  %y3 = memref.expand_shape %y [[0, 1], [2]] output_shape [2, 8, 32] : memref<16x32xf32> into memref<2x8x32xf32>
+  // U is read after the copy: other columns, no conflict.
+  %u2 = memref.subview %u[0, 0, 0] [2, 8, 1] [1, 1, 1] : memref<2x8x4xf32, strided<[288, 36, 1], offset: 32>> to memref<2x8x1xf32, strided<[288, 36, 1], offset: 32>>
+  linalg.generic {indexing_maps = [#id, affine_map<(i, j, k) -> (i, j, 0)>, #id], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%y3, %u2 : memref<2x8x32xf32>, memref<2x8x1xf32, strided<[288, 36, 1], offset: 32>>) outs(%out : memref<2x8x32xf32>) {
+  ^bb0(%a: f32, %s: f32, %o: f32):
+    %r = arith.addf %a, %s : f32
+    linalg.yield %r : f32
+  }
+  memref.dealloc %y : memref<16x32xf32>
+  memref.dealloc %yu : memref<16x36xf32>
+  return
+}
+
+// -----
+
+#mm_a = affine_map<(m, n, k) -> (m, k)>
+#mm_bt = affine_map<(m, n, k) -> (n, k)>
+#mm_c = affine_map<(m, n, k) -> (m, n)>
+
+// Y0's columns are read again after the copy: the copy stays.
+// CHECK-LABEL: func.func @read_again
+// CHECK: memref.copy %{{.+}}, %[[Y:.+]] : memref<16x32xf32, strided<[36, 1]>> to memref<16x32xf32>
+func.func @read_again(%x: memref<16x36xf32>, %us: memref<16x4xf32>, %b: memref<32x4xf32>, %out: memref<16x32xf32>) {
+  %yu = memref.alloc() : memref<16x36xf32>
+  memref.copy %x, %yu : memref<16x36xf32> to memref<16x36xf32>
+  %y0 = memref.subview %yu[0, 0] [16, 32] [1, 1] : memref<16x36xf32> to memref<16x32xf32, strided<[36, 1]>>
+  %y = memref.alloc() : memref<16x32xf32>
+  memref.copy %y0, %y : memref<16x32xf32, strided<[36, 1]>> to memref<16x32xf32>
+  linalg.matmul indexing_maps = [#mm_a, #mm_bt, #mm_c] ins(%us, %b : memref<16x4xf32>, memref<32x4xf32>) outs(%y : memref<16x32xf32>)
+  %again = memref.subview %yu[0, 0] [16, 32] [1, 1] : memref<16x36xf32> to memref<16x32xf32, strided<[36, 1]>>
+  memref.copy %again, %out : memref<16x32xf32, strided<[36, 1]>> to memref<16x32xf32>
+  memref.copy %y, %out : memref<16x32xf32> to memref<16x32xf32>
+  return
+}
+
+// -----
+
+#mm_a = affine_map<(m, n, k) -> (m, k)>
+#mm_bt = affine_map<(m, n, k) -> (n, k)>
+#mm_c = affine_map<(m, n, k) -> (m, n)>
+
+func.func private @needs_identity(memref<16x32xf32>)
+
+// A user that takes only the identity layout (a call): the copy stays.
+// CHECK-LABEL: func.func @identity_user
+// CHECK: memref.copy %{{.+}}, %{{.+}} : memref<16x32xf32, strided<[36, 1]>> to memref<16x32xf32>
+func.func @identity_user(%x: memref<16x36xf32>, %us: memref<16x4xf32>, %b: memref<32x4xf32>) {
+  %yu = memref.alloc() : memref<16x36xf32>
+  memref.copy %x, %yu : memref<16x36xf32> to memref<16x36xf32>
+  %y0 = memref.subview %yu[0, 0] [16, 32] [1, 1] : memref<16x36xf32> to memref<16x32xf32, strided<[36, 1]>>
+  %y = memref.alloc() : memref<16x32xf32>
+  memref.copy %y0, %y : memref<16x32xf32, strided<[36, 1]>> to memref<16x32xf32>
+  linalg.matmul indexing_maps = [#mm_a, #mm_bt, #mm_c] ins(%us, %b : memref<16x4xf32>, memref<32x4xf32>) outs(%y : memref<16x32xf32>)
+  call @needs_identity(%y) : (memref<16x32xf32>) -> ()
+  return
+}
