@@ -245,6 +245,14 @@ def InPlaceUpdates : Pass<"lora-in-place-updates", "ModuleOp"> {
     whose types can be recomputed). The copy and the buffer go; the
     planner's liveness keeps the other buffer alive for as long as the
     view is used.
+
+    The other direction too: a buffer of its own (possibly reshaped) that
+    is copied whole into a view of another buffer (dY into its columns of
+    the backward's [dY | dU]) and only read after the copy, where the
+    other buffer's other uses stay out of those columns or only read them
+    after the copy, is replaced by the view: its producers write there
+    and its readers read there. The view's chain moves up to dominate the
+    producers.
   }];
   let dependentDialects = ["::mlir::memref::MemRefDialect"];
 }

@@ -10,6 +10,10 @@
 // touches the view's part of that buffer after the copy; the buffer's
 // readers then read the strided view.
 //
+// The other direction: the backward's dY is made in a buffer of its own
+// and copied into its columns of [dY | dU] for the dX GEMM; when it is only
+// read after that copy, its producers write into those columns directly.
+//
 // It runs after bufferization and before lora-plan-memory, whose liveness
 // (first to last use of a buffer and its views) then keeps the source
 // buffer for as long as the view is used.
@@ -189,27 +193,188 @@ void retype(Value value) {
   }
 }
 
+/// Whether the uses of `view` (a view of the root covering `range`),
+/// through further views, other than the chain to `except`, either touch
+/// columns outside `footprint` or only read and come after `copy`.
+bool othersOnlyReadAfter(Value view, Footprint range,
+                         const Footprint &footprint, memref::CopyOp copy,
+                         Value except) {
+  for (OpOperand &use : view.getUses()) {
+    Operation *user = use.getOwner();
+    if (isa<memref::DeallocOp>(user))
+      continue;
+    if (auto subview = dyn_cast<memref::SubViewOp>(user)) {
+      Footprint narrower = range;
+      if (!narrow(subview, narrower))
+        return false;
+      if (narrower.end <= footprint.begin || narrower.begin >= footprint.end)
+        continue;
+      if (subview.getResult() == except ||
+          othersOnlyReadAfter(subview.getResult(), narrower, footprint, copy,
+                              except))
+        continue;
+      return false;
+    }
+    if (keepsLastDimension(user)) {
+      if (user->getResult(0) == except ||
+          othersOnlyReadAfter(user->getResult(0), range, footprint, copy,
+                              except))
+        continue;
+      return false;
+    }
+    Operation *inBlock = copy->getBlock()->findAncestorOpInBlock(*user);
+    if (!inBlock || !copy->isBeforeInBlock(inBlock))
+      return false;
+    if (auto linalgOp = dyn_cast<linalg::LinalgOp>(user)) {
+      if (!linalgOp.isDpsInput(&use))
+        return false;
+      continue;
+    }
+    if (auto read = dyn_cast<memref::CopyOp>(user)) {
+      if (read.getSource() != view)
+        return false;
+      continue;
+    }
+    return false;
+  }
+  return true;
+}
+
 struct InPlaceUpdatesPass
     : public lora::impl::InPlaceUpdatesBase<InPlaceUpdatesPass> {
   void runOnOperation() override {
     SmallVector<memref::CopyOp> copies;
     getOperation().walk([&](memref::CopyOp copy) { copies.push_back(copy); });
     for (memref::CopyOp copy : copies)
-      rewrite(copy);
+      if (!rewrite(copy))
+        rewriteIntoView(copy);
   }
 
-  void rewrite(memref::CopyOp copy) {
+  /// A buffer copied whole into a view of another buffer (dY into its
+  /// columns of [dY | dU]) and only read after the copy: its producers
+  /// write into the view and its readers read the view.
+  bool rewriteIntoView(memref::CopyOp copy) {
+    // The source: a buffer of its own, possibly reshaped (expand_shape).
+    Value source = copy.getSource();
+    SmallVector<memref::ExpandShapeOp> reshapes;
+    while (auto expand = source.getDefiningOp<memref::ExpandShapeOp>()) {
+      reshapes.push_back(expand);
+      source = expand.getSrc();
+    }
+    auto buffer = source.getDefiningOp<memref::AllocOp>();
+    Value target = copy.getTarget();
+    auto targetType = dyn_cast<MemRefType>(target.getType());
+    Footprint footprint;
+    memref::AllocOp root = rootOf(target, footprint);
+    if (!buffer || !root || root == buffer || !targetType ||
+        buffer->getBlock() != copy->getBlock() ||
+        root->getBlock() != copy->getBlock() ||
+        !buffer.getType().getLayout().isIdentity() ||
+        targetType.getElementType() != buffer.getType().getElementType() ||
+        !root->isBeforeInBlock(buffer))
+      return false;
+    // The target seen in the buffer's shape: the reshapes undone.
+    MemRefType replacementType = targetType;
+    for (memref::ExpandShapeOp expand : reshapes) {
+      auto reassociation = expand.getReassociationIndices();
+      if (!memref::CollapseShapeOp::isGuaranteedCollapsible(replacementType,
+                                                             reassociation))
+        return false;
+      replacementType = memref::CollapseShapeOp::computeCollapsedType(
+          replacementType, reassociation);
+    }
+    if (replacementType.getShape() != buffer.getType().getShape())
+      return false;
+    // After the copy, the buffer is only read.
+    if (!readOnlyAfter(buffer.getResult(), copy))
+      return false;
+    // The root's other uses stay out of the view's columns, or only read
+    // them after the copy.
+    Footprint whole{0, root.getType().getShape().back()};
+    if (!othersOnlyReadAfter(root.getResult(), whole, footprint, copy, target))
+      return false;
+    if (!acceptsStrided(buffer.getResult(), replacementType))
+      return false;
+    // The view's chain (pure views of the root, static) moves up to just
+    // after the root, so that it dominates the buffer's producers.
+    SmallVector<Operation *> chain;
+    for (Operation *op = target.getDefiningOp(); op != root;
+         op = op->getOperand(0).getDefiningOp()) {
+      for (Value operand : op->getOperands().drop_front())
+        if (Operation *def = operand.getDefiningOp();
+            def && !def->isBeforeInBlock(root))
+          return false;
+      chain.push_back(op);
+    }
+    Operation *after = root;
+    for (Operation *op : llvm::reverse(chain)) {
+      op->moveAfter(after);
+      after = op;
+    }
+    OpBuilder b(after->getContext());
+    b.setInsertionPointAfter(after);
+    Value replacement = target;
+    for (memref::ExpandShapeOp expand : reshapes)
+      replacement = memref::CollapseShapeOp::create(
+          b, expand.getLoc(), replacement, expand.getReassociationIndices());
+    SmallVector<Operation *> deallocs;
+    for (Operation *user : buffer->getUsers())
+      if (isa<memref::DeallocOp>(user))
+        deallocs.push_back(user);
+    for (Operation *dealloc : deallocs)
+      dealloc->erase();
+    copy->erase();
+    buffer.getResult().replaceAllUsesWith(replacement);
+    buffer->erase();
+    retype(replacement);
+    return true;
+  }
+
+  /// Whether every use of `value` (through views) after `copy` only reads;
+  /// the copy itself reads.
+  static bool readOnlyAfter(Value value, memref::CopyOp copy) {
+    for (OpOperand &use : value.getUses()) {
+      Operation *user = use.getOwner();
+      if (user == copy || isa<memref::DeallocOp>(user))
+        continue;
+      if (isa<memref::SubViewOp, memref::ExpandShapeOp,
+              memref::CollapseShapeOp>(user)) {
+        if (!readOnlyAfter(user->getResult(0), copy))
+          return false;
+        continue;
+      }
+      Operation *inBlock = copy->getBlock()->findAncestorOpInBlock(*user);
+      if (!inBlock)
+        return false;
+      if (inBlock->isBeforeInBlock(copy))
+        continue;
+      if (auto linalgOp = dyn_cast<linalg::LinalgOp>(user)) {
+        if (!linalgOp.isDpsInput(&use))
+          return false;
+        continue;
+      }
+      if (auto read = dyn_cast<memref::CopyOp>(user)) {
+        if (read.getSource() != value)
+          return false;
+        continue;
+      }
+      return false;
+    }
+    return true;
+  }
+
+  bool rewrite(memref::CopyOp copy) {
     // The target: a buffer of its own, written first by this copy.
     auto target = copy.getTarget().getDefiningOp<memref::AllocOp>();
     if (!target || target->getBlock() != copy->getBlock() ||
         !target.getType().getLayout().isIdentity())
-      return;
+      return false;
     for (Operation *user : target->getUsers()) {
       if (user == copy || isa<memref::DeallocOp>(user))
         continue;
       Operation *inBlock = copy->getBlock()->findAncestorOpInBlock(*user);
       if (!inBlock || !copy->isBeforeInBlock(inBlock))
-        return;
+        return false;
     }
     // The source: a view of another buffer that nothing else touches
     // after the copy.
@@ -221,12 +386,12 @@ struct InPlaceUpdatesPass
         sourceType.getShape() != target.getType().getShape() ||
         sourceType.getElementType() != target.getType().getElementType() ||
         root->getBlock() != copy->getBlock())
-      return;
+      return false;
     Footprint whole{0, root.getType().getShape().back()};
     if (!othersStayOut(root.getResult(), whole, footprint, copy, source))
-      return;
+      return false;
     if (!acceptsStrided(target.getResult(), sourceType))
-      return;
+      return false;
     // Rewrite: the target's users use the source; the copy, the target and
     // its deallocs go.
     SmallVector<Operation *> deallocs;
@@ -239,6 +404,7 @@ struct InPlaceUpdatesPass
     target.getResult().replaceAllUsesWith(source);
     target->erase();
     retype(source);
+    return true;
   }
 };
 

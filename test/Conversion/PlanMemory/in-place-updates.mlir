@@ -89,3 +89,70 @@ func.func @identity_user(%x: memref<16x36xf32>, %us: memref<16x4xf32>, %b: memre
   call @needs_identity(%y) : (memref<16x32xf32>) -> ()
   return
 }
+
+// -----
+
+#mm_a = affine_map<(m, n, k) -> (m, k)>
+#mm_b = affine_map<(m, n, k) -> (k, n)>
+#mm_c = affine_map<(m, n, k) -> (m, n)>
+#id2 = affine_map<(i, j) -> (i, j)>
+
+// The other direction: dY, made in a buffer of its own and copied into its
+// columns of [dY | dU], where the dX GEMM reads it. Its producer writes
+// straight into those columns and its other reader reads them there; the
+// view's subview moves up to dominate the producer.
+// CHECK-LABEL: func.func @into_view
+// CHECK: %[[CAT:.+]] = memref.alloc() : memref<16x36xf32>
+// CHECK-NEXT: %[[DY:.+]] = memref.subview %[[CAT]][0, 0] [16, 32] [1, 1] : memref<16x36xf32> to memref<16x32xf32, strided<[36, 1]>>
+// CHECK-NOT: memref.alloc() : memref<16x32xf32>
+// CHECK: linalg.generic {{.+}} outs(%[[DY]] : memref<16x32xf32, strided<[36, 1]>>)
+// CHECK-NOT: memref.copy %{{.+}}, %[[DY]] :
+// CHECK: linalg.matmul ins(%[[CAT]], %{{.+}} : memref<16x36xf32>, memref<36x8xf32>)
+// CHECK: linalg.generic {{.+}} ins(%[[DY]] : memref<16x32xf32, strided<[36, 1]>>)
+func.func @into_view(%g: memref<16x32xf32>, %du: memref<16x4xf32>, %wa: memref<36x8xf32>, %dx: memref<16x8xf32>, %out: memref<16x32xf32>) {
+  %cat = memref.alloc() : memref<16x36xf32>
+  %dy = memref.alloc() : memref<16x32xf32>
+  linalg.generic {indexing_maps = [#id2, #id2], iterator_types = ["parallel", "parallel"]}
+      ins(%g : memref<16x32xf32>) outs(%dy : memref<16x32xf32>) {
+  ^bb0(%a: f32, %o: f32):
+    %r = arith.addf %a, %a : f32
+    linalg.yield %r : f32
+  }
+  %left = memref.subview %cat[0, 0] [16, 32] [1, 1] : memref<16x36xf32> to memref<16x32xf32, strided<[36, 1]>>
+  memref.copy %dy, %left : memref<16x32xf32> to memref<16x32xf32, strided<[36, 1]>>
+  %right = memref.subview %cat[0, 32] [16, 4] [1, 1] : memref<16x36xf32> to memref<16x4xf32, strided<[36, 1], offset: 32>>
+  memref.copy %du, %right : memref<16x4xf32> to memref<16x4xf32, strided<[36, 1], offset: 32>>
+  linalg.matmul indexing_maps = [#mm_a, #mm_b, #mm_c] ins(%cat, %wa : memref<16x36xf32>, memref<36x8xf32>) outs(%dx : memref<16x8xf32>)
+  linalg.generic {indexing_maps = [#id2, #id2], iterator_types = ["parallel", "parallel"]}
+      ins(%dy : memref<16x32xf32>) outs(%out : memref<16x32xf32>) {
+  ^bb0(%a: f32, %o: f32):
+    linalg.yield %a : f32
+  }
+  memref.dealloc %dy : memref<16x32xf32>
+  memref.dealloc %cat : memref<16x36xf32>
+  return
+}
+
+// -----
+
+#id2 = affine_map<(i, j) -> (i, j)>
+
+// dY is written again after the copy: [dY | dU] must keep the old values,
+// so the copy stays.
+// CHECK-LABEL: func.func @written_after
+// CHECK: memref.copy %{{.+}}, %{{.+}} : memref<16x32xf32> to memref<16x32xf32, strided<[36, 1]>>
+func.func @written_after(%g: memref<16x32xf32>, %out: memref<16x36xf32>) {
+  %cat = memref.alloc() : memref<16x36xf32>
+  %dy = memref.alloc() : memref<16x32xf32>
+  memref.copy %g, %dy : memref<16x32xf32> to memref<16x32xf32>
+  %left = memref.subview %cat[0, 0] [16, 32] [1, 1] : memref<16x36xf32> to memref<16x32xf32, strided<[36, 1]>>
+  memref.copy %dy, %left : memref<16x32xf32> to memref<16x32xf32, strided<[36, 1]>>
+  linalg.generic {indexing_maps = [#id2, #id2], iterator_types = ["parallel", "parallel"]}
+      ins(%g : memref<16x32xf32>) outs(%dy : memref<16x32xf32>) {
+  ^bb0(%a: f32, %o: f32):
+    %r = arith.addf %a, %o : f32
+    linalg.yield %r : f32
+  }
+  memref.copy %cat, %out : memref<16x36xf32> to memref<16x36xf32>
+  return
+}
