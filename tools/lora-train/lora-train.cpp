@@ -96,11 +96,13 @@ int main(int argc, char **argv) {
   run.adapter.useRsLora = adapter.value("use_rslora", false);
   run.adapter.dropout = adapter.value("lora_dropout", 0.0);
   run.adapter.baseModel = metadata.value("base_model", std::string());
+  bool bf16 = metadata.value("gemm_precision", std::string("f32")) == "bf16";
   if (launch.rank == 0)
     std::fprintf(stderr,
-                 "lora-train: %s step from %s (batch %lld x %lld tokens)\n",
+                 "lora-train: %s step from %s (batch %lld x %lld tokens%s)\n",
                  run.method.c_str(), artifact.c_str(), (long long)run.batchSize,
-                 (long long)run.sequenceLength);
+                 (long long)run.sequenceLength,
+                 bf16 ? "; bf16 GEMM inputs, fp32 accumulation" : "");
   if (rt::Status status = rt::runTraining(*step, run); !status.ok())
     return fail(status.message());
   return 0;
