@@ -90,40 +90,71 @@ memref::AllocOp rootOf(Value value, Footprint &range) {
   return nullptr;
 }
 
-/// Whether every use of `view` (a view of the root covering `range`),
-/// through further views, either comes before `copy` in its block, or
-/// touches columns outside `footprint`, or is `except` (the chain to the
-/// copy's source). Conservative: anything unknown conflicts.
-bool othersStayOut(Value view, Footprint range, const Footprint &footprint,
-                   memref::CopyOp copy, Value except) {
+/// Walks the uses of `view` (a view of the root covering columns `range`)
+/// through further views, skipping the chain to `except` and views whose
+/// columns miss `footprint`, and asks `harmless` about every other use.
+/// False when one is not harmless or a view's columns cannot be told.
+bool columnUsesAre(Value view, Footprint range, const Footprint &footprint,
+                   Value except,
+                   llvm::function_ref<bool(OpOperand &)> harmless) {
   for (OpOperand &use : view.getUses()) {
     Operation *user = use.getOwner();
-    if (user == copy || isa<memref::DeallocOp>(user))
+    if (isa<memref::DeallocOp>(user))
       continue;
-    Operation *inBlock = copy->getBlock()->findAncestorOpInBlock(*user);
-    if (inBlock && inBlock->isBeforeInBlock(copy))
-      continue;
+    Footprint narrower = range;
     if (auto subview = dyn_cast<memref::SubViewOp>(user)) {
-      Footprint narrower = range;
       if (!narrow(subview, narrower))
         return false;
       if (narrower.end <= footprint.begin || narrower.begin >= footprint.end)
         continue;
-      if (subview.getResult() == except ||
-          othersStayOut(subview.getResult(), narrower, footprint, copy,
-                        except))
-        continue;
-      return false;
+    } else if (!keepsLastDimension(user)) {
+      if (!harmless(use))
+        return false;
+      continue;
     }
-    if (keepsLastDimension(user)) {
-      if (user->getResult(0) == except ||
-          othersStayOut(user->getResult(0), range, footprint, copy, except))
-        continue;
+    Value result = user->getResult(0);
+    if (result != except &&
+        !columnUsesAre(result, narrower, footprint, except, harmless))
       return false;
-    }
-    return false;
   }
   return true;
+}
+
+/// Whether `op` runs before `copy` (both in or under copy's block).
+bool runsBefore(Operation *op, memref::CopyOp copy) {
+  Operation *inBlock = copy->getBlock()->findAncestorOpInBlock(*op);
+  return inBlock && inBlock->isBeforeInBlock(copy);
+}
+
+/// Whether `use` only reads its buffer (a linalg input, a copy's source).
+bool onlyReads(OpOperand &use) {
+  Operation *user = use.getOwner();
+  if (auto linalgOp = dyn_cast<linalg::LinalgOp>(user))
+    return linalgOp.isDpsInput(&use);
+  if (auto copy = dyn_cast<memref::CopyOp>(user))
+    return copy.getSource() == use.get();
+  return false;
+}
+
+/// Whether, apart from the chain to `except`, nothing touches the root's
+/// columns `footprint` after `copy` (uses before it are harmless).
+bool othersStayOut(Value root, Footprint whole, const Footprint &footprint,
+                   memref::CopyOp copy, Value except) {
+  return columnUsesAre(root, whole, footprint, except, [&](OpOperand &use) {
+    return use.getOwner() == copy || runsBefore(use.getOwner(), copy);
+  });
+}
+
+/// Whether, apart from the chain to `except`, every use of the root's
+/// columns `footprint` only reads them, after `copy`.
+bool othersOnlyReadAfter(Value root, Footprint whole,
+                         const Footprint &footprint, memref::CopyOp copy,
+                         Value except) {
+  return columnUsesAre(root, whole, footprint, except, [&](OpOperand &use) {
+    Operation *inBlock =
+        copy->getBlock()->findAncestorOpInBlock(*use.getOwner());
+    return inBlock && copy->isBeforeInBlock(inBlock) && onlyReads(use);
+  });
 }
 
 /// Whether `value`'s users can take a strided layout instead of the
@@ -191,53 +222,6 @@ void retype(Value value) {
     if (result)
       retype(result);
   }
-}
-
-/// Whether the uses of `view` (a view of the root covering `range`),
-/// through further views, other than the chain to `except`, either touch
-/// columns outside `footprint` or only read and come after `copy`.
-bool othersOnlyReadAfter(Value view, Footprint range,
-                         const Footprint &footprint, memref::CopyOp copy,
-                         Value except) {
-  for (OpOperand &use : view.getUses()) {
-    Operation *user = use.getOwner();
-    if (isa<memref::DeallocOp>(user))
-      continue;
-    if (auto subview = dyn_cast<memref::SubViewOp>(user)) {
-      Footprint narrower = range;
-      if (!narrow(subview, narrower))
-        return false;
-      if (narrower.end <= footprint.begin || narrower.begin >= footprint.end)
-        continue;
-      if (subview.getResult() == except ||
-          othersOnlyReadAfter(subview.getResult(), narrower, footprint, copy,
-                              except))
-        continue;
-      return false;
-    }
-    if (keepsLastDimension(user)) {
-      if (user->getResult(0) == except ||
-          othersOnlyReadAfter(user->getResult(0), range, footprint, copy,
-                              except))
-        continue;
-      return false;
-    }
-    Operation *inBlock = copy->getBlock()->findAncestorOpInBlock(*user);
-    if (!inBlock || !copy->isBeforeInBlock(inBlock))
-      return false;
-    if (auto linalgOp = dyn_cast<linalg::LinalgOp>(user)) {
-      if (!linalgOp.isDpsInput(&use))
-        return false;
-      continue;
-    }
-    if (auto read = dyn_cast<memref::CopyOp>(user)) {
-      if (read.getSource() != view)
-        return false;
-      continue;
-    }
-    return false;
-  }
-  return true;
 }
 
 struct InPlaceUpdatesPass
@@ -343,22 +327,8 @@ struct InPlaceUpdatesPass
           return false;
         continue;
       }
-      Operation *inBlock = copy->getBlock()->findAncestorOpInBlock(*user);
-      if (!inBlock)
+      if (!runsBefore(user, copy) && !onlyReads(use))
         return false;
-      if (inBlock->isBeforeInBlock(copy))
-        continue;
-      if (auto linalgOp = dyn_cast<linalg::LinalgOp>(user)) {
-        if (!linalgOp.isDpsInput(&use))
-          return false;
-        continue;
-      }
-      if (auto read = dyn_cast<memref::CopyOp>(user)) {
-        if (read.getSource() != value)
-          return false;
-        continue;
-      }
-      return false;
     }
     return true;
   }

@@ -54,7 +54,9 @@ func.func @update(%x: memref<16x36xf32>, %us: memref<16x4xf32>, %b: memref<32x4x
 
 // Y0's columns are read again after the copy: the copy stays.
 // CHECK-LABEL: func.func @read_again
-// CHECK: memref.copy %{{.+}}, %[[Y:.+]] : memref<16x32xf32, strided<[36, 1]>> to memref<16x32xf32>
+// CHECK: %[[Y:.+]] = memref.alloc() : memref<16x32xf32>
+// CHECK: memref.copy %{{.+}}, %[[Y]] : memref<16x32xf32, strided<[36, 1]>> to memref<16x32xf32>
+// CHECK: linalg.matmul {{.+}} outs(%[[Y]] : memref<16x32xf32>)
 func.func @read_again(%x: memref<16x36xf32>, %us: memref<16x4xf32>, %b: memref<32x4xf32>, %out: memref<16x32xf32>) {
   %yu = memref.alloc() : memref<16x36xf32>
   memref.copy %x, %yu : memref<16x36xf32> to memref<16x36xf32>
@@ -78,7 +80,9 @@ func.func private @needs_identity(memref<16x32xf32>)
 
 // A user that takes only the identity layout (a call): the copy stays.
 // CHECK-LABEL: func.func @identity_user
-// CHECK: memref.copy %{{.+}}, %{{.+}} : memref<16x32xf32, strided<[36, 1]>> to memref<16x32xf32>
+// CHECK: %[[Y:.+]] = memref.alloc() : memref<16x32xf32>
+// CHECK: memref.copy %{{.+}}, %[[Y]] : memref<16x32xf32, strided<[36, 1]>> to memref<16x32xf32>
+// CHECK: call @needs_identity(%[[Y]])
 func.func @identity_user(%x: memref<16x36xf32>, %us: memref<16x4xf32>, %b: memref<32x4xf32>) {
   %yu = memref.alloc() : memref<16x36xf32>
   memref.copy %x, %yu : memref<16x36xf32> to memref<16x36xf32>
@@ -154,5 +158,31 @@ func.func @written_after(%g: memref<16x32xf32>, %out: memref<16x36xf32>) {
     linalg.yield %r : f32
   }
   memref.copy %cat, %out : memref<16x36xf32> to memref<16x36xf32>
+  return
+}
+
+// -----
+
+#mm_a = affine_map<(m, n, k) -> (m, k)>
+#mm_bt = affine_map<(m, n, k) -> (n, k)>
+#mm_c = affine_map<(m, n, k) -> (m, n)>
+
+// The same columns through a view made before the copy and read after it:
+// the copy stays (where a view is made does not matter, where it is read
+// does).
+// CHECK-LABEL: func.func @early_view
+// CHECK: %[[Y:.+]] = memref.alloc() : memref<16x32xf32>
+// CHECK: memref.copy %{{.+}}, %[[Y]] : memref<16x32xf32, strided<[36, 1]>> to memref<16x32xf32>
+// CHECK: linalg.matmul {{.+}} outs(%[[Y]] : memref<16x32xf32>)
+func.func @early_view(%x: memref<16x36xf32>, %us: memref<16x4xf32>, %b: memref<32x4xf32>, %out: memref<16x32xf32>) {
+  %yu = memref.alloc() : memref<16x36xf32>
+  memref.copy %x, %yu : memref<16x36xf32> to memref<16x36xf32>
+  %again = memref.subview %yu[0, 0] [16, 32] [1, 1] : memref<16x36xf32> to memref<16x32xf32, strided<[36, 1]>>
+  %y0 = memref.subview %yu[0, 0] [16, 32] [1, 1] : memref<16x36xf32> to memref<16x32xf32, strided<[36, 1]>>
+  %y = memref.alloc() : memref<16x32xf32>
+  memref.copy %y0, %y : memref<16x32xf32, strided<[36, 1]>> to memref<16x32xf32>
+  linalg.matmul indexing_maps = [#mm_a, #mm_bt, #mm_c] ins(%us, %b : memref<16x4xf32>, memref<32x4xf32>) outs(%y : memref<16x32xf32>)
+  memref.copy %again, %out : memref<16x32xf32, strided<[36, 1]>> to memref<16x32xf32>
+  memref.copy %y, %out : memref<16x32xf32> to memref<16x32xf32>
   return
 }
