@@ -224,6 +224,23 @@ void retype(Value value) {
   }
 }
 
+/// `buffer`'s users use `replacement` (a view of another buffer, retyped
+/// through its views); the copy between them, `buffer` and its deallocs
+/// go.
+void replaceBuffer(memref::AllocOp buffer, memref::CopyOp copy,
+                   Value replacement) {
+  SmallVector<Operation *> deallocs;
+  for (Operation *user : buffer->getUsers())
+    if (isa<memref::DeallocOp>(user))
+      deallocs.push_back(user);
+  for (Operation *dealloc : deallocs)
+    dealloc->erase();
+  copy->erase();
+  buffer.getResult().replaceAllUsesWith(replacement);
+  buffer->erase();
+  retype(replacement);
+}
+
 struct InPlaceUpdatesPass
     : public lora::impl::InPlaceUpdatesBase<InPlaceUpdatesPass> {
   void runOnOperation() override {
@@ -301,16 +318,7 @@ struct InPlaceUpdatesPass
     for (memref::ExpandShapeOp expand : reshapes)
       replacement = memref::CollapseShapeOp::create(
           b, expand.getLoc(), replacement, expand.getReassociationIndices());
-    SmallVector<Operation *> deallocs;
-    for (Operation *user : buffer->getUsers())
-      if (isa<memref::DeallocOp>(user))
-        deallocs.push_back(user);
-    for (Operation *dealloc : deallocs)
-      dealloc->erase();
-    copy->erase();
-    buffer.getResult().replaceAllUsesWith(replacement);
-    buffer->erase();
-    retype(replacement);
+    replaceBuffer(buffer, copy, replacement);
     return true;
   }
 
@@ -362,18 +370,8 @@ struct InPlaceUpdatesPass
       return false;
     if (!acceptsStrided(target.getResult(), sourceType))
       return false;
-    // Rewrite: the target's users use the source; the copy, the target and
-    // its deallocs go.
-    SmallVector<Operation *> deallocs;
-    for (Operation *user : target->getUsers())
-      if (isa<memref::DeallocOp>(user))
-        deallocs.push_back(user);
-    for (Operation *dealloc : deallocs)
-      dealloc->erase();
-    copy->erase();
-    target.getResult().replaceAllUsesWith(source);
-    target->erase();
-    retype(source);
+    // Rewrite: the target's users use the source.
+    replaceBuffer(target, copy, source);
     return true;
   }
 };
