@@ -14,6 +14,8 @@
 
 #include "lora/Conversion/Passes.h"
 
+#include "BufferUses.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -39,7 +41,9 @@ struct Part {
 
 /// The parts of `view` (a 2-D identity-layout buffer): every use but
 /// reading ones must be a full-width row block that one copy from a
-/// function argument fills, and the blocks tile the rows in order. Empty
+/// function argument fills, and the blocks tile the rows in order. The
+/// arguments must only be read in the whole function, so that reading
+/// them later, in place, sees what the copies would have copied. Empty
 /// when `view` is anything else.
 SmallVector<Part> partsOf(memref::ViewOp view, func::FuncOp function,
                           SmallVector<OpOperand *> &reads) {
@@ -74,7 +78,8 @@ SmallVector<Part> partsOf(memref::ViewOp view, func::FuncOp function,
         ShapedType::isDynamicShape(offsets) || ShapedType::isDynamicShape(sizes) ||
         offsets[1] != 0 || sizes[1] != columns ||
         argumentType.getShape() != sizes ||
-        copy->getBlock() != view->getBlock())
+        copy->getBlock() != view->getBlock() ||
+        !lora::everyUseThroughViews(argument, lora::onlyReads))
       return {};
     parts.push_back({copy, argument, offsets[0], sizes[0]});
   }

@@ -22,6 +22,8 @@
 
 #include "lora/Conversion/Passes.h"
 
+#include "BufferUses.h"
+
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -32,6 +34,8 @@ namespace mlir::lora {
 } // namespace mlir::lora
 
 using namespace mlir;
+using mlir::lora::everyUseThroughViews;
+using mlir::lora::onlyReads;
 
 namespace {
 
@@ -120,20 +124,14 @@ bool columnUsesAre(Value view, Footprint range, const Footprint &footprint,
   return true;
 }
 
-/// Whether `op` runs before `copy` (both in or under copy's block).
+/// Whether `op` runs before / after `copy` (in or under copy's block).
 bool runsBefore(Operation *op, memref::CopyOp copy) {
   Operation *inBlock = copy->getBlock()->findAncestorOpInBlock(*op);
   return inBlock && inBlock->isBeforeInBlock(copy);
 }
-
-/// Whether `use` only reads its buffer (a linalg input, a copy's source).
-bool onlyReads(OpOperand &use) {
-  Operation *user = use.getOwner();
-  if (auto linalgOp = dyn_cast<linalg::LinalgOp>(user))
-    return linalgOp.isDpsInput(&use);
-  if (auto copy = dyn_cast<memref::CopyOp>(user))
-    return copy.getSource() == use.get();
-  return false;
+bool runsAfter(Operation *op, memref::CopyOp copy) {
+  Operation *inBlock = copy->getBlock()->findAncestorOpInBlock(*op);
+  return inBlock && copy->isBeforeInBlock(inBlock);
 }
 
 /// Whether, apart from the chain to `except`, nothing touches the root's
@@ -151,10 +149,33 @@ bool othersOnlyReadAfter(Value root, Footprint whole,
                          const Footprint &footprint, memref::CopyOp copy,
                          Value except) {
   return columnUsesAre(root, whole, footprint, except, [&](OpOperand &use) {
-    Operation *inBlock =
-        copy->getBlock()->findAncestorOpInBlock(*use.getOwner());
-    return inBlock && copy->isBeforeInBlock(inBlock) && onlyReads(use);
+    return runsAfter(use.getOwner(), copy) && onlyReads(use);
   });
+}
+
+/// The result type view op `user` gets from a `source` of type `source`
+/// (a strided layout where it had the identity); null for any other op,
+/// failure for a view that cannot take it.
+FailureOr<MemRefType> viewResultType(Operation *user, MemRefType source) {
+  if (auto expand = dyn_cast<memref::ExpandShapeOp>(user))
+    return memref::ExpandShapeOp::computeExpandedType(
+        source, expand.getType().getShape(), expand.getReassociationIndices());
+  if (auto collapse = dyn_cast<memref::CollapseShapeOp>(user)) {
+    auto reassociation = collapse.getReassociationIndices();
+    if (!memref::CollapseShapeOp::isGuaranteedCollapsible(source,
+                                                           reassociation))
+      return failure();
+    return memref::CollapseShapeOp::computeCollapsedType(source,
+                                                         reassociation);
+  }
+  if (auto subview = dyn_cast<memref::SubViewOp>(user)) {
+    if (subview.getType().getRank() != source.getRank())
+      return failure();
+    return memref::SubViewOp::inferResultType(
+        source, subview.getStaticOffsets(), subview.getStaticSizes(),
+        subview.getStaticStrides());
+  }
+  return MemRefType();
 }
 
 /// Whether `value`'s users can take a strided layout instead of the
@@ -164,63 +185,23 @@ bool acceptsStrided(Value value, MemRefType strided) {
   for (Operation *user : value.getUsers()) {
     if (isa<linalg::LinalgOp, memref::CopyOp, memref::DeallocOp>(user))
       continue;
-    if (auto expand = dyn_cast<memref::ExpandShapeOp>(user)) {
-      FailureOr<MemRefType> type = memref::ExpandShapeOp::computeExpandedType(
-          strided, expand.getType().getShape(),
-          expand.getReassociationIndices());
-      if (failed(type) || !acceptsStrided(expand.getResult(), *type))
-        return false;
-      continue;
-    }
-    if (auto collapse = dyn_cast<memref::CollapseShapeOp>(user)) {
-      auto reassociation = collapse.getReassociationIndices();
-      if (!memref::CollapseShapeOp::isGuaranteedCollapsible(strided,
-                                                             reassociation))
-        return false;
-      MemRefType type =
-          memref::CollapseShapeOp::computeCollapsedType(strided, reassociation);
-      if (!acceptsStrided(collapse.getResult(), type))
-        return false;
-      continue;
-    }
-    if (auto subview = dyn_cast<memref::SubViewOp>(user)) {
-      if (subview.getType().getRank() != strided.getRank())
-        return false;
-      MemRefType type = memref::SubViewOp::inferResultType(
-          strided, subview.getStaticOffsets(), subview.getStaticSizes(),
-          subview.getStaticStrides());
-      if (!acceptsStrided(subview.getResult(), type))
-        return false;
-      continue;
-    }
-    return false;
+    FailureOr<MemRefType> type = viewResultType(user, strided);
+    if (failed(type) || !*type || !acceptsStrided(user->getResult(0), *type))
+      return false;
   }
   return true;
 }
 
-/// Gives `value`'s view users the result types of a strided source (what
-/// acceptsStrided checked).
+/// Gives `value`'s view users the result types of its (strided) type,
+/// which acceptsStrided checked.
 void retype(Value value) {
-  auto strided = cast<MemRefType>(value.getType());
   for (Operation *user : value.getUsers()) {
-    Value result;
-    if (auto expand = dyn_cast<memref::ExpandShapeOp>(user)) {
-      result = expand.getResult();
-      result.setType(*memref::ExpandShapeOp::computeExpandedType(
-          strided, expand.getType().getShape(),
-          expand.getReassociationIndices()));
-    } else if (auto collapse = dyn_cast<memref::CollapseShapeOp>(user)) {
-      result = collapse.getResult();
-      result.setType(memref::CollapseShapeOp::computeCollapsedType(
-          strided, collapse.getReassociationIndices()));
-    } else if (auto subview = dyn_cast<memref::SubViewOp>(user)) {
-      result = subview.getResult();
-      result.setType(memref::SubViewOp::inferResultType(
-          strided, subview.getStaticOffsets(), subview.getStaticSizes(),
-          subview.getStaticStrides()));
-    }
-    if (result)
-      retype(result);
+    FailureOr<MemRefType> type =
+        viewResultType(user, cast<MemRefType>(value.getType()));
+    if (failed(type) || !*type)
+      continue;
+    user->getResult(0).setType(*type);
+    retype(user->getResult(0));
   }
 }
 
@@ -325,20 +306,10 @@ struct InPlaceUpdatesPass
   /// Whether every use of `value` (through views) after `copy` only reads;
   /// the copy itself reads.
   static bool readOnlyAfter(Value value, memref::CopyOp copy) {
-    for (OpOperand &use : value.getUses()) {
-      Operation *user = use.getOwner();
-      if (user == copy || isa<memref::DeallocOp>(user))
-        continue;
-      if (isa<memref::SubViewOp, memref::ExpandShapeOp,
-              memref::CollapseShapeOp>(user)) {
-        if (!readOnlyAfter(user->getResult(0), copy))
-          return false;
-        continue;
-      }
-      if (!runsBefore(user, copy) && !onlyReads(use))
-        return false;
-    }
-    return true;
+    return everyUseThroughViews(value, [&](OpOperand &use) {
+      return use.getOwner() == copy || runsBefore(use.getOwner(), copy) ||
+             onlyReads(use);
+    });
   }
 
   bool rewrite(memref::CopyOp copy) {
@@ -347,13 +318,10 @@ struct InPlaceUpdatesPass
     if (!target || target->getBlock() != copy->getBlock() ||
         !target.getType().getLayout().isIdentity())
       return false;
-    for (Operation *user : target->getUsers()) {
-      if (user == copy || isa<memref::DeallocOp>(user))
-        continue;
-      Operation *inBlock = copy->getBlock()->findAncestorOpInBlock(*user);
-      if (!inBlock || !copy->isBeforeInBlock(inBlock))
+    for (Operation *user : target->getUsers())
+      if (user != copy && !isa<memref::DeallocOp>(user) &&
+          !runsAfter(user, copy))
         return false;
-    }
     // The source: a view of another buffer that nothing else touches
     // after the copy.
     Value source = copy.getSource();

@@ -88,3 +88,24 @@ func.func @partly(%w: memref<32x8xf32>, %x: memref<6x8xf32>, %y: memref<6x36xf32
       ins(%x, %wa : memref<6x8xf32>, memref<36x8xf32>) outs(%y : memref<6x36xf32>)
   return
 }
+
+// -----
+
+// A is also written in the step (here after the GEMM): reading it in place
+// would see what the copy did not, so the copies stay.
+// CHECK-LABEL: func.func @argument_written
+// CHECK-NOT: scf.if
+func.func @argument_written(%w: memref<32x8xf32>, %a: memref<4x8xf32>, %x: memref<6x8xf32>, %y: memref<6x36xf32>) {
+  %c0 = arith.constant 0 : index
+  %zero = arith.constant 0.0 : f32
+  %arena = memref.alloc() : memref<4096xi8>
+  %wa = memref.view %arena[%c0][] : memref<4096xi8> to memref<36x8xf32>
+  %top = memref.subview %wa[0, 0] [32, 8] [1, 1] : memref<36x8xf32> to memref<32x8xf32, strided<[8, 1]>>
+  memref.copy %w, %top : memref<32x8xf32> to memref<32x8xf32, strided<[8, 1]>>
+  %bottom = memref.subview %wa[32, 0] [4, 8] [1, 1] : memref<36x8xf32> to memref<4x8xf32, strided<[8, 1], offset: 256>>
+  memref.copy %a, %bottom : memref<4x8xf32> to memref<4x8xf32, strided<[8, 1], offset: 256>>
+  linalg.fill ins(%zero : f32) outs(%a : memref<4x8xf32>)
+  linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
+      ins(%x, %wa : memref<6x8xf32>, memref<36x8xf32>) outs(%y : memref<6x36xf32>)
+  return
+}
