@@ -67,27 +67,29 @@ run)
     cmake --build "$build"
     (cd "$build" && ctest --output-on-failure | tail -3)
   fi
-  rm -rf "$dir/cpu-run" "$dir/cuda-run"
-  "$build/bin/lora-train" --artifact "$dir/cpu" --max_steps 6 \
-    --logging_steps 1 --output_dir "$dir/cpu-run"
-  "$build/bin/lora-train" --artifact "$dir/cuda" --max_steps 6 \
-    --logging_steps 1 --output_dir "$dir/cuda-run"
-  python3 "$inputs/compare_losses.py" "$dir/cuda-run/metrics.jsonl" \
-    "$dir/cpu-run/metrics.jsonl" 1e-4 | tee "$dir/losses.txt"
-  grep -q "losses agree: True" "$dir/losses.txt"
+  # train SIDE: 6 steps of $dir/SIDE into $dir/SIDE-run.
+  train() {
+    rm -rf "$dir/$1-run"
+    "$build/bin/lora-train" --artifact "$dir/$1" --max_steps 6 \
+      --logging_steps 1 --output_dir "$dir/$1-run"
+  }
+  # losses_agree CUDA CPU TOLERANCE: the two runs' losses, printed and kept.
+  losses_agree() {
+    python3 "$inputs/compare_losses.py" "$dir/$1-run/metrics.jsonl" \
+      "$dir/$2-run/metrics.jsonl" "$3" | tee "$dir/losses-$1.txt"
+    grep -q "losses agree: True" "$dir/losses-$1.txt"
+  }
+  train cpu
+  train cuda
+  losses_agree cuda cpu 1e-4
   python3 "$inputs/compare_tensors.py" "$dir/cuda-run/adapter_model.safetensors" \
     "$dir/cpu-run/adapter_model.safetensors" 1e-3
   # bf16 GEMM inputs (cuBLASLt's tensor cores against the CPU's widened
   # sgemm): the same rounding, other summation orders.
   if [[ -d $dir/cuda-bf16 ]]; then
-    for side in cpu-bf16 cuda-bf16; do
-      rm -rf "$dir/$side-run"
-      "$build/bin/lora-train" --artifact "$dir/$side" --max_steps 6 \
-        --logging_steps 1 --output_dir "$dir/$side-run" >/dev/null
-    done
-    python3 "$inputs/compare_losses.py" "$dir/cuda-bf16-run/metrics.jsonl" \
-      "$dir/cpu-bf16-run/metrics.jsonl" 1e-3 | tee "$dir/losses-bf16.txt"
-    grep -q "losses agree: True" "$dir/losses-bf16.txt"
+    train cpu-bf16 >/dev/null
+    train cuda-bf16 >/dev/null
+    losses_agree cuda-bf16 cpu-bf16 1e-3
   fi
   ;;
 *)
