@@ -161,6 +161,11 @@ _mlir_ciface_lora_sgemm_f32(int32_t transposeA, int32_t transposeB,
   static const int configured = lora::runtime::configureThreads(1);
   (void)configured;
   auto gemm = [&] {
+    if (lora::runtime::skinnyGemmApplies(transposeB, m, n, k))
+      return lora::runtime::skinnyGemm(
+          transposeA, m, n, k, a->aligned + a->offset, a->strides[0],
+          b->aligned + b->offset, b->strides[0], c->aligned + c->offset,
+          c->strides[0], accumulate != 0, gemmThreads(m, n));
     sgemmBlocks(transposeA, transposeB, accumulate ? 1.0f : 0.0f, *a, *b, *c, m,
                 n, k, gemmThreads(m, n));
   };

@@ -80,7 +80,8 @@ TEST_P(GemmTest, MatchesNaiveLoops) {
                               &cv);
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n + pad; ++j)
-      EXPECT_NEAR(c[i * (n + pad) + j], expected[i * (n + pad) + j], 1e-5)
+      EXPECT_NEAR(c[i * (n + pad) + j], expected[i * (n + pad) + j],
+                  std::max(1e-5, 2e-7 * double(k)))
           << i << "," << j << (j >= n ? " (padding must stay)" : "");
 }
 
@@ -88,7 +89,16 @@ INSTANTIATE_TEST_SUITE_P(
     TransposesBetaAndShapes, GemmTest,
     ::testing::Combine(::testing::Bool(), ::testing::Bool(), ::testing::Bool(),
                        ::testing::Values(Shape{5, 7, 3}, Shape{100, 7, 9},
-                                         Shape{5, 100, 9})));
+                                         Shape{5, 100, 9},
+                                         // Adapter shapes (skinnyGemm where
+                                         // B is not transposed): N of 32,
+                                         // 48 and 16 with row tails, M of
+                                         // 16 and 32, K in several chunks.
+                                         Shape{300, 32, 200},
+                                         Shape{259, 48, 130},
+                                         Shape{263, 16, 300},
+                                         Shape{16, 272, 150},
+                                         Shape{32, 256, 70})));
 
 } // namespace
 
@@ -150,5 +160,90 @@ TEST(GemmBf16Test, MultipliesTheBf16ValuesInFp32) {
   // GEMM of the f32 values otherwise.
   EXPECT_GT(largestRounding, 1e-3);
 }
+
+} // namespace
+
+namespace {
+
+/// The shapes lora_sgemm_f32 gives to skinnyGemm: a side of 16 to 64 (the
+/// rank) against a long one, B in place. Where the CPU lacks AVX-512 none
+/// are, and OpenBLAS runs every GEMM (GemmTest covers that path).
+TEST(SkinnyGemmTest, TakesTheAdapterShapes) {
+  if (!__builtin_cpu_supports("avx512f")) {
+    EXPECT_FALSE(lora::runtime::skinnyGemmApplies(0, 2048, 16, 1376));
+    GTEST_SKIP() << "no AVX-512F: OpenBLAS runs every GEMM";
+  }
+  // dU = dY·B, dB = dYᵀ·U, dA = dUᵀ·X of a rank-16 adapter, and rank 64.
+  EXPECT_TRUE(lora::runtime::skinnyGemmApplies(0, 2048, 16, 1376));
+  EXPECT_TRUE(lora::runtime::skinnyGemmApplies(0, 1376, 16, 2048));
+  EXPECT_TRUE(lora::runtime::skinnyGemmApplies(0, 16, 512, 2048));
+  EXPECT_TRUE(lora::runtime::skinnyGemmApplies(0, 2048, 64, 512));
+  // B transposed (the rank-r update Y0 += U·Bᵀ), a rank not a multiple of
+  // 16, a side of 80, short K, both sides short: OpenBLAS.
+  EXPECT_FALSE(lora::runtime::skinnyGemmApplies(1, 2048, 16, 1376));
+  EXPECT_FALSE(lora::runtime::skinnyGemmApplies(0, 2048, 8, 1376));
+  EXPECT_FALSE(lora::runtime::skinnyGemmApplies(0, 2048, 80, 1376));
+  EXPECT_FALSE(lora::runtime::skinnyGemmApplies(0, 2048, 16, 32));
+  EXPECT_FALSE(lora::runtime::skinnyGemmApplies(0, 128, 64, 256));
+}
+
+struct SkinnyCase {
+  int64_t m, n, k;
+  bool transposeA, accumulate;
+  int threads;
+};
+
+class SkinnyGemmKernelTest : public ::testing::TestWithParam<SkinnyCase> {};
+
+/// skinnyGemm itself against double-precision loops, on padded (strided)
+/// operands: every tile width (N = 16..64), M-short tiles, row tails, K
+/// shorter than a chunk and over several, one and two threads.
+TEST_P(SkinnyGemmKernelTest, MatchesNaiveLoops) {
+  if (!__builtin_cpu_supports("avx512f"))
+    GTEST_SKIP() << "skinnyGemm needs AVX-512F";
+  SkinnyCase t = GetParam();
+  const int64_t pad = 5;
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> uniform(-1, 1);
+  int64_t aRows = t.transposeA ? t.k : t.m, aCols = t.transposeA ? t.m : t.k;
+  int64_t lda = aCols + pad, ldb = t.n + pad, ldc = t.n + pad;
+  std::vector<float> a(aRows * lda), b(t.k * ldb), c(t.m * ldc);
+  for (float &x : a)
+    x = uniform(rng);
+  for (float &x : b)
+    x = uniform(rng);
+  for (int64_t i = 0; i < t.m; ++i)
+    for (int64_t j = 0; j < ldc; ++j)
+      c[i * ldc + j] = j < t.n && !t.accumulate
+                           ? std::numeric_limits<float>::quiet_NaN()
+                           : uniform(rng);
+  std::vector<float> expected = c;
+  for (int64_t i = 0; i < t.m; ++i)
+    for (int64_t j = 0; j < t.n; ++j) {
+      double sum = t.accumulate ? c[i * ldc + j] : 0;
+      for (int64_t p = 0; p < t.k; ++p)
+        sum += double(t.transposeA ? a[p * lda + i] : a[i * lda + p]) *
+               double(b[p * ldb + j]);
+      expected[i * ldc + j] = float(sum);
+    }
+  lora::runtime::skinnyGemm(t.transposeA, t.m, t.n, t.k, a.data(), lda,
+                            b.data(), ldb, c.data(), ldc, t.accumulate,
+                            t.threads);
+  for (int64_t i = 0; i < t.m; ++i)
+    for (int64_t j = 0; j < ldc; ++j)
+      ASSERT_NEAR(c[i * ldc + j], expected[i * ldc + j], 2e-4)
+          << i << "," << j << (j >= t.n ? " (padding must stay)" : "");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Tiles, SkinnyGemmKernelTest,
+    ::testing::Values(SkinnyCase{263, 16, 300, true, false, 2},
+                      SkinnyCase{263, 16, 300, false, true, 2},
+                      SkinnyCase{250, 32, 129, true, true, 1},
+                      SkinnyCase{259, 48, 64, false, false, 2},
+                      SkinnyCase{257, 64, 257, true, false, 2},
+                      SkinnyCase{16, 272, 300, true, false, 2},
+                      SkinnyCase{32, 256, 100, false, true, 1},
+                      SkinnyCase{48, 320, 130, true, true, 3}));
 
 } // namespace

@@ -80,6 +80,22 @@ GemmShape checkedGemmShape(const char *caller, int32_t transposeA,
                            const MatrixLayout &a, const MatrixLayout &b,
                            const MatrixLayout &c);
 
+/// Whether lora_sgemm_f32 runs C (+)= op(A) · B through skinnyGemm instead
+/// of OpenBLAS: on x86-64 CPUs with AVX-512F, B not transposed, one side of
+/// C of 16, 32, 48 or 64 (a LoRA rank) and the other at least 256, N a
+/// multiple of 16, K at least 64, and LORA_SKINNY_GEMM not "0" (the
+/// environment switch that keeps OpenBLAS for every GEMM, for A/B runs).
+bool skinnyGemmApplies(int32_t transposeB, int64_t m, int64_t n, int64_t k);
+
+/// C (M x N, row stride ldc) = op(A) · B, or C += op(A) · B when
+/// `accumulate`, without packing either operand: A is M x K (lda), or K x M
+/// when `transposeA`; B is K x N (ldb). Tiles of C stay in registers
+/// through the whole K loop, spread over `threads` OpenMP threads. Only for
+/// shapes skinnyGemmApplies accepts (SkinnyGemm.cpp says why it exists).
+void skinnyGemm(int32_t transposeA, int64_t m, int64_t n, int64_t k,
+                const float *a, int64_t lda, const float *b, int64_t ldb,
+                float *c, int64_t ldc, bool accumulate, int threads);
+
 } // namespace lora::runtime
 
 #endif // LORA_RUNTIME_GEMM_H
