@@ -13,6 +13,7 @@
 #include "mlir/InitAllPasses.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
+#include "llvm/Support/FormatVariadic.h"
 
 #include <cstdlib>
 #include <mutex>
@@ -22,7 +23,8 @@ using namespace mlir;
 /// Upstream passes after convert-lora-to-linalg, in textual form: the same
 /// spelling a user would pass to mlir-opt.
 /// Shared by the CPU and GPU lowerings: linalg on tensors to buffers, the
-/// step's results as out-parameters, temporaries in one planned arena.
+/// step's results as out-parameters, temporaries in one planned arena. A
+/// formatv template: {0} is lora-split-reductions' min-elements.
 static constexpr const char *kToBuffers =
     // eliminate-empty-tensors: producers write straight into the column
     // slices of concatenations (lora-fuse-adapters' [dY | dU]) instead of
@@ -32,10 +34,13 @@ static constexpr const char *kToBuffers =
     // level was CSE'd by lora-training-pipeline already.
     "func.func(convert-elementwise-to-linalg), canonicalize, "
     "lora-fuse-elementwise, canonicalize, "
+    // Whole-tensor sums (loss, gradient norm) as parallel partial sums,
+    // from {0} elements on.
+    "lora-split-reductions{{min-elements={0}}, "
     "eliminate-empty-tensors, "
-    "one-shot-bufferize{bufferize-function-boundaries "
+    "one-shot-bufferize{{bufferize-function-boundaries "
     "function-boundary-type-conversion=identity-layout-map}, canonicalize, "
-    "buffer-results-to-out-params{hoist-static-allocs "
+    "buffer-results-to-out-params{{hoist-static-allocs "
     "modify-public-functions}, "
     "func.func(buffer-hoisting), buffer-deallocation-pipeline, "
     // lora-in-place-updates: the adapter's rank-r update accumulates into
@@ -90,7 +95,8 @@ static std::string loweringPipeline(bool openmp, bool bf16) {
 }
 
 LogicalResult mlir::lora::buildBufferizationPipeline(OpPassManager &pm,
-                                                     StringRef flashAttention) {
+                                                     StringRef flashAttention,
+                                                     int64_t splitSumsFrom) {
   // The textual pipeline names upstream passes; make sure they are known
   // when a program other than lora-opt (lora-run, tests) builds it.
   // Registering a pass again is harmless.
@@ -102,7 +108,7 @@ LogicalResult mlir::lora::buildBufferizationPipeline(OpPassManager &pm,
   ConvertLoraToLinalgOptions options;
   options.flashAttention = flashAttention.str();
   pm.addPass(createConvertLoraToLinalg(options));
-  return parsePassPipeline(kToBuffers, pm);
+  return parsePassPipeline(llvm::formatv(kToBuffers, splitSumsFrom).str(), pm);
 }
 
 LogicalResult mlir::lora::buildCpuLoweringPipeline(OpPassManager &pm,

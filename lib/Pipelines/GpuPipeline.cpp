@@ -26,7 +26,10 @@ static std::string cudaToolkit(const std::string &given) {
 LogicalResult
 mlir::lora::buildGpuLoweringPipeline(OpPassManager &pm,
                                      const GpuPipelineOptions &options) {
-  if (failed(buildBufferizationPipeline(pm, "gpu")))
+  // Sums of 256 elements or more as kernels: left to the host code, a sum
+  // reads its managed buffer (a gradient, the per-token losses) on the
+  // host, moving it off the GPU and back every step.
+  if (failed(buildBufferizationPipeline(pm, "gpu", /*splitSumsFrom=*/256)))
     return failure();
   std::string toolkit = cudaToolkit(options.cudaPath);
   std::string pipeline = llvm::formatv(

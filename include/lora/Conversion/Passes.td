@@ -291,4 +291,36 @@ def FuseElementwise : Pass<"lora-fuse-elementwise"> {
   let dependentDialects = ["::mlir::linalg::LinalgDialect"];
 }
 
+def SplitReductions : Pass<"lora-split-reductions"> {
+  let summary = "Split whole-tensor sums into parallel partial sums and a short final sum";
+  let description = [{
+    Runs on the linalg form of a step, on tensors. A `linalg.generic` that
+    reduces a whole 1-D tensor to a scalar (the loss over tokens, each
+    parameter's squared-gradient sum for the gradient norm) has no
+    parallel loop: on the CPU it ran on one thread, and on the GPU it
+    stayed in the host code as a loop over managed memory, pulling every
+    gradient from the GPU to the host and back each step. Upstream's
+    `linalg::splitReduction` rewrites one of at least `min-elements`
+    elements into partial sums over contiguous chunks of at least `chunk`
+    elements (a loop over the partials that is parallel: OpenMP threads
+    on the CPU, a kernel on the GPU) and a reduction of the partials into
+    the scalar. The number of partials is the largest power of two that
+    divides the size, keeps chunks of `chunk` or more and is at most
+    `max-parts`; a size with no such split stays as it is. Only
+    reductions whose combiner has an identity (addf, mulf, maximumf, ...)
+    are split. Sums change order, so results change in the last bits.
+  }];
+  let options = [
+    Option<"minElements", "min-elements", "int64_t", "4096",
+           "smallest reduction that is split">,
+    Option<"chunk", "chunk", "int64_t", "64",
+           "fewest elements summed by one partial">,
+    Option<"maxParts", "max-parts", "int64_t", "4096",
+           "most partial sums">
+  ];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect",
+                           "::mlir::arith::ArithDialect"];
+}
+
 #endif // LORA_CONVERSION_PASSES_TD

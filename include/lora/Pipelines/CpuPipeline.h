@@ -15,9 +15,13 @@ namespace mlir::lora {
 /// lora ops -> linalg on tensors -> bufferized, results as out-parameters,
 /// temporaries in one planned arena (both backends start so).
 /// `flashAttention`: "none", or "cpu"/"gpu" to leave attention to the
-/// runtime's flash kernels.
+/// runtime's flash kernels. Whole-tensor sums of `splitSumsFrom` elements
+/// or more become parallel partial sums (lora-split-reductions): on the
+/// CPU only where threads pay for themselves, on the GPU every sum a host
+/// loop would otherwise run over managed memory.
 LogicalResult buildBufferizationPipeline(OpPassManager &pm,
-                                         StringRef flashAttention = "none");
+                                         StringRef flashAttention = "none",
+                                         int64_t splitSumsFrom = 4096);
 
 /// buildBufferizationPipeline, then GEMMs as OpenBLAS calls, the rest as
 /// vectorized loops -> LLVM dialect. With `openmp`, each loop nest's

@@ -35,6 +35,7 @@ struct Method {
   /// Tokens per sequence: 256 and more split causal attention into blocks
   /// of 128 query rows.
   int64_t sequence = 6;
+  int64_t vocabulary = 24;
 };
 
 void PrintTo(const Method &method, std::ostream *os) { *os << method.name; }
@@ -44,7 +45,7 @@ class CompiledStepTest : public ::testing::TestWithParam<Method> {};
 TEST_P(CompiledStepTest, MatchesTheReferenceEvaluator) {
   auto context = makeContext();
   mlir::lora::LlamaConfig config;
-  config.vocabSize = 24;
+  config.vocabSize = GetParam().vocabulary;
   config.hiddenSize = 16;
   config.intermediateSize = 20;
   config.numHiddenLayers = 2;
@@ -224,7 +225,10 @@ INSTANTIATE_TEST_SUITE_P(
         Method{"FullFlashAttention", "method=full", true},
         Method{"LoraFlashAttention", "method=lora rank=4 dropout=0.1", true},
         Method{"LoraCausalBlocks", "method=lora rank=4", false, 256},
-        Method{"FullCausalBlocks", "method=full", false, 384}),
+        Method{"FullCausalBlocks", "method=full", false, 384},
+        // 256 x 16 embedding and lm_head gradients: lora-split-reductions
+        // sums their squares for the gradient norm as 64 partial sums.
+        Method{"FullSplitSums", "method=full", false, 6, 256}),
     [](const ::testing::TestParamInfo<Method> &info) {
       return std::string(info.param.name);
     });
