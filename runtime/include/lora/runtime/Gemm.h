@@ -2,7 +2,8 @@
 //
 // Compiled CPU steps call these for every linalg.matmul that
 // lora-matmul-to-blas rewrites: C += op(A) · op(B) in f32, row-major, with
-// OpenBLAS doing the work. The memref arguments follow MLIR's C interface
+// OpenBLAS doing the work, except for the adapter's GEMMs with a side of
+// 16-64 (skinnyGemm, on AVX-512). The memref arguments follow MLIR's C interface
 // (a pointer to a descriptor), hence the `_mlir_ciface_` names.
 //
 //===----------------------------------------------------------------------===//
