@@ -19,6 +19,11 @@ config.environment["PATH"] = os.pathsep.join(
      config.environment.get("PATH", os.environ.get("PATH", ""))])
 config.substitutions.append(("%lora_src_root", config.lora_src_root))
 config.substitutions.append(("%lora_obj_root", config.lora_obj_root))
+# mlir-runner's printing functions (vector.print), from libmlir-22.
+config.substitutions.append(
+    ("%mlir_c_runner_utils",
+     os.path.join(os.path.dirname(config.llvm_tools_dir), "lib",
+                  "libmlir_c_runner_utils.so")))
 
 
 def _gpu_present():

@@ -24,7 +24,8 @@ using namespace mlir;
 /// spelling a user would pass to mlir-opt.
 /// Shared by the CPU and GPU lowerings: linalg on tensors to buffers, the
 /// step's results as out-parameters, temporaries in one planned arena. A
-/// formatv template: {0} is lora-split-reductions' min-elements.
+/// formatv template: {0} and {1} are lora-split-reductions' min-elements
+/// and row-min-elements.
 static constexpr const char *kToBuffers =
     // eliminate-empty-tensors: producers write straight into the column
     // slices of concatenations (lora-fuse-adapters' [dY | dU]) instead of
@@ -35,8 +36,8 @@ static constexpr const char *kToBuffers =
     "func.func(convert-elementwise-to-linalg), canonicalize, "
     "lora-fuse-elementwise, canonicalize, "
     // Whole-tensor sums (loss, gradient norm) as parallel partial sums,
-    // from {0} elements on.
-    "lora-split-reductions{{min-elements={0}}, "
+    // from {0} elements on; row reductions from {1} (0: none).
+    "lora-split-reductions{{min-elements={0} row-min-elements={1}}, "
     "eliminate-empty-tensors, "
     "one-shot-bufferize{{bufferize-function-boundaries "
     "function-boundary-type-conversion=identity-layout-map}, canonicalize, "
@@ -96,7 +97,8 @@ static std::string loweringPipeline(bool openmp, bool bf16) {
 
 LogicalResult mlir::lora::buildBufferizationPipeline(OpPassManager &pm,
                                                      StringRef flashAttention,
-                                                     int64_t splitSumsFrom) {
+                                                     int64_t splitSumsFrom,
+                                                     int64_t splitRowsFrom) {
   // The textual pipeline names upstream passes; make sure they are known
   // when a program other than lora-opt (lora-run, tests) builds it.
   // Registering a pass again is harmless.
@@ -108,13 +110,17 @@ LogicalResult mlir::lora::buildBufferizationPipeline(OpPassManager &pm,
   ConvertLoraToLinalgOptions options;
   options.flashAttention = flashAttention.str();
   pm.addPass(createConvertLoraToLinalg(options));
-  return parsePassPipeline(llvm::formatv(kToBuffers, splitSumsFrom).str(), pm);
+  return parsePassPipeline(
+      llvm::formatv(kToBuffers, splitSumsFrom, splitRowsFrom).str(), pm);
 }
 
 LogicalResult mlir::lora::buildCpuLoweringPipeline(OpPassManager &pm,
                                                    bool flashAttention,
-                                                   bool openmp, bool bf16) {
-  if (failed(buildBufferizationPipeline(pm, flashAttention ? "cpu" : "none")))
+                                                   bool openmp, bool bf16,
+                                                   int64_t splitRowsFrom) {
+  if (failed(buildBufferizationPipeline(pm, flashAttention ? "cpu" : "none",
+                                        /*splitSumsFrom=*/4096,
+                                        splitRowsFrom)))
     return failure();
   // LORA_PROFILE_IR=<file>: the loop-level IR goes to <file> and becomes
   // the code's line table, so a profiler (perf report --sort srcline)
@@ -140,6 +146,7 @@ void mlir::lora::registerCpuPipeline() {
       "lora-cpu-pipeline", "Lower a lora step to the LLVM dialect for the CPU",
       [](OpPassManager &pm, const CpuPipelineOptions &options) {
         (void)buildCpuLoweringPipeline(pm, options.flashAttention,
-                                       options.openmp, options.bf16);
+                                       options.openmp, options.bf16,
+                                       options.splitRowsFrom);
       });
 }

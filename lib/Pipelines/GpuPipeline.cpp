@@ -28,8 +28,11 @@ mlir::lora::buildGpuLoweringPipeline(OpPassManager &pm,
                                      const GpuPipelineOptions &options) {
   // Sums of 256 elements or more as kernels: left to the host code, a sum
   // reads its managed buffer (a gradient, the per-token losses) on the
-  // host, moving it off the GPU and back every step.
-  if (failed(buildBufferizationPipeline(pm, "gpu", /*splitSumsFrom=*/256)))
+  // host, moving it off the GPU and back every step. Rows of 1024 or more
+  // (RMSNorm over the hidden size, the loss over a vocabulary chunk) get
+  // up to 32 threads each instead of one.
+  if (failed(buildBufferizationPipeline(pm, "gpu", /*splitSumsFrom=*/256,
+                                        /*splitRowsFrom=*/1024)))
     return failure();
   std::string toolkit = cudaToolkit(options.cudaPath);
   std::string pipeline = llvm::formatv(

@@ -123,11 +123,13 @@ lowerStep(ModuleOp module, StringRef name, std::vector<BufferSpec> &arguments,
 llvm::Error mlir::lora::lowerStepForCpu(ModuleOp module, StringRef name,
                                         std::vector<BufferSpec> &arguments,
                                         std::vector<BufferSpec> &results,
-                                        bool flashAttention, bool bf16) {
+                                        bool flashAttention, bool bf16,
+                                        int64_t splitRowsFrom) {
   return lowerStep(module, name, arguments, results, "CPU",
                    [&](OpPassManager &pm) {
                      return buildCpuLoweringPipeline(pm, flashAttention,
-                                                     /*openmp=*/true, bf16);
+                                                     /*openmp=*/true, bf16,
+                                                     splitRowsFrom);
                    });
 }
 
@@ -166,7 +168,7 @@ static void initializeNativeTarget() {
 
 llvm::Expected<std::unique_ptr<JitStep>>
 JitStep::compile(ModuleOp module, StringRef name, bool flashAttention,
-                 bool gpu, bool bf16) {
+                 bool gpu, bool bf16, int64_t splitRowsFrom) {
   std::unique_ptr<JitStep> step(new JitStep());
   step->entry = name.str();
   step->gpu = gpu;
@@ -174,7 +176,8 @@ JitStep::compile(ModuleOp module, StringRef name, bool flashAttention,
           gpu ? lowerStepForGpu(module, name, step->argumentSpecs,
                                 step->resultSpecs, "sm_80", bf16)
               : lowerStepForCpu(module, name, step->argumentSpecs,
-                                step->resultSpecs, flashAttention, bf16))
+                                step->resultSpecs, flashAttention, bf16,
+                                splitRowsFrom))
     return std::move(error);
   step->arenaBytes = mlir::lora::plannedArenaBytes(module);
   step->reduces = mlir::lora::reducesGradients(module);

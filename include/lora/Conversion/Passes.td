@@ -309,6 +309,13 @@ def SplitReductions : Pass<"lora-split-reductions"> {
     `max-parts`; a size with no such split stays as it is. Only
     reductions whose combiner has an identity (addf, mulf, maximumf, ...)
     are split. Sums change order, so results change in the last bits.
+
+    With `row-min-elements` above 0 (the GPU pipeline), row reductions
+    too: a kernel whose last loop is its only reduction and runs over at
+    least that many elements (an RMSNorm's sum of squares over the hidden
+    size, the loss's maximum and sum over a vocabulary chunk) gets up to
+    `max-row-parts` partials per row, the partials' dimension innermost.
+    On the GPU a row then has that many threads instead of one.
   }];
   let options = [
     Option<"minElements", "min-elements", "int64_t", "4096",
@@ -316,7 +323,11 @@ def SplitReductions : Pass<"lora-split-reductions"> {
     Option<"chunk", "chunk", "int64_t", "64",
            "fewest elements summed by one partial">,
     Option<"maxParts", "max-parts", "int64_t", "4096",
-           "most partial sums">
+           "most partial sums">,
+    Option<"rowMinElements", "row-min-elements", "int64_t", "0",
+           "shortest row reduction that is split (0: none)">,
+    Option<"maxRowParts", "max-row-parts", "int64_t", "32",
+           "most partial sums per row">
   ];
   let dependentDialects = ["::mlir::linalg::LinalgDialect",
                            "::mlir::tensor::TensorDialect",

@@ -18,20 +18,26 @@ namespace mlir::lora {
 /// runtime's flash kernels. Whole-tensor sums of `splitSumsFrom` elements
 /// or more become parallel partial sums (lora-split-reductions): on the
 /// CPU only where threads pay for themselves, on the GPU every sum a host
-/// loop would otherwise run over managed memory.
+/// loop would otherwise run over managed memory. Row reductions over
+/// `splitRowsFrom` elements or more (0: none) get several partials per row:
+/// on the GPU, several threads per row instead of one.
 LogicalResult buildBufferizationPipeline(OpPassManager &pm,
                                          StringRef flashAttention = "none",
-                                         int64_t splitSumsFrom = 4096);
+                                         int64_t splitSumsFrom = 4096,
+                                         int64_t splitRowsFrom = 0);
 
 /// buildBufferizationPipeline, then GEMMs as OpenBLAS calls, the rest as
 /// vectorized loops -> LLVM dialect. With `openmp`, each loop nest's
 /// outermost parallel loop runs on OpenMP threads (the code then calls
 /// libomp's __kmpc_* entry points, which the runtime links).
 /// `bf16`: GEMM inputs rounded to bf16, fp32 accumulation
-/// (lora-matmul-to-blas{precision=bf16}).
+/// (lora-matmul-to-blas{precision=bf16}). `splitRowsFrom` above 0 splits
+/// row reductions as the GPU pipeline does (buildBufferizationPipeline):
+/// slower on the CPU, there so that tests run the GPU's form of them.
 LogicalResult buildCpuLoweringPipeline(OpPassManager &pm,
                                        bool flashAttention = false,
-                                       bool openmp = true, bool bf16 = false);
+                                       bool openmp = true, bool bf16 = false,
+                                       int64_t splitRowsFrom = 0);
 
 struct CpuPipelineOptions : public PassPipelineOptions<CpuPipelineOptions> {
   Option<bool> flashAttention{
@@ -48,6 +54,11 @@ struct CpuPipelineOptions : public PassPipelineOptions<CpuPipelineOptions> {
   Option<bool> bf16{*this, "bf16",
                     llvm::cl::desc("GEMM inputs in bf16, accumulated in fp32"),
                     llvm::cl::init(false)};
+  Option<int64_t> splitRowsFrom{
+      *this, "split-rows-from",
+      llvm::cl::desc("Split row reductions of this many elements or more "
+                     "into partial sums, as the GPU pipeline does (0: none)"),
+      llvm::cl::init(0)};
 };
 
 /// Registers `lora-cpu-pipeline` for lora-opt.

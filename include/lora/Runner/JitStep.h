@@ -39,10 +39,12 @@ llvm::Error collectBufferSpecs(ModuleOp module, StringRef name,
 /// Records the buffer specs of @`name` and lowers `module` (modified in
 /// place) to the LLVM dialect, with a C interface for @`name`. `bf16`:
 /// GEMM inputs rounded to bf16, fp32 accumulation (lora-run --bf16).
+/// `splitRowsFrom`: as buildCpuLoweringPipeline's (tests only).
 llvm::Error lowerStepForCpu(ModuleOp module, StringRef name,
                             std::vector<BufferSpec> &arguments,
                             std::vector<BufferSpec> &results,
-                            bool flashAttention = false, bool bf16 = false);
+                            bool flashAttention = false, bool bf16 = false,
+                            int64_t splitRowsFrom = 0);
 
 /// The same for NVIDIA GPUs (lora-gpu-pipeline): kernels as PTX for each
 /// of `chips` (comma-separated) inside gpu.binary ops, host code in the LLVM
@@ -85,9 +87,10 @@ public:
   /// `gpu`: lora-gpu-pipeline (PTX for sm_80, which the driver compiles for
   /// newer GPUs too), kernels launched through the runtime's CUDA backend;
   /// the caller checked that there is a GPU.
+  /// `splitRowsFrom`: as buildCpuLoweringPipeline's (tests only).
   static llvm::Expected<std::unique_ptr<JitStep>>
   compile(ModuleOp module, StringRef name, bool flashAttention = false,
-          bool gpu = false, bool bf16 = false);
+          bool gpu = false, bool bf16 = false, int64_t splitRowsFrom = 0);
   ~JitStep();
 
   const std::vector<BufferSpec> &arguments() const { return argumentSpecs; }

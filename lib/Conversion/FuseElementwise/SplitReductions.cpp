@@ -15,6 +15,8 @@
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
 #include "mlir/IR/PatternMatch.h"
 
+#include <tuple>
+
 namespace mlir::lora {
 #define GEN_PASS_DEF_SPLITREDUCTIONS
 #include "lora/Conversion/Passes.h.inc"
@@ -40,29 +42,42 @@ struct SplitReductions
   using SplitReductionsBase::SplitReductionsBase;
 
   void runOnOperation() override {
-    SmallVector<linalg::GenericOp> candidates;
+    // (op, parts, where the partials' dimension goes in the output)
+    SmallVector<std::tuple<linalg::GenericOp, int64_t, unsigned>> splits;
     getOperation()->walk([&](linalg::GenericOp op) {
-      // One loop, a reduction, over a static 1-D extent, into one scalar.
-      if (!op.hasPureTensorSemantics() || op.getNumLoops() != 1 ||
-          op.getNumReductionLoops() != 1 || op.getNumDpsInits() != 1)
+      if (!op.hasPureTensorSemantics() || op.getNumReductionLoops() != 1 ||
+          op.getNumDpsInits() != 1)
         return;
-      int64_t size = op.getStaticLoopRanges().front();
-      if (ShapedType::isDynamic(size) || size < minElements)
+      SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+      int64_t size = ranges.back();
+      if (ShapedType::isDynamic(size))
         return;
-      candidates.push_back(op);
+      if (ranges.size() == 1) {
+        // A whole 1-D tensor into one scalar.
+        if (size >= minElements)
+          splits.push_back({op, partsFor(size, chunk, maxParts), 0});
+        return;
+      }
+      // Rows: the last loop is the reduction, the output drops it; the
+      // partials become its innermost dimension (the threads of a row).
+      if (rowMinElements <= 0 || size < rowMinElements ||
+          op.getIteratorTypesArray().back() != utils::IteratorType::reduction)
+        return;
+      unsigned outputRank =
+          op.getMatchingIndexingMap(op.getDpsInitOperand(0)).getNumResults();
+      splits.push_back({op, partsFor(size, chunk, maxRowParts), outputRank});
     });
     IRRewriter rewriter(&getContext());
-    for (linalg::GenericOp op : candidates) {
-      int64_t size = op.getStaticLoopRanges().front();
-      int64_t parts = partsFor(size, chunk, maxParts);
+    for (auto [op, parts, index] : splits) {
       if (parts < 2)
         continue;
-      // Partials over contiguous chunks (the parallel dimension outside):
-      // OpenMP's loop on the CPU, the kernel's threads on the GPU.
-      auto control = [&](linalg::LinalgOp) {
+      // Partials over contiguous chunks (the partials' dimension parallel,
+      // outside the chunk): OpenMP's loop on the CPU, the kernel's threads
+      // on the GPU.
+      auto control = [&, parts = parts, index = index](linalg::LinalgOp) {
         linalg::SplitReductionOptions options;
         options.ratio = parts;
-        options.index = 0;
+        options.index = index;
         options.innerParallel = false;
         return options;
       };

@@ -36,6 +36,8 @@ struct Method {
   /// of 128 query rows.
   int64_t sequence = 6;
   int64_t vocabulary = 24;
+  /// Row reductions split as on the GPU, from this many elements (0: not).
+  int64_t splitRowsFrom = 0;
 };
 
 void PrintTo(const Method &method, std::ostream *os) { *os << method.name; }
@@ -81,7 +83,9 @@ TEST_P(CompiledStepTest, MatchesTheReferenceEvaluator) {
   auto evaluated = *reference->getOps<mlir::func::FuncOp>().begin();
 
   auto compiled =
-      mlir::lora::JitStep::compile(*module, "step", GetParam().flashAttention);
+      mlir::lora::JitStep::compile(*module, "step", GetParam().flashAttention,
+                                   /*gpu=*/false, /*bf16=*/false,
+                                   GetParam().splitRowsFrom);
   ASSERT_TRUE(bool(compiled)) << llvm::toString(compiled.takeError());
   mlir::lora::JitStep &step = **compiled;
 
@@ -228,7 +232,11 @@ INSTANTIATE_TEST_SUITE_P(
         Method{"FullCausalBlocks", "method=full", false, 384},
         // 256 x 16 embedding and lm_head gradients: lora-split-reductions
         // sums their squares for the gradient norm as 64 partial sums.
-        Method{"FullSplitSums", "method=full", false, 6, 256}),
+        Method{"FullSplitSums", "method=full", false, 6, 256},
+        // The GPU's row reductions: the loss's rows over the 256-word
+        // vocabulary in 4 partials each.
+        Method{"LoraSplitRows", "method=lora rank=4", false, 6, 256, 256},
+        Method{"FullSplitRows", "method=full", false, 6, 256, 256}),
     [](const ::testing::TestParamInfo<Method> &info) {
       return std::string(info.param.name);
     });
