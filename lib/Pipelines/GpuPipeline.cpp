@@ -49,7 +49,10 @@ mlir::lora::buildGpuLoweringPipeline(OpPassManager &pm,
       "convert-linalg-to-parallel-loops, "
       "func.func(lora-tile-for-gpu{{threads={0}}), "
       "func.func(convert-parallel-loops-to-gpu), gpu-kernel-outlining, "
-      "lora-host-shared-allocs, canonicalize, ",
+      "lora-host-shared-allocs, canonicalize, "
+      // Kernels, GEMMs and attention in order on one stream; the host
+      // waits only where it reads the GPU's results.
+      "lora-async-launches, ",
       int64_t(options.threads), options.bf16 ? "bf16" : "f32");
   // One PTX per chip; libdevice gives exp, log and friends.
   std::string libdevice = toolkit + "/nvvm/libdevice/libdevice.10.bc";

@@ -24,6 +24,8 @@ Status cudaSynchronizeDefaultStream() {
 
 std::vector<RuntimeEntryPoint> cudaEntryPoints() { return {}; }
 
+void *cudaStepStream() { return nullptr; }
+
 void *cudaAllocateShared(size_t) { return nullptr; }
 void cudaFreeShared(void *) {}
 

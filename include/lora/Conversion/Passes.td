@@ -114,6 +114,31 @@ def HostSharedAllocs : Pass<"lora-host-shared-allocs", "ModuleOp"> {
                            "::mlir::func::FuncDialect"];
 }
 
+def AsyncLaunches : Pass<"lora-async-launches", "ModuleOp"> {
+  let summary = "Launch kernels asynchronously on one stream; wait only where the host needs the GPU's results";
+  let description = [{
+    A synchronous `gpu.launch_func` lowers to a launch and a wait of the
+    host for the GPU: a step waited thousands of times. After kernel
+    outlining, this pass makes every launch of a host function `async` on
+    one stream (`gpu.wait async` at the function's start, which lowers to
+    the runtime's `mgpuStreamCreate`: the calling thread's stream). The
+    runtime's `lora_gpu_*` entry points other than the frees (GEMMs, flash
+    attention) enqueue their work on that stream too, so all of it runs in
+    program order. The host waits (`gpu.wait`) only:
+
+    - before an operation of its own that reads or writes a buffer some
+      kernel or stream call of the function uses (through any view), or
+      whose effects are unknown;
+    - before a call to any other function (the data-parallel all-reduce);
+    - before `func.return`, so the step's results are complete.
+
+    A loop or branch whose body touches such buffers on the host and
+    launches nothing gets one wait before it; one that launches waits
+    inside, where its body touches them.
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect"];
+}
+
 def ApproximateMath : Pass<"lora-approximate-math"> {
   let summary = "Replace f32 vector exp, sin and cos by polynomial approximations";
   let description = [{

@@ -315,9 +315,12 @@ extern "C" void mgpuLaunchKernel(CUfunction function, intptr_t gridX,
     check(d, result, "cuLaunchKernel", launch.describe());
 }
 
-// gpu-to-llvm brackets every launch with a stream create, synchronize and
-// destroy. One stream per thread serves them all: creating and destroying
-// a stream per kernel costs more than many small kernels.
+// The step's host code (lora-async-launches) asks for a stream once and
+// launches every kernel on it without waiting; the runtime's GEMMs and flash
+// attention enqueue on the same stream, so all of it runs in program order.
+// One stream per thread: creating and destroying one per kernel would cost
+// more than many small kernels, and `gpu.wait` destroys the stream it waits
+// for, which must stay usable.
 extern "C" CUstream mgpuStreamCreate() {
   static thread_local CUstream stream = [] {
     auto &d = driver("mgpuStreamCreate");
@@ -330,14 +333,20 @@ extern "C" CUstream mgpuStreamCreate() {
 }
 
 extern "C" void mgpuStreamSynchronize(CUstream stream) {
+  // Kernels run ahead of the host: a fault surfaces at the next wait, and
+  // may be any kernel since the last one (CUDA_LAUNCH_BLOCKING=1 makes every
+  // launch wait, to find which).
   auto &d = driver("mgpuStreamSynchronize");
   check(d, d.cuStreamSynchronize(stream), "cuStreamSynchronize",
-        " after the launch" + Launch::last().describe());
+        " (the last kernel launched before it:" +
+            Launch::last().describe() + ")");
 }
 
 extern "C" void mgpuStreamDestroy(CUstream) {
   // The thread's stream lives as long as the thread (mgpuStreamCreate).
 }
+
+void *lora::runtime::cudaStepStream() { return mgpuStreamCreate(); }
 
 namespace {
 /// The step's device arena: buffers freed by a step are kept by size and
@@ -439,22 +448,23 @@ extern "C" void _mlir_ciface_lora_gpu_free_64(LoraUnrankedMemRef *buffer) {
 
 namespace {
 
+/// One cuBLASLt handle and workspace per thread: the GEMMs of a thread run
+/// on its stream (mgpuStreamCreate), in order with its kernels, so one
+/// workspace serves them one after the other.
 struct Blas {
   cublasLtHandle_t handle = nullptr;
   void *workspace = nullptr;
   size_t workspaceBytes = size_t(32) << 20;
-  CUstream stream = nullptr;
 
   static Blas &get() {
-    static Blas blas;
-    static std::once_flag created;
-    std::call_once(created, [] {
-      auto &d = driver("lora_gpu_sgemm_f32");
-      checkBlas(cublasLtCreate(&blas.handle), "cublasLtCreate");
-      blas.workspace = lora::runtime::cudaAllocateShared(blas.workspaceBytes);
-      check(d, d.cuStreamCreate(&blas.stream, CU_STREAM_NON_BLOCKING),
-            "cuStreamCreate");
-    });
+    static thread_local Blas blas = [] {
+      driver("lora_gpu_sgemm_f32");
+      Blas created;
+      checkBlas(cublasLtCreate(&created.handle), "cublasLtCreate");
+      created.workspace =
+          lora::runtime::cudaAllocateShared(created.workspaceBytes);
+      return created;
+    }();
     return blas;
   }
 };
@@ -474,7 +484,6 @@ void gemmLt(const char *caller, int32_t transposeA, int32_t transposeB,
   if (m == 0 || n == 0)
     return;
   Blas &blas = Blas::get();
-  auto &d = driver(caller);
   // Row-major C = op(A) op(B) is column-major Cᵀ = op(B)ᵀ op(A)ᵀ: B comes
   // first, and each row-major matrix is its column-major transpose.
   cublasOperation_t opB = transposeB ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -499,12 +508,9 @@ void gemmLt(const char *caller, int32_t transposeA, int32_t transposeB,
   checkBlas(cublasLtMatmul(blas.handle, operation, &one, bData, layoutB, aData,
                            layoutA, &beta, cData, layoutC, cData, layoutC,
                            nullptr, blas.workspace, blas.workspaceBytes,
-                           blas.stream),
+                           mgpuStreamCreate()),
             "cublasLtMatmul");
-  // Kernels run on their own streams and synchronize; so does the GEMM.
-  check(d, d.cuStreamSynchronize(blas.stream), "cuStreamSynchronize",
-        " after the GEMM " + std::to_string(m) + "x" + std::to_string(n) +
-            "x" + std::to_string(k));
+  // No wait: the host code waits where it reads results (lora-async-launches).
   cublasLtMatrixLayoutDestroy(layoutA);
   cublasLtMatrixLayoutDestroy(layoutB);
   cublasLtMatrixLayoutDestroy(layoutC);

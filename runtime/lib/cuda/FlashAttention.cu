@@ -63,16 +63,47 @@ void useDriversDevice() {
   set = true;
 }
 
-/// Kernel launches and waits; a failure ends the process naming the kernel.
+/// The stream of the step's kernels (CudaBackend.cpp): attention runs in
+/// order with them, and the host code waits where it needs the results.
+cudaStream_t stepStream() { return static_cast<cudaStream_t>(cudaStepStream()); }
+
+/// A launch that failed ends the process naming the kernel. (A fault while
+/// it runs surfaces at the host code's next wait.)
 void finish(const char *kernel) {
   cudaError_t error = cudaGetLastError();
-  if (error == cudaSuccess)
-    error = cudaDeviceSynchronize();
   if (error != cudaSuccess) {
     std::fprintf(stderr, "lora: %s failed: %s\n", kernel,
                  cudaGetErrorString(error));
     std::exit(1);
   }
+}
+
+/// The backward's per-row statistics (log-sum-exp, delta): two buffers per
+/// thread, kept between calls because freeing one while the stream still
+/// runs kernels that use it would need a wait. Grown (after a wait) when a
+/// call needs more rows.
+float *statistics(int64_t rows, int which) {
+  struct Buffers {
+    float *data[2] = {nullptr, nullptr};
+    int64_t rows = 0;
+  };
+  static thread_local Buffers buffers;
+  if (rows > buffers.rows) {
+    cudaStreamSynchronize(stepStream());
+    for (float *&data : buffers.data) {
+      if (data)
+        cudaFreeShared(data);
+      data = static_cast<float *>(
+          cudaAllocateShared(size_t(rows) * sizeof(float)));
+      if (!data) {
+        std::fprintf(stderr,
+                     "lora: cannot allocate the attention statistics\n");
+        std::exit(1);
+      }
+    }
+    buffers.rows = rows;
+  }
+  return buffers.data[which];
 }
 
 const float *in(const LoraMemRef3DF32 *m) { return m->aligned + m->offset; }
@@ -88,8 +119,8 @@ _mlir_ciface_lora_gpu_attention_f32(LoraMemRef3DF32 *q, LoraMemRef3DF32 *k,
   flash::Shape s = attentionShape(*q, *k, heads, kvHeads, headDim, scale,
                                   "lora_gpu_attention_f32");
   useDriversDevice();
-  forwardKernel<<<blocks(s.queryRows()), kThreads>>>(s, in(q), in(k), in(v),
-                                                     out(o));
+  forwardKernel<<<blocks(s.queryRows()), kThreads, 0, stepStream()>>>(
+      s, in(q), in(k), in(v), out(o));
   finish("the flash attention forward kernel");
 }
 
@@ -101,19 +132,11 @@ extern "C" void _mlir_ciface_lora_gpu_attention_grad_f32(
   flash::Shape s = attentionShape(*q, *k, heads, kvHeads, headDim, scale,
                                   "lora_gpu_attention_grad_f32");
   useDriversDevice();
-  size_t statBytes = size_t(s.queryRows()) * sizeof(float);
-  auto *lse = static_cast<float *>(cudaAllocateShared(statBytes));
-  auto *delta = static_cast<float *>(cudaAllocateShared(statBytes));
-  if (!lse || !delta) {
-    std::fprintf(stderr, "lora: cannot allocate the attention statistics\n");
-    std::exit(1);
-  }
-  queryKernel<<<blocks(s.queryRows()), kThreads>>>(
+  float *lse = statistics(s.queryRows(), 0), *delta = statistics(s.queryRows(), 1);
+  queryKernel<<<blocks(s.queryRows()), kThreads, 0, stepStream()>>>(
       s, in(q), in(k), in(v), in(o), in(dOut), lse, delta, out(dq));
   finish("the flash attention query-gradient kernel");
-  keyKernel<<<blocks(s.keyRows()), kThreads>>>(s, in(q), in(k), in(v), in(dOut),
-                                               lse, delta, out(dk), out(dv));
+  keyKernel<<<blocks(s.keyRows()), kThreads, 0, stepStream()>>>(
+      s, in(q), in(k), in(v), in(dOut), lse, delta, out(dk), out(dv));
   finish("the flash attention key-gradient kernel");
-  cudaFreeShared(lse);
-  cudaFreeShared(delta);
 }

@@ -38,6 +38,11 @@ int cudaDeviceOrdinal();
 /// Waits for the work queued on the default stream (NCCL's).
 Status cudaSynchronizeDefaultStream();
 
+/// The calling thread's stream (a CUstream): the step's kernels, GEMMs and
+/// flash attention all run on it, in program order, and the host code
+/// waits for it only where it reads results (lora-async-launches).
+void *cudaStepStream();
+
 /// Managed memory (host and device read and write it), for a GPU step's
 /// buffers; nullptr on failure.
 void *cudaAllocateShared(size_t bytes);
