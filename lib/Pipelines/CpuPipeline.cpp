@@ -15,6 +15,7 @@
 #include "mlir/Pass/PassRegistry.h"
 #include "llvm/Support/FormatVariadic.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <mutex>
 
@@ -118,9 +119,11 @@ LogicalResult mlir::lora::buildCpuLoweringPipeline(OpPassManager &pm,
                                                    bool flashAttention,
                                                    bool openmp, bool bf16,
                                                    int64_t splitRowsFrom) {
+  // Tests lower both thresholds to split what the GPU would.
+  int64_t splitSumsFrom =
+      splitRowsFrom > 0 ? std::min<int64_t>(4096, splitRowsFrom) : 4096;
   if (failed(buildBufferizationPipeline(pm, flashAttention ? "cpu" : "none",
-                                        /*splitSumsFrom=*/4096,
-                                        splitRowsFrom)))
+                                        splitSumsFrom, splitRowsFrom)))
     return failure();
   // LORA_PROFILE_IR=<file>: the loop-level IR goes to <file> and becomes
   // the code's line table, so a profiler (perf report --sort srcline)

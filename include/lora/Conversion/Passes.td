@@ -341,6 +341,13 @@ def SplitReductions : Pass<"lora-split-reductions"> {
     size, the loss's maximum and sum over a vocabulary chunk) gets up to
     `max-row-parts` partials per row, the partials' dimension innermost.
     On the GPU a row then has that many threads instead of one.
+
+    Whole-tensor sums that form a chain into one scalar (each starting
+    from the one before, as the gradient norm adds up every parameter's
+    sum of squares) are merged: every sum writes its partials into its
+    slice of one buffer, and one reduction adds them all up at the end. On
+    the GPU that is one short host loop, and one wait for the GPU, instead
+    of one per parameter.
   }];
   let options = [
     Option<"minElements", "min-elements", "int64_t", "4096",

@@ -32,8 +32,9 @@ LogicalResult buildBufferizationPipeline(OpPassManager &pm,
 /// libomp's __kmpc_* entry points, which the runtime links).
 /// `bf16`: GEMM inputs rounded to bf16, fp32 accumulation
 /// (lora-matmul-to-blas{precision=bf16}). `splitRowsFrom` above 0 splits
-/// row reductions as the GPU pipeline does (buildBufferizationPipeline):
-/// slower on the CPU, there so that tests run the GPU's form of them.
+/// row reductions, and whole-tensor sums, from that many elements as the
+/// GPU pipeline does (buildBufferizationPipeline): slower on the CPU, there
+/// so that tests run the GPU's form of them.
 LogicalResult buildCpuLoweringPipeline(OpPassManager &pm,
                                        bool flashAttention = false,
                                        bool openmp = true, bool bf16 = false,

@@ -14,6 +14,8 @@
 
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
 #include "mlir/IR/PatternMatch.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/DenseSet.h"
 
 #include <tuple>
 
@@ -42,6 +44,7 @@ struct SplitReductions
   using SplitReductionsBase::SplitReductionsBase;
 
   void runOnOperation() override {
+    wholeSums.clear();
     // (op, parts, where the partials' dimension goes in the output)
     SmallVector<std::tuple<linalg::GenericOp, int64_t, unsigned>> splits;
     getOperation()->walk([&](linalg::GenericOp op) {
@@ -82,8 +85,113 @@ struct SplitReductions
         return options;
       };
       // A combiner without a known identity is left as it is.
-      (void)linalg::splitReduction(rewriter, op, control);
+      FailureOr<linalg::SplitReductionResult> result =
+          linalg::splitReduction(rewriter, op, control);
+      if (succeeded(result) && index == 0 &&
+          cast<ShapedType>(result->fillOp.getResult(0).getType()).getRank() ==
+              1)
+        wholeSums.push_back(*result);
     }
+    mergeChains(rewriter);
+  }
+
+  /// The whole-tensor sums split above, in program order.
+  SmallVector<linalg::SplitReductionResult> wholeSums;
+
+  /// A chain of split sums into one scalar (the gradient norm adds each
+  /// parameter's sum of squares to the one before) would add up each
+  /// parameter's partials on its own: on the GPU a short host loop each,
+  /// and a wait for the GPU before each. Instead every sum of the chain
+  /// writes its partials into its slice of one buffer, and one reduction
+  /// adds them all up at the end.
+  void mergeChains(IRRewriter &rewriter) {
+    // The sum whose combine consumes each combine's result as its init.
+    llvm::DenseMap<Operation *, size_t> byCombine;
+    for (auto [i, sum] : llvm::enumerate(wholeSums))
+      byCombine[sum.resultCombiningLinalgOp] = i;
+    llvm::DenseSet<size_t> inChain;
+    for (size_t first = 0; first < wholeSums.size(); ++first) {
+      if (inChain.contains(first))
+        continue;
+      SmallVector<size_t> chain = {first};
+      while (true) {
+        Operation *combine = wholeSums[chain.back()].resultCombiningLinalgOp;
+        Value result = combine->getResult(0);
+        if (!result.hasOneUse())
+          break;
+        auto next = byCombine.find(result.use_begin()->getOwner());
+        if (next == byCombine.end() || !sameCombiner(combine, next->first) ||
+            cast<linalg::LinalgOp>(next->first).getDpsInitOperand(0)->get() !=
+                result)
+          break;
+        chain.push_back(next->second);
+      }
+      for (size_t i : chain)
+        inChain.insert(i);
+      if (chain.size() > 1)
+        merge(rewriter, chain);
+    }
+  }
+
+  static bool sameCombiner(Operation *a, Operation *b) {
+    auto bodyOp = [](Operation *op) {
+      return &cast<linalg::GenericOp>(op).getRegion().front().front();
+    };
+    return bodyOp(a)->getName() == bodyOp(b)->getName();
+  }
+
+  void merge(IRRewriter &rewriter, ArrayRef<size_t> chain) {
+    int64_t total = 0;
+    SmallVector<int64_t> offsets;
+    for (size_t i : chain) {
+      offsets.push_back(total);
+      total += cast<ShapedType>(
+                   wholeSums[i].fillOp.getResult(0).getType())
+                   .getDimSize(0);
+    }
+    Operation *firstFill = wholeSums[chain.front()].fillOp;
+    Location loc = firstFill->getLoc();
+    Type element =
+        cast<ShapedType>(firstFill->getResult(0).getType()).getElementType();
+    rewriter.setInsertionPoint(firstFill);
+    Value all = tensor::EmptyOp::create(rewriter, loc, ArrayRef<int64_t>{total},
+                                        element);
+    for (auto [k, i] : llvm::enumerate(chain)) {
+      linalg::SplitReductionResult &sum = wholeSums[i];
+      int64_t parts =
+          cast<ShapedType>(sum.fillOp.getResult(0).getType()).getDimSize(0);
+      // The fill of this sum's partials fills its slice instead.
+      rewriter.setInsertionPoint(sum.fillOp);
+      Value slice = tensor::ExtractSliceOp::create(
+          rewriter, loc, all, ArrayRef<OpFoldResult>{rewriter.getIndexAttr(offsets[k])},
+          ArrayRef<OpFoldResult>{rewriter.getIndexAttr(parts)},
+          ArrayRef<OpFoldResult>{rewriter.getIndexAttr(1)});
+      rewriter.modifyOpInPlace(sum.fillOp, [&] {
+        sum.fillOp.getDpsInitsMutable()[0].set(slice);
+      });
+      rewriter.setInsertionPointAfter(sum.splitLinalgOp);
+      all = tensor::InsertSliceOp::create(
+          rewriter, loc, sum.splitLinalgOp->getResult(0), all,
+          ArrayRef<OpFoldResult>{rewriter.getIndexAttr(offsets[k])},
+          ArrayRef<OpFoldResult>{rewriter.getIndexAttr(parts)},
+          ArrayRef<OpFoldResult>{rewriter.getIndexAttr(1)});
+    }
+    // One reduction of every partial, into the chain's first init.
+    auto first = cast<linalg::GenericOp>(
+        wholeSums[chain.front()].resultCombiningLinalgOp);
+    auto last = cast<linalg::GenericOp>(
+        wholeSums[chain.back()].resultCombiningLinalgOp);
+    rewriter.setInsertionPoint(last);
+    Value init = first.getDpsInitOperand(0)->get();
+    auto merged = linalg::GenericOp::create(
+        rewriter, last.getLoc(), last.getResultTypes(), ValueRange{all},
+        ValueRange{init}, last.getIndexingMapsArray(),
+        last.getIteratorTypesArray());
+    rewriter.cloneRegionBefore(last.getRegion(), merged.getRegion(),
+                               merged.getRegion().end());
+    rewriter.replaceOp(last, merged.getResults());
+    for (size_t i : llvm::reverse(chain.drop_back()))
+      rewriter.eraseOp(wholeSums[i].resultCombiningLinalgOp);
   }
 };
 

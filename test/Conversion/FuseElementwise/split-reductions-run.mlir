@@ -24,8 +24,10 @@
 // IR: iterator_types = ["parallel", "parallel", "reduction"]
 // IR: arith.maximumf
 // IR: tensor.expand_shape %{{.*}} output_shape [64, 4] : tensor<256xf32>
+// IR: tensor.insert_slice %{{.*}}[64] [64] [1] : tensor<64xf32> into tensor<128xf32>
+// IR: ins(%{{.*}} : tensor<128xf32>) outs(%{{.*}} : tensor<f32>)
 
-// Row sums 64 i + 2016, row maxima 63 + i, total 8448.
+// Row sums 64 i + 2016, row maxima 63 + i, the sum twice: 2 x 8448.
 // CHECK: 2016
 // CHECK-NEXT: 2080
 // CHECK-NEXT: 2144
@@ -34,7 +36,7 @@
 // CHECK-NEXT: 64
 // CHECK-NEXT: 65
 // CHECK-NEXT: 66
-// CHECK-NEXT: 8448
+// CHECK-NEXT: 16896
 
 #id = affine_map<(i, j) -> (i, j)>
 #row = affine_map<(i, j) -> (i)>
@@ -79,6 +81,14 @@ func.func @main() {
     %a = arith.addf %acc, %v : f32
     linalg.yield %a : f32
   } -> tensor<f32>
+  // A second sum from the first (a chain, as the gradient norm's): their
+  // partials are added up once, at the end.
+  %total2 = linalg.generic {indexing_maps = [#in, #all], iterator_types = ["reduction"]}
+      ins(%flat : tensor<256xf32>) outs(%total : tensor<f32>) {
+  ^bb0(%v: f32, %acc: f32):
+    %a = arith.addf %acc, %v : f32
+    linalg.yield %a : f32
+  } -> tensor<f32>
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c4 = arith.constant 4 : index
@@ -90,7 +100,7 @@ func.func @main() {
     %v = tensor.extract %maxima[%r] : tensor<4xf32>
     vector.print %v : f32
   }
-  %t = tensor.extract %total[] : tensor<f32>
+  %t = tensor.extract %total2[] : tensor<f32>
   vector.print %t : f32
   return
 }
