@@ -74,10 +74,12 @@ def flops_per_token(c, method):
     return (4 if method == "lora" else 6) * n + attention
 
 
-def compile_steps(folder, chips, precision):
+def compile_steps(folder, chips, precision, models):
     lora_run = os.path.join(ROOT, "build", "bin", "lora-run")
     os.makedirs(folder, exist_ok=True)
-    for name in MODELS:
+    for name in models:
+        if name not in MODELS:
+            sys.exit(f"--models: no model {name!r} (have {', '.join(MODELS)})")
         config_path = os.path.join(folder, f"{name}.json")
         json.dump(config_of(name), open(config_path, "w"))
         out = os.path.join(folder, name)
@@ -209,7 +211,8 @@ def main():
                         help="seconds each side may take, start included")
     args = parser.parse_args()
     if args.compile:
-        compile_steps(args.compile, args.chips, args.precision)
+        compile_steps(args.compile, args.chips, args.precision,
+                      args.models.split(","))
     if not args.run:
         return
     print("| model | side | dtype | s/step | tokens/s | MFU | step time / ours |")

@@ -344,8 +344,8 @@ def SplitReductions : Pass<"lora-split-reductions"> {
 
     Whole-tensor sums that form a chain into one scalar (each starting
     from the one before, as the gradient norm adds up every parameter's
-    sum of squares) are merged: every sum writes its partials into its
-    slice of one buffer, and one reduction adds them all up at the end. On
+    sum of squares) are merged: the sums' partials are concatenated and
+    one reduction adds them all up at the end. On
     the GPU that is one short host loop, and one wait for the GPU, instead
     of one per parameter.
   }];

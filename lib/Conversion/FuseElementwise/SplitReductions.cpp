@@ -101,9 +101,8 @@ struct SplitReductions
   /// A chain of split sums into one scalar (the gradient norm adds each
   /// parameter's sum of squares to the one before) would add up each
   /// parameter's partials on its own: on the GPU a short host loop each,
-  /// and a wait for the GPU before each. Instead every sum of the chain
-  /// writes its partials into its slice of one buffer, and one reduction
-  /// adds them all up at the end.
+  /// and a wait for the GPU before each. Instead the chain's partials are
+  /// concatenated and one reduction adds them all up at the end.
   void mergeChains(IRRewriter &rewriter) {
     // The sum whose combine consumes each combine's result as its init.
     llvm::DenseMap<Operation *, size_t> byCombine;
@@ -141,47 +140,21 @@ struct SplitReductions
   }
 
   void merge(IRRewriter &rewriter, ArrayRef<size_t> chain) {
-    int64_t total = 0;
-    SmallVector<int64_t> offsets;
-    for (size_t i : chain) {
-      offsets.push_back(total);
-      total += cast<ShapedType>(
-                   wholeSums[i].fillOp.getResult(0).getType())
-                   .getDimSize(0);
-    }
-    Operation *firstFill = wholeSums[chain.front()].fillOp;
-    Location loc = firstFill->getLoc();
-    Type element =
-        cast<ShapedType>(firstFill->getResult(0).getType()).getElementType();
-    rewriter.setInsertionPoint(firstFill);
-    Value all = tensor::EmptyOp::create(rewriter, loc, ArrayRef<int64_t>{total},
-                                        element);
-    for (auto [k, i] : llvm::enumerate(chain)) {
-      linalg::SplitReductionResult &sum = wholeSums[i];
-      int64_t parts =
-          cast<ShapedType>(sum.fillOp.getResult(0).getType()).getDimSize(0);
-      // The fill of this sum's partials fills its slice instead.
-      rewriter.setInsertionPoint(sum.fillOp);
-      Value slice = tensor::ExtractSliceOp::create(
-          rewriter, loc, all, ArrayRef<OpFoldResult>{rewriter.getIndexAttr(offsets[k])},
-          ArrayRef<OpFoldResult>{rewriter.getIndexAttr(parts)},
-          ArrayRef<OpFoldResult>{rewriter.getIndexAttr(1)});
-      rewriter.modifyOpInPlace(sum.fillOp, [&] {
-        sum.fillOp.getDpsInitsMutable()[0].set(slice);
-      });
-      rewriter.setInsertionPointAfter(sum.splitLinalgOp);
-      all = tensor::InsertSliceOp::create(
-          rewriter, loc, sum.splitLinalgOp->getResult(0), all,
-          ArrayRef<OpFoldResult>{rewriter.getIndexAttr(offsets[k])},
-          ArrayRef<OpFoldResult>{rewriter.getIndexAttr(parts)},
-          ArrayRef<OpFoldResult>{rewriter.getIndexAttr(1)});
-    }
-    // One reduction of every partial, into the chain's first init.
-    auto first = cast<linalg::GenericOp>(
-        wholeSums[chain.front()].resultCombiningLinalgOp);
     auto last = cast<linalg::GenericOp>(
         wholeSums[chain.back()].resultCombiningLinalgOp);
     rewriter.setInsertionPoint(last);
+    // Every sum's partials, one after the other. (A concatenation, copied
+    // once at the end: writing each sum's partials into a slice of one
+    // tensor instead chains hundreds of insert_slice ops for a large model,
+    // which one-shot bufferization's analysis takes minutes over.)
+    SmallVector<Value> partials;
+    for (size_t i : chain)
+      partials.push_back(wholeSums[i].splitLinalgOp->getResult(0));
+    Value all = tensor::ConcatOp::create(rewriter, last.getLoc(), /*dim=*/0,
+                                         partials);
+    // One reduction of every partial, into the chain's first init.
+    auto first = cast<linalg::GenericOp>(
+        wholeSums[chain.front()].resultCombiningLinalgOp);
     Value init = first.getDpsInitOperand(0)->get();
     auto merged = linalg::GenericOp::create(
         rewriter, last.getLoc(), last.getResultTypes(), ValueRange{all},

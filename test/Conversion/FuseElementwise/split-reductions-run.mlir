@@ -24,7 +24,7 @@
 // IR: iterator_types = ["parallel", "parallel", "reduction"]
 // IR: arith.maximumf
 // IR: tensor.expand_shape %{{.*}} output_shape [64, 4] : tensor<256xf32>
-// IR: tensor.insert_slice %{{.*}}[64] [64] [1] : tensor<64xf32> into tensor<128xf32>
+// IR: tensor.concat dim(0) %{{.*}}, %{{.*}} : (tensor<64xf32>, tensor<64xf32>) -> tensor<128xf32>
 // IR: ins(%{{.*}} : tensor<128xf32>) outs(%{{.*}} : tensor<f32>)
 
 // Row sums 64 i + 2016, row maxima 63 + i, the sum twice: 2 x 8448.

@@ -118,21 +118,16 @@ func.func @rows(%x: tensor<64x4096xf32>, %out: tensor<64xf32>) -> tensor<64xf32>
 #in = affine_map<(i) -> (i)>
 #all = affine_map<(i) -> ()>
 
-// A chain (the gradient norm: each sum starts from the one before) writes
-// every sum's partials into its slice of one buffer and adds them all up
-// once, into the chain's first total.
+// A chain (the gradient norm: each sum starts from the one before) keeps
+// every sum's partials, concatenates them and adds them all up once, into
+// the chain's first total.
 // CHECK-LABEL: func.func @chain
 // CHECK-SAME: (%[[A:.*]]: tensor<8192xf32>, %[[B:.*]]: tensor<4096xf32>, %[[TOTAL:.*]]: tensor<f32>)
-// CHECK: %[[ALL:.*]] = tensor.empty() : tensor<192xf32>
-// CHECK: %[[SA:.*]] = tensor.extract_slice %[[ALL]][0] [128] [1]
-// CHECK: %[[FA:.*]] = linalg.fill ins(%{{.*}}) outs(%[[SA]] : tensor<128xf32>)
-// CHECK: %[[PA:.*]] = linalg.generic {{.*}} outs(%[[FA]] : tensor<128xf32>)
-// CHECK: %[[ALL1:.*]] = tensor.insert_slice %[[PA]] into %[[ALL]][0] [128] [1]
-// CHECK: %[[SB:.*]] = tensor.extract_slice %[[ALL1]][128] [64] [1]
-// CHECK: %[[FB:.*]] = linalg.fill ins(%{{.*}}) outs(%[[SB]] : tensor<64xf32>)
-// CHECK: %[[PB:.*]] = linalg.generic {{.*}} outs(%[[FB]] : tensor<64xf32>)
-// CHECK: %[[ALL2:.*]] = tensor.insert_slice %[[PB]] into %[[ALL1]][128] [64] [1]
-// CHECK: %[[SUM:.*]] = linalg.generic {{.*}} iterator_types = ["reduction"]} ins(%[[ALL2]] : tensor<192xf32>) outs(%[[TOTAL]] : tensor<f32>)
+// CHECK: %[[PA:.*]] = linalg.generic {{.*}} ins(%{{.*}} : tensor<128x64xf32>) outs(%{{.*}} : tensor<128xf32>)
+// CHECK-NOT: iterator_types = ["reduction"]
+// CHECK: %[[PB:.*]] = linalg.generic {{.*}} ins(%{{.*}} : tensor<64x64xf32>) outs(%{{.*}} : tensor<64xf32>)
+// CHECK: %[[ALL:.*]] = tensor.concat dim(0) %[[PA]], %[[PB]] : (tensor<128xf32>, tensor<64xf32>) -> tensor<192xf32>
+// CHECK: %[[SUM:.*]] = linalg.generic {{.*}} iterator_types = ["reduction"]} ins(%[[ALL]] : tensor<192xf32>) outs(%[[TOTAL]] : tensor<f32>)
 // CHECK-NOT: linalg.generic
 // CHECK: return %[[SUM]]
 func.func @chain(%a: tensor<8192xf32>, %b: tensor<4096xf32>, %total: tensor<f32>) -> tensor<f32> {
