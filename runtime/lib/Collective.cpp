@@ -1,6 +1,7 @@
 //===- Collective.cpp - data-parallel collectives with a watchdog ---------===//
 
 #include "lora/runtime/Collective.h"
+#include "lora/runtime/Cuda.h"
 
 #include <atomic>
 #include <chrono>
@@ -264,8 +265,13 @@ using lora::runtime::installedReducer;
 
 extern "C" void
 _mlir_ciface_lora_all_reduce_start_f32(LoraUnrankedMemRef *gradient) {
-  if (auto *reducer = installedReducer.load())
+  if (auto *reducer = installedReducer.load()) {
+    // A GPU step's kernels run ahead of its host code (lora-async-launches
+    // leaves this call to wait for them): the gradient is complete once
+    // the thread's stream is.
+    lora::runtime::cudaSynchronizeStepStream();
     reducer->start(*gradient);
+  }
 }
 
 extern "C" void

@@ -26,6 +26,8 @@ std::vector<RuntimeEntryPoint> cudaEntryPoints() { return {}; }
 
 void *cudaStepStream() { return nullptr; }
 
+void cudaSynchronizeStepStream() {}
+
 void *cudaAllocateShared(size_t) { return nullptr; }
 void cudaFreeShared(void *) {}
 

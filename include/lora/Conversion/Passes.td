@@ -129,7 +129,10 @@ def AsyncLaunches : Pass<"lora-async-launches", "ModuleOp"> {
     - before an operation of its own that reads or writes a buffer some
       kernel or stream call of the function uses (through any view), or
       whose effects are unknown;
-    - before a call to any other function (the data-parallel all-reduce);
+    - before a call to any other function; not before the data-parallel
+      all-reduce (`lora_all_reduce_*`), which waits for the stream itself
+      when it communicates, so a single process does not wait once per
+      gradient;
     - before `func.return`, so the step's results are complete.
 
     A loop or branch whose body touches such buffers on the host and

@@ -10,7 +10,8 @@
 // - before it reads or writes a buffer that work on the stream may use
 //   (a host loop over partial sums, a scalar the optimizer needs);
 // - before it calls a runtime function that does not run on the stream
-//   (the data-parallel all-reduce);
+//   (the data-parallel all-reduce waits for the stream itself, when it
+//   communicates);
 // - before it returns, so that the step's results are there.
 //
 //===----------------------------------------------------------------------===//
@@ -46,6 +47,13 @@ bool isFree(func::CallOp call) {
   return call.getCallee().starts_with("lora_gpu_free_");
 }
 
+/// The data-parallel all-reduce: it waits for the calling thread's stream
+/// itself, and only when it communicates (more than one process), so a
+/// single-process step does not wait once per gradient.
+bool isCollective(func::CallOp call) {
+  return call.getCallee().starts_with("lora_all_reduce_");
+}
+
 /// The buffer a view (subview, cast, reshape, ...) of `value` looks into.
 Value rootBuffer(Value value) {
   while (auto view = value.getDefiningOp<ViewLikeOpInterface>())
@@ -79,7 +87,7 @@ struct AsyncLaunchesPass
   /// stream's work may use, or has effects it does not declare.
   bool touchesDeviceBuffers(Operation *op) {
     if (auto call = dyn_cast<func::CallOp>(op))
-      return !isFree(call) && !isStreamCall(call);
+      return !isFree(call) && !isStreamCall(call) && !isCollective(call);
     auto effects = dyn_cast<MemoryEffectOpInterface>(op);
     if (!effects)
       return !isMemoryEffectFree(op);

@@ -321,8 +321,14 @@ extern "C" void mgpuLaunchKernel(CUfunction function, intptr_t gridX,
 // One stream per thread: creating and destroying one per kernel would cost
 // more than many small kernels, and `gpu.wait` destroys the stream it waits
 // for, which must stay usable.
+namespace {
+/// Whether this thread made its stream (mgpuStreamCreate).
+thread_local bool threadHasStream = false;
+} // namespace
+
 extern "C" CUstream mgpuStreamCreate() {
   static thread_local CUstream stream = [] {
+    threadHasStream = true;
     auto &d = driver("mgpuStreamCreate");
     CUstream created = nullptr;
     check(d, d.cuStreamCreate(&created, CU_STREAM_NON_BLOCKING),
@@ -347,6 +353,11 @@ extern "C" void mgpuStreamDestroy(CUstream) {
 }
 
 void *lora::runtime::cudaStepStream() { return mgpuStreamCreate(); }
+
+void lora::runtime::cudaSynchronizeStepStream() {
+  if (threadHasStream)
+    mgpuStreamSynchronize(mgpuStreamCreate());
+}
 
 namespace {
 /// The step's device arena: buffers freed by a step are kept by size and

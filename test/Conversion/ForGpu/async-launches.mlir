@@ -12,6 +12,7 @@ module attributes {gpu.container_module} {
   func.func private @lora_gpu_sgemm_f32(i32, i32, i32, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>) attributes {llvm.emit_c_interface}
   func.func private @lora_gpu_free_32(memref<*xf32>) attributes {llvm.emit_c_interface}
   func.func private @lora_all_reduce_start_f32(memref<*xf32>) attributes {llvm.emit_c_interface}
+  func.func private @report(memref<*xf32>)
 
   // CHECK-LABEL: func.func @step
   // CHECK-SAME: (%[[DEV:[^:]+]]: memref<64xf32>, %[[LR:[^:]+]]: memref<f32>, %[[OUT:[^:]+]]: memref<f32>, %[[M:[^:]+]]: memref<8x8xf32>)
@@ -41,11 +42,13 @@ module attributes {gpu.container_module} {
   // CHECK-NEXT: memref.load %[[DEV]]
   // CHECK-NEXT: memref.store
   // CHECK-NEXT: }
-  // Another runtime function (the all-reduce) waits first; so does return.
+  // The all-reduce waits for the stream itself, when it communicates;
+  // another function waits first, and so does return.
   // CHECK-NEXT: gpu.launch_func async [%[[S]]] @kernels::@scale
   // CHECK-NEXT: memref.cast
-  // CHECK-NEXT: gpu.wait [%[[S]]]
   // CHECK-NEXT: call @lora_all_reduce_start_f32
+  // CHECK-NEXT: gpu.wait [%[[S]]]
+  // CHECK-NEXT: call @report
   // CHECK-NEXT: gpu.launch_func async [%[[S]]] @kernels::@scale
   // CHECK-NEXT: gpu.wait [%[[S]]]
   // CHECK-NEXT: return
@@ -78,6 +81,7 @@ module attributes {gpu.container_module} {
     gpu.launch_func @kernels::@scale blocks in (%c1, %c1, %c1) threads in (%c64, %c1, %c1) args(%dev : memref<64xf32>)
     %devu = memref.cast %dev : memref<64xf32> to memref<*xf32>
     call @lora_all_reduce_start_f32(%devu) : (memref<*xf32>) -> ()
+    call @report(%devu) : (memref<*xf32>) -> ()
     gpu.launch_func @kernels::@scale blocks in (%c1, %c1, %c1) threads in (%c64, %c1, %c1) args(%dev : memref<64xf32>)
     return
   }

@@ -43,6 +43,11 @@ Status cudaSynchronizeDefaultStream();
 /// waits for it only where it reads results (lora-async-launches).
 void *cudaStepStream();
 
+/// Waits for the calling thread's stream when it has one (a GPU step ran on
+/// this thread); returns at once otherwise. A failure ends the process, as
+/// any failed CUDA call inside a step does.
+void cudaSynchronizeStepStream();
+
 /// Managed memory (host and device read and write it), for a GPU step's
 /// buffers; nullptr on failure.
 void *cudaAllocateShared(size_t bytes);
