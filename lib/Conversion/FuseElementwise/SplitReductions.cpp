@@ -5,8 +5,10 @@
 // the GPU pipeline left them in the host code, reading managed memory that
 // the GPU wrote. Upstream's linalg::splitReduction gives them one: partial
 // sums over contiguous chunks, then a short reduction of the partials.
-// This pass only decides which reductions to split and into how many
-// parts.
+// This pass decides which reductions to split and into how many parts (row
+// reductions too, for the GPU), and merges the short reductions of a chain
+// of sums into one (the gradient norm's: one host loop on the GPU instead
+// of one per parameter).
 //
 //===----------------------------------------------------------------------===//
 
