@@ -66,10 +66,11 @@ tile(const float *a, int64_t aRow, int64_t aCol, const float *b, int64_t ldb,
 }
 
 /// The whole C in tiles of R = 16 / V rows (the last rows one at a time)
-/// by 16·V columns, each thread taking a run of tiles. K goes in chunks,
-/// every tile of the run through one chunk before the next: the operand
-/// the tiles share stays in L1 within a chunk, and the streamed one is read
-/// a tile's width at a time along its rows, fetched one tile ahead.
+/// by 16·V columns, each thread taking a run of tiles. Where K goes in
+/// chunks, every tile of the run goes through one chunk before the next:
+/// the operand the tiles share stays in L1 within a chunk, and the streamed
+/// one is read a tile's width at a time along its rows, fetched one tile
+/// ahead.
 template <int V>
 void tiles(const float *a, int64_t aRow, int64_t aCol, const float *b,
            int64_t ldb, float *c, int64_t ldc, int64_t m, int64_t n, int64_t k,
@@ -132,7 +133,6 @@ bool haveAvx512() {
   static const bool have = __builtin_cpu_supports("avx512f");
   return have;
 }
-#endif
 
 bool enabled() {
   static const bool on = [] {
@@ -141,6 +141,7 @@ bool enabled() {
   }();
   return on;
 }
+#endif
 
 } // namespace
 

@@ -135,8 +135,8 @@ struct AsyncLaunchesPass
   }
 
   /// Walks `block` in order; `pending`: work may be on the stream that the
-  /// host has not waited for. Returns the same at the block's end.
-  bool visit(Block &block, bool pending) {
+  /// host has not waited for.
+  void visit(Block &block, bool pending) {
     for (Operation &op : llvm::make_early_inc_range(block)) {
       if (auto launch = dyn_cast<gpu::LaunchFuncOp>(op)) {
         makeAsync(launch);
@@ -169,12 +169,13 @@ struct AsyncLaunchesPass
         pending = false;
       }
     }
-    return pending;
   }
 
   void runOnOperation() override {
     for (auto function : getOperation().getOps<func::FuncOp>()) {
       if (function.isExternal())
+        continue;
+      if (!containsDeviceWork(function))
         continue;
       deviceBuffers.clear();
       function.walk([&](Operation *op) {
@@ -184,8 +185,6 @@ struct AsyncLaunchesPass
           if (isa<BaseMemRefType>(operand.getType()))
             deviceBuffers.insert(rootBuffer(operand));
       });
-      if (deviceBuffers.empty() && !containsDeviceWork(function))
-        continue;
       // The stream: `gpu.wait async` with no dependencies lowers to the
       // runtime's mgpuStreamCreate, the calling thread's stream.
       OpBuilder builder(function.getContext());

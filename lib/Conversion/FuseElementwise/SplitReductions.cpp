@@ -89,9 +89,9 @@ struct SplitReductions
       // A combiner without a known identity is left as it is.
       FailureOr<linalg::SplitReductionResult> result =
           linalg::splitReduction(rewriter, op, control);
-      if (succeeded(result) && index == 0 &&
-          cast<ShapedType>(result->fillOp.getResult(0).getType()).getRank() ==
-              1)
+      // Index 0 is a whole sum's: a row reduction's partials follow the
+      // output's dimensions.
+      if (succeeded(result) && index == 0)
         wholeSums.push_back(*result);
     }
     mergeChains(rewriter);

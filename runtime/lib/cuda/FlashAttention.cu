@@ -89,7 +89,13 @@ float *statistics(int64_t rows, int which) {
   };
   static thread_local Buffers buffers;
   if (rows > buffers.rows) {
-    cudaStreamSynchronize(stepStream());
+    if (cudaError_t error = cudaStreamSynchronize(stepStream());
+        error != cudaSuccess) {
+      std::fprintf(stderr,
+                   "lora: waiting to grow the attention statistics: %s\n",
+                   cudaGetErrorString(error));
+      std::exit(1);
+    }
     for (float *&data : buffers.data) {
       if (data)
         cudaFreeShared(data);
