@@ -99,7 +99,8 @@ static std::string loweringPipeline(bool openmp, bool bf16) {
 LogicalResult mlir::lora::buildBufferizationPipeline(OpPassManager &pm,
                                                      StringRef flashAttention,
                                                      int64_t splitSumsFrom,
-                                                     int64_t splitRowsFrom) {
+                                                     int64_t splitRowsFrom,
+                                                     bool adapterGradCalls) {
   // The textual pipeline names upstream passes; make sure they are known
   // when a program other than lora-opt (lora-run, tests) builds it.
   // Registering a pass again is harmless.
@@ -110,6 +111,7 @@ LogicalResult mlir::lora::buildBufferizationPipeline(OpPassManager &pm,
   });
   ConvertLoraToLinalgOptions options;
   options.flashAttention = flashAttention.str();
+  options.adapterGradCalls = adapterGradCalls;
   pm.addPass(createConvertLoraToLinalg(options));
   return parsePassPipeline(
       llvm::formatv(kToBuffers, splitSumsFrom, splitRowsFrom).str(), pm);
@@ -122,8 +124,11 @@ LogicalResult mlir::lora::buildCpuLoweringPipeline(OpPassManager &pm,
   // Tests lower both thresholds to split what the GPU would.
   int64_t splitSumsFrom =
       splitRowsFrom > 0 ? std::min<int64_t>(4096, splitRowsFrom) : 4096;
+  // The adapter's backward in one pass (runtime/lib/AdapterGrad.cpp),
+  // except where bf16 GEMM inputs are asked for: its three GEMMs round them.
   if (failed(buildBufferizationPipeline(pm, flashAttention ? "cpu" : "none",
-                                        splitSumsFrom, splitRowsFrom)))
+                                        splitSumsFrom, splitRowsFrom,
+                                        /*adapterGradCalls=*/!bf16)))
     return failure();
   // LORA_PROFILE_IR=<file>: the loop-level IR goes to <file> and becomes
   // the code's line table, so a profiler (perf report --sort srcline)

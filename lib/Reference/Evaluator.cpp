@@ -111,6 +111,20 @@ Tensor matmulTransposed(const Tensor &x, const Tensor &w, double scale,
   return y;
 }
 
+/// dw[o, i] = scale · Σ_n dy[n, o] · x[n, i]   (dyᵀ·x)
+Tensor weightGrad(const Tensor &dy, const Tensor &x, double scale) {
+  int64_t n = rows(dy), out = last(dy), in = last(x);
+  Tensor dw = Tensor::filled({out, in}, 0.0);
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t i = 0; i < in; ++i) {
+      double sum = 0;
+      for (int64_t r = 0; r < n; ++r)
+        sum += dy.data[r * out + o] * x.data[r * in + i];
+      dw.data[o * in + i] = scale * sum;
+    }
+  return dw;
+}
+
 /// Every token id lies in [0, vocab).
 llvm::Error checkIds(Operation *op, const Tensor &ids, int64_t vocab) {
   for (int64_t p = 0; p < ids.numElements(); ++p) {
@@ -504,18 +518,21 @@ llvm::Error Evaluator::step(Operation *op) {
         return llvm::Error::success();
       })
       .Case([&](LinearGradWeightOp op) {
-        const Tensor &dy = get(op.getGrad()), &x = get(op.getInput());
-        int64_t n = rows(dy), out = last(dy), in = last(x);
-        Tensor dw = Tensor::filled({out, in}, 0.0);
+        values[op.getResult()] =
+            weightGrad(get(op.getGrad()), get(op.getInput()),
+                       op.getScale().convertToDouble());
+        return llvm::Error::success();
+      })
+      .Case([&](AdapterGradOp op) {
+        // dU = s·dY·B, dB = s·dYᵀ·U, dA = dUᵀ·X
+        const Tensor &dy = get(op.getGrad());
         double scale = op.getScale().convertToDouble();
-        for (int64_t o = 0; o < out; ++o)
-          for (int64_t i = 0; i < in; ++i) {
-            double sum = 0;
-            for (int64_t r = 0; r < n; ++r)
-              sum += dy.data[r * out + o] * x.data[r * in + i];
-            dw.data[o * in + i] = scale * sum;
-          }
-        values[op.getResult()] = std::move(dw);
+        Tensor du = matmulTransposed(dy, transposed(get(op.getLoraB())),
+                                     scale, get(op.getU()).shape);
+        values[op.getDb()] = weightGrad(dy, get(op.getU()), scale);
+        if (op.getInput())
+          values[op.getDa()] = weightGrad(du, get(op.getInput()), 1.0);
+        values[op.getDu()] = std::move(du);
         return llvm::Error::success();
       })
       .Case([&](LowRankUpdateOp op) {

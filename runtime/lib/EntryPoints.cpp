@@ -15,6 +15,10 @@ std::vector<lora::runtime::RuntimeEntryPoint> lora::runtime::cpuEntryPoints() {
   return {
       entry("_mlir_ciface_lora_sgemm_f32", &_mlir_ciface_lora_sgemm_f32),
       entry("_mlir_ciface_lora_gemm_bf16", &_mlir_ciface_lora_gemm_bf16),
+      entry("_mlir_ciface_lora_adapter_grad_f32",
+            &_mlir_ciface_lora_adapter_grad_f32),
+      entry("_mlir_ciface_lora_adapter_grad_ub_f32",
+            &_mlir_ciface_lora_adapter_grad_ub_f32),
       entry("_mlir_memref_to_llvm_alloc", &_mlir_memref_to_llvm_alloc),
       entry("_mlir_memref_to_llvm_free", &_mlir_memref_to_llvm_free),
       entry("memrefCopy", &memrefCopy),

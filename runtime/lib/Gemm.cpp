@@ -125,6 +125,17 @@ int gemmThreads(int64_t m, int64_t n) {
 
 } // namespace
 
+bool lora::runtime::gemmTraceEnabled() { return GemmTrace::get() != nullptr; }
+
+void lora::runtime::recordGemm(GemmShape shape, int32_t transposeA,
+                               int32_t transposeB, bool accumulate,
+                               double seconds) {
+  if (GemmTrace *trace = GemmTrace::get())
+    trace->record({shape.m, shape.n, shape.k, transposeA, transposeB,
+                   accumulate},
+                  seconds);
+}
+
 int lora::runtime::configureThreads(int processesOnMachine) {
 #ifdef LORA_HAVE_OPENMP
   // OpenBLAS runs on the OpenMP threads (sgemmBlocks), one thread per call.

@@ -134,21 +134,22 @@ bool haveAvx512() {
   return have;
 }
 
-bool enabled() {
+#endif
+
+} // namespace
+
+bool lora::runtime::skinnyGemmEnabled() {
   static const bool on = [] {
     const char *value = std::getenv("LORA_SKINNY_GEMM");
     return !value || std::strcmp(value, "0") != 0;
   }();
   return on;
 }
-#endif
-
-} // namespace
 
 bool lora::runtime::skinnyGemmApplies(int32_t transposeB, int64_t m, int64_t n,
                                       int64_t k) {
 #ifdef LORA_SKINNY_AVX512
-  if (!enabled() || !haveAvx512() || transposeB || k < 64)
+  if (!skinnyGemmEnabled() || !haveAvx512() || transposeB || k < 64)
     return false;
   // One side of 16, 32, 48 or 64 (the rank), the other long enough that
   // the tiles keep every thread busy; B's rows give the vectors, so N must

@@ -23,11 +23,19 @@ def ConvertLoraToLinalg : Pass<"convert-lora-to-linalg", "ModuleOp"> {
     calls to the runtime's flash attention (`lora_attention_f32`, or
     `lora_gpu_attention_f32` on device buffers): an online softmax row by
     row, the [seq, seq] matrix never stored.
+
+    With `adapter-grad-calls`, f32 `lora.adapter_grad` ops stay, marked
+    `lora.runtime_call`, and bufferize into calls to
+    `lora_adapter_grad_f32` (dU, dB and dA in one pass over dY and X);
+    without it they become their three GEMMs.
   }];
   let options = [
     Option<"flashAttention", "flash-attention", "std::string", "\"none\"",
            "none (score blocks per head), cpu or gpu (runtime flash "
-           "attention)">
+           "attention)">,
+    Option<"adapterGradCalls", "adapter-grad-calls", "bool", "false",
+           "leave f32 lora.adapter_grad to the runtime's one-pass kernel "
+           "(CPU) instead of lowering it to three GEMMs">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::linalg::LinalgDialect",

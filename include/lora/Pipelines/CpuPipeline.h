@@ -20,11 +20,14 @@ namespace mlir::lora {
 /// CPU only where threads pay for themselves, on the GPU every sum a host
 /// loop would otherwise run over managed memory. Row reductions over
 /// `splitRowsFrom` elements or more (0: none) get several partials per row:
-/// on the GPU, several threads per row instead of one.
+/// on the GPU, several threads per row instead of one. `adapterGradCalls`:
+/// f32 adapter backwards (lora.adapter_grad) become calls to the runtime's
+/// one-pass CPU kernel instead of three GEMMs.
 LogicalResult buildBufferizationPipeline(OpPassManager &pm,
                                          StringRef flashAttention = "none",
                                          int64_t splitSumsFrom = 4096,
-                                         int64_t splitRowsFrom = 0);
+                                         int64_t splitRowsFrom = 0,
+                                         bool adapterGradCalls = false);
 
 /// buildBufferizationPipeline, then GEMMs as OpenBLAS calls, the rest as
 /// vectorized loops -> LLVM dialect. With `openmp`, each loop nest's

@@ -610,16 +610,30 @@ struct LowRankUpdateLowering : LoraLowering<LowRankUpdateOp> {
   }
 };
 
+/// dX = scale · dY · W, of type `type` ([..., in]).
+Value inputGrad(KernelBuilder &k, Value grad, Value weight, double scale,
+                RankedTensorType type) {
+  Value dy = k.collapseRows(grad);
+  int64_t rows = shapeOf(dy)[0], in = shapeOf(weight)[1];
+  Value dx = k.matmul(dy, weight, k.filled({rows, in}, 0.0), false, false);
+  return k.expandTo(scaled(k, dx, scale), type, /*allDims=*/false);
+}
+
+/// dW = scale · dYᵀ · X, of type `type` ([out, in]).
+Value weightGrad(KernelBuilder &k, Value grad, Value input, double scale,
+                 RankedTensorType type) {
+  Value dw = k.matmul(k.collapseRows(grad), k.collapseRows(input),
+                      k.filled(type.getShape(), 0.0), /*transposeA=*/true,
+                      false);
+  return scaled(k, dw, scale);
+}
+
 struct LinearGradInputLowering : LoraLowering<LinearGradInputOp> {
   using LoraLowering::LoraLowering;
   SmallVector<Value> lower(LinearGradInputOp op, Adaptor a,
                            KernelBuilder &k) const override {
-    Value dy = k.collapseRows(a.getGrad());
-    int64_t rows = shapeOf(dy)[0], in = shapeOf(a.getWeight())[1];
-    Value dx =
-        k.matmul(dy, a.getWeight(), k.filled({rows, in}, 0.0), false, false);
-    dx = scaled(k, dx, op.getScale().convertToDouble());
-    return {k.expandTo(dx, op.getType(), /*allDims=*/false)};
+    return {inputGrad(k, a.getGrad(), a.getWeight(),
+                      op.getScale().convertToDouble(), op.getType())};
   }
 };
 
@@ -627,11 +641,27 @@ struct LinearGradWeightLowering : LoraLowering<LinearGradWeightOp> {
   using LoraLowering::LoraLowering;
   SmallVector<Value> lower(LinearGradWeightOp op, Adaptor a,
                            KernelBuilder &k) const override {
-    Value dy = k.collapseRows(a.getGrad());
-    Value x = k.collapseRows(a.getInput());
-    Value dw = k.matmul(dy, x, k.filled(op.getType().getShape(), 0.0),
-                        /*transposeA=*/true, false);
-    return {scaled(k, dw, op.getScale().convertToDouble())};
+    return {weightGrad(k, a.getGrad(), a.getInput(),
+                       op.getScale().convertToDouble(), op.getType())};
+  }
+};
+
+/// The adapter's backward as its three GEMMs (where it is not left to the
+/// runtime's one-pass kernel): dU = s·dY·B, dB = s·dYᵀ·U, dA = dUᵀ·X.
+struct AdapterGradLowering : LoraLowering<AdapterGradOp> {
+  using LoraLowering::LoraLowering;
+  SmallVector<Value> lower(AdapterGradOp op, Adaptor a,
+                           KernelBuilder &k) const override {
+    double scale = op.getScale().convertToDouble();
+    Value du = inputGrad(k, a.getGrad(), a.getLoraB(), scale,
+                         cast<RankedTensorType>(op.getDu().getType()));
+    Value db = weightGrad(k, a.getGrad(), a.getU(), scale,
+                          cast<RankedTensorType>(op.getDb().getType()));
+    if (!op.getInput())
+      return {du, db};
+    return {du, db,
+            weightGrad(k, du, a.getInput(), 1.0,
+                       cast<RankedTensorType>(op.getDa().getType()))};
   }
 };
 
@@ -1276,6 +1306,12 @@ struct ConvertLoraToLinalgPass
         if (isa<AttentionOp, AttentionGradOp>(op))
           op->setAttr(kFlashAttrName, StringAttr::get(&getContext(), flash));
       });
+    // f32 adapter backwards go to the runtime's one-pass kernel.
+    if (adapterGradCalls)
+      getOperation().walk([&](AdapterGradOp op) {
+        if (allF32(op))
+          op->setAttr(kAdapterGradCallAttrName, UnitAttr::get(&getContext()));
+      });
     ConversionTarget target(getContext());
     target.addIllegalDialect<LoraDialect>();
     // The collectives stay: they bufferize into runtime calls; so does
@@ -1283,6 +1319,8 @@ struct ConvertLoraToLinalgPass
     target.addLegalOp<AllReduceStartOp, AllReduceWaitOp>();
     target.addDynamicallyLegalOp<AttentionOp, AttentionGradOp>(
         [](Operation *op) { return op->hasAttr(kFlashAttrName); });
+    target.addDynamicallyLegalOp<AdapterGradOp>(
+        [](Operation *op) { return op->hasAttr(kAdapterGradCallAttrName); });
     target.addLegalDialect<arith::ArithDialect, linalg::LinalgDialect,
                            math::MathDialect, scf::SCFDialect,
                            bufferization::BufferizationDialect,
@@ -1310,8 +1348,8 @@ void mlir::lora::populateLoraToLinalgConversionPatterns(
     RewritePatternSet &patterns) {
   patterns.add<EmbeddingLowering, EmbeddingGradLowering, RMSNormLowering,
                RMSNormGradLowering, LinearLowering, LowRankUpdateLowering,
-               LinearGradInputLowering,
-               LinearGradWeightLowering, DropoutLowering, AttentionLowering,
+               LinearGradInputLowering, LinearGradWeightLowering,
+               AdapterGradLowering, DropoutLowering, AttentionLowering,
                AttentionGradLowering,
                SwiGLULowering, SwiGLUGradLowering, AddLowering,
                CrossEntropyLowering, CrossEntropyGradLowering,

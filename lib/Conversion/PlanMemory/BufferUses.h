@@ -26,7 +26,8 @@ inline bool onlyReads(OpOperand &use) {
 }
 
 /// Whether `accept` holds for every use of `value` and of the views made
-/// of it (subview, expand_shape, collapse_shape), deallocs aside.
+/// of it (subview, expand_shape, collapse_shape, and casts, so that a
+/// runtime call is seen where it uses the buffer), deallocs aside.
 inline bool everyUseThroughViews(Value value,
                                  function_ref<bool(OpOperand &)> accept) {
   for (OpOperand &use : value.getUses()) {
@@ -34,7 +35,7 @@ inline bool everyUseThroughViews(Value value,
     if (isa<memref::DeallocOp>(user))
       continue;
     if (isa<memref::SubViewOp, memref::ExpandShapeOp,
-            memref::CollapseShapeOp>(user)) {
+            memref::CollapseShapeOp, memref::CastOp>(user)) {
       if (!everyUseThroughViews(user->getResult(0), accept))
         return false;
       continue;

@@ -178,12 +178,25 @@ FailureOr<MemRefType> viewResultType(Operation *user, MemRefType source) {
   return MemRefType();
 }
 
+/// Whether `cast` turns its source into a memref whose layout is fully
+/// dynamic (the runtime's matrix arguments): any strided source casts to it.
+bool castsToAnyLayout(memref::CastOp cast) {
+  auto type = dyn_cast<MemRefType>(cast.getType());
+  auto layout = type ? dyn_cast<StridedLayoutAttr>(type.getLayout()) : nullptr;
+  return layout && ShapedType::isDynamic(layout.getOffset()) &&
+         llvm::all_of(layout.getStrides(), ShapedType::isDynamic) &&
+         llvm::all_of(type.getShape(), ShapedType::isDynamic);
+}
+
 /// Whether `value`'s users can take a strided layout instead of the
-/// identity: linalg ops, copies, and views whose result types can be
-/// recomputed (checked recursively).
+/// identity: linalg ops, copies, casts to a fully dynamic layout (runtime
+/// calls' arguments), and views whose result types can be recomputed
+/// (checked recursively).
 bool acceptsStrided(Value value, MemRefType strided) {
   for (Operation *user : value.getUsers()) {
     if (isa<linalg::LinalgOp, memref::CopyOp, memref::DeallocOp>(user))
+      continue;
+    if (auto cast = dyn_cast<memref::CastOp>(user); cast && castsToAnyLayout(cast))
       continue;
     FailureOr<MemRefType> type = viewResultType(user, strided);
     if (failed(type) || !*type || !acceptsStrided(user->getResult(0), *type))
@@ -252,8 +265,14 @@ struct InPlaceUpdatesPass
         buffer->getBlock() != copy->getBlock() ||
         root->getBlock() != copy->getBlock() ||
         !buffer.getType().getLayout().isIdentity() ||
-        targetType.getElementType() != buffer.getType().getElementType() ||
-        !root->isBeforeInBlock(buffer))
+        targetType.getElementType() != buffer.getType().getElementType())
+      return false;
+    // The root must exist where the buffer's producers write: a root made
+    // after the buffer (a concatenation of a runtime call's result) moves
+    // up when it needs no operands. Its liveness, for lora-plan-memory,
+    // starts at its first use anyway.
+    bool rootMoves = !root->isBeforeInBlock(buffer);
+    if (rootMoves && root->getNumOperands() != 0)
       return false;
     // The target seen in the buffer's shape: the reshapes undone.
     MemRefType replacementType = targetType;
@@ -279,15 +298,18 @@ struct InPlaceUpdatesPass
       return false;
     // The view's chain (pure views of the root, static) moves up to just
     // after the root, so that it dominates the buffer's producers.
+    Operation *rootPlace = rootMoves ? buffer.getOperation() : root;
     SmallVector<Operation *> chain;
     for (Operation *op = target.getDefiningOp(); op != root;
          op = op->getOperand(0).getDefiningOp()) {
       for (Value operand : op->getOperands().drop_front())
         if (Operation *def = operand.getDefiningOp();
-            def && !def->isBeforeInBlock(root))
+            def && !def->isBeforeInBlock(rootPlace))
           return false;
       chain.push_back(op);
     }
+    if (rootMoves)
+      root->moveBefore(buffer);
     Operation *after = root;
     for (Operation *op : llvm::reverse(chain)) {
       op->moveAfter(after);

@@ -387,6 +387,54 @@ func.func @grad_input_scale(%dy: tensor<2x16x128xf32>, %w: tensor<128x64xf32>) {
 
 // -----
 
+func.func @adapter_grad_rank(%dy: tensor<2x16x128xf32>, %b: tensor<128x4xf32>, %u: tensor<2x16x8xf32>) {
+  // expected-error @+1 {{u dim 2 (8) must equal lora_b dim 1 (4), the rank}}
+  %0:2 = lora.adapter_grad %dy, %b, %u : tensor<2x16x128xf32>, tensor<128x4xf32>, tensor<2x16x8xf32> -> tensor<2x16x8xf32>, tensor<128x4xf32>
+  return
+}
+
+// -----
+
+func.func @adapter_grad_du(%dy: tensor<2x16x128xf32>, %b: tensor<128x8xf32>, %u: tensor<2x16x8xf32>) {
+  // expected-error @+1 {{du must have u's type 'tensor<2x16x8xf32>', got 'tensor<32x8xf32>'}}
+  %0:2 = lora.adapter_grad %dy, %b, %u : tensor<2x16x128xf32>, tensor<128x8xf32>, tensor<2x16x8xf32> -> tensor<32x8xf32>, tensor<128x8xf32>
+  return
+}
+
+// -----
+
+func.func @adapter_grad_db(%dy: tensor<2x16x128xf32>, %b: tensor<128x8xf32>, %u: tensor<2x16x8xf32>) {
+  // expected-error @+1 {{db must have lora_b's type 'tensor<128x8xf32>', got 'tensor<8x128xf32>'}}
+  %0:2 = lora.adapter_grad %dy, %b, %u : tensor<2x16x128xf32>, tensor<128x8xf32>, tensor<2x16x8xf32> -> tensor<2x16x8xf32>, tensor<8x128xf32>
+  return
+}
+
+// -----
+
+func.func @adapter_grad_no_da(%dy: tensor<2x16x128xf32>, %b: tensor<128x8xf32>, %u: tensor<2x16x8xf32>, %x: tensor<2x16x64xf32>) {
+  // expected-error @+1 {{input given but no da result}}
+  %0:2 = lora.adapter_grad %dy, %b, %u input(%x : tensor<2x16x64xf32>) : tensor<2x16x128xf32>, tensor<128x8xf32>, tensor<2x16x8xf32> -> tensor<2x16x8xf32>, tensor<128x8xf32>
+  return
+}
+
+// -----
+
+func.func @adapter_grad_no_input(%dy: tensor<2x16x128xf32>, %b: tensor<128x8xf32>, %u: tensor<2x16x8xf32>) {
+  // expected-error @+1 {{da result without an input}}
+  %0:3 = lora.adapter_grad %dy, %b, %u : tensor<2x16x128xf32>, tensor<128x8xf32>, tensor<2x16x8xf32> -> tensor<2x16x8xf32>, tensor<128x8xf32>, tensor<8x64xf32>
+  return
+}
+
+// -----
+
+func.func @adapter_grad_da(%dy: tensor<2x16x128xf32>, %b: tensor<128x8xf32>, %u: tensor<2x16x8xf32>, %x: tensor<2x16x64xf32>) {
+  // expected-error @+1 {{da dim 1 (32) must equal input dim 2 (64), the input features}}
+  %0:3 = lora.adapter_grad %dy, %b, %u input(%x : tensor<2x16x64xf32>) : tensor<2x16x128xf32>, tensor<128x8xf32>, tensor<2x16x8xf32> -> tensor<2x16x8xf32>, tensor<128x8xf32>, tensor<8x32xf32>
+  return
+}
+
+// -----
+
 func.func @low_rank_update_u_rank(%y: tensor<2x16x128xf32>, %u: tensor<32x8xf32>, %b: tensor<128x8xf32>) {
   // expected-error @+1 {{u must have rank 3 (base has rank 3), got 'tensor<32x8xf32>'}}
   %0 = lora.low_rank_update %y, %u, %b : tensor<2x16x128xf32>, tensor<32x8xf32>, tensor<128x8xf32>

@@ -73,6 +73,18 @@ func.func @linear_grads(%dy: tensor<2x16x128xf32>, %x: tensor<2x16x64xf32>, %w: 
 
 // -----
 
+// The adapter's backward in one op, with and without dA.
+// CHECK-LABEL: func.func @adapter_grad
+// CHECK: lora.adapter_grad %{{.+}}, %{{.+}}, %{{.+}} input(%{{.+}} : tensor<2x16x64xf32>) scale(2.000000e+00) : tensor<2x16x128xf32>, tensor<128x8xf32>, tensor<2x16x8xf32> -> tensor<2x16x8xf32>, tensor<128x8xf32>, tensor<8x64xf32>
+// CHECK: lora.adapter_grad %{{.+}}, %{{.+}}, %{{.+}} : tensor<2x16x128xf32>, tensor<128x8xf32>, tensor<2x16x8xf32> -> tensor<2x16x8xf32>, tensor<128x8xf32>
+func.func @adapter_grad(%dy: tensor<2x16x128xf32>, %b: tensor<128x8xf32>, %u: tensor<2x16x8xf32>, %x: tensor<2x16x64xf32>) {
+  %du, %db, %da = lora.adapter_grad %dy, %b, %u input(%x : tensor<2x16x64xf32>) scale(2.0) : tensor<2x16x128xf32>, tensor<128x8xf32>, tensor<2x16x8xf32> -> tensor<2x16x8xf32>, tensor<128x8xf32>, tensor<8x64xf32>
+  %du2, %db2 = lora.adapter_grad %dy, %b, %u : tensor<2x16x128xf32>, tensor<128x8xf32>, tensor<2x16x8xf32> -> tensor<2x16x8xf32>, tensor<128x8xf32>
+  return
+}
+
+// -----
+
 // The rank-r update that lora-fuse-adapters accumulates into a GEMM output.
 // CHECK-LABEL: func.func @low_rank_update
 // CHECK: lora.low_rank_update %{{.+}}, %{{.+}}, %{{.+}} scale(2.000000e+00) : tensor<2x16x128xf32>, tensor<2x16x8xf32>, tensor<128x8xf32>

@@ -211,6 +211,13 @@ INSTANTIATE_TEST_SUITE_P(
         Method{"LoraWithDropout", "method=lora rank=4 dropout=0.1"},
         Method{"Lora", "method=lora rank=4"},
         Method{"LoraUnfused", "method=lora rank=4 fuse-adapters=false"},
+        // Ranks the runtime's one-pass adapter backward takes (16-64 on
+        // AVX-512; rank 4 above runs its three-GEMM fallback), with 74
+        // tokens: row blocks with tails on two threads.
+        Method{"LoraRank16", "method=lora rank=16", false, 37},
+        Method{"LoraAndFullRank32", "method=mixed target-modules=q_proj,o_proj "
+                                    "full-modules=q_proj rank=32",
+               false, 37},
         Method{"LoraAndFullOnQueries", "method=mixed target-modules=q_proj "
                                        "full-modules=q_proj rank=2"},
         Method{"Full", "method=full weight-decay=0.01"},

@@ -247,3 +247,140 @@ INSTANTIATE_TEST_SUITE_P(
                       SkinnyCase{48, 320, 130, true, true, 3}));
 
 } // namespace
+
+namespace {
+
+struct AdapterGradCase {
+  int64_t tokens, out, in, rank;
+  bool withInput;
+  int threads;
+};
+
+class AdapterGradTest : public ::testing::TestWithParam<AdapterGradCase> {};
+
+/// lora_adapter_grad_f32's one-pass kernel (ranks 16-64 on AVX-512; three
+/// GEMMs otherwise) against double-precision loops, on views of wider
+/// buffers as a compiled step passes them: dY and dU in [dY | dU], U in
+/// [Y0 | U]. Token counts leave tails of every block size; padding and the
+/// dY columns next to dU must stay as they were.
+TEST_P(AdapterGradTest, MatchesNaiveLoops) {
+  AdapterGradCase t = GetParam();
+  const float scale = 1.75f;
+  const int64_t pad = 3;
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> uniform(-1, 1);
+  auto random = [&](size_t size) {
+    std::vector<float> v(size);
+    for (float &x : v)
+      x = uniform(rng);
+    return v;
+  };
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  int64_t wide = t.out + t.rank; // [dY | dU] and [Y0 | U]
+  std::vector<float> dyu = random(t.tokens * wide), y0u = random(t.tokens * wide);
+  std::vector<float> b = random(t.out * (t.rank + pad));
+  std::vector<float> x = random(t.tokens * (t.in + pad));
+  std::vector<float> db(t.out * (t.rank + pad), 7.0f),
+      da(t.rank * (t.in + pad), 7.0f);
+  // Outputs are written, not read: NaN where they go would show.
+  for (int64_t i = 0; i < t.tokens; ++i)
+    for (int64_t j = 0; j < t.rank; ++j)
+      dyu[i * wide + t.out + j] = nan;
+  for (int64_t i = 0; i < t.out; ++i)
+    for (int64_t j = 0; j < t.rank; ++j)
+      db[i * (t.rank + pad) + j] = nan;
+  for (int64_t i = 0; i < t.rank; ++i)
+    for (int64_t j = 0; j < t.in; ++j)
+      da[i * (t.in + pad) + j] = nan;
+  std::vector<float> dyuBefore = dyu;
+
+  // The reference in double precision.
+  std::vector<double> du(t.tokens * t.rank), dbRef(t.out * t.rank),
+      daRef(t.rank * t.in);
+  for (int64_t i = 0; i < t.tokens; ++i)
+    for (int64_t j = 0; j < t.rank; ++j) {
+      double sum = 0;
+      for (int64_t k = 0; k < t.out; ++k)
+        sum += double(dyu[i * wide + k]) * b[k * (t.rank + pad) + j];
+      du[i * t.rank + j] = scale * sum;
+    }
+  for (int64_t k = 0; k < t.out; ++k)
+    for (int64_t j = 0; j < t.rank; ++j) {
+      double sum = 0;
+      for (int64_t i = 0; i < t.tokens; ++i)
+        sum += double(dyu[i * wide + k]) * y0u[i * wide + t.out + j];
+      dbRef[k * t.rank + j] = scale * sum;
+    }
+  for (int64_t j = 0; j < t.rank; ++j)
+    for (int64_t k = 0; k < t.in; ++k) {
+      double sum = 0;
+      for (int64_t i = 0; i < t.tokens; ++i)
+        sum += du[i * t.rank + j] * x[i * (t.in + pad) + k];
+      daRef[j * t.in + k] = sum;
+    }
+
+  LoraMemRef2DF32 dyView = view(dyu, t.tokens, t.out, wide),
+                  duView = view(dyu, t.tokens, t.rank, wide, t.out),
+                  uView = view(y0u, t.tokens, t.rank, wide, t.out),
+                  bView = view(b, t.out, t.rank, t.rank + pad),
+                  xView = view(x, t.tokens, t.in, t.in + pad),
+                  dbView = view(db, t.out, t.rank, t.rank + pad),
+                  daView = view(da, t.rank, t.in, t.in + pad);
+  lora::runtime::configureThreads(1);
+#ifdef LORA_HAVE_OPENMP
+  omp_set_num_threads(t.threads);
+#endif
+  if (t.withInput)
+    _mlir_ciface_lora_adapter_grad_f32(scale, &dyView, &bView, &uView, &xView,
+                                       &duView, &dbView, &daView);
+  else
+    _mlir_ciface_lora_adapter_grad_ub_f32(scale, &dyView, &bView, &uView,
+                                          &duView, &dbView);
+
+  // Sums of up to a few thousand products of values in [-1, 1].
+  auto tolerance = [](int64_t terms) { return std::max(1e-4, 4e-7 * terms); };
+  for (int64_t i = 0; i < t.tokens; ++i) {
+    for (int64_t k = 0; k < t.out; ++k)
+      ASSERT_EQ(dyu[i * wide + k], dyuBefore[i * wide + k])
+          << "dY changed at " << i << "," << k;
+    for (int64_t j = 0; j < t.rank; ++j)
+      ASSERT_NEAR(dyu[i * wide + t.out + j], du[i * t.rank + j],
+                  tolerance(t.out))
+          << "dU " << i << "," << j;
+  }
+  for (int64_t k = 0; k < t.out; ++k)
+    for (int64_t j = 0; j < t.rank + pad; ++j)
+      if (j < t.rank)
+        ASSERT_NEAR(db[k * (t.rank + pad) + j], dbRef[k * t.rank + j],
+                    tolerance(t.tokens))
+            << "dB " << k << "," << j;
+      else
+        ASSERT_EQ(db[k * (t.rank + pad) + j], 7.0f) << "dB padding";
+  for (int64_t j = 0; j < t.rank; ++j)
+    for (int64_t k = 0; k < t.in + pad; ++k) {
+      float got = da[j * (t.in + pad) + k];
+      if (k >= t.in || !t.withInput)
+        ASSERT_TRUE(k >= t.in ? got == 7.0f : std::isnan(got))
+            << "dA " << j << "," << k << " must stay as it was";
+      else
+        ASSERT_NEAR(got, daRef[j * t.in + k],
+                    tolerance(t.tokens) * t.out / 64)
+            << "dA " << j << "," << k;
+    }
+}
+
+// Tokens: 12-row blocks plus 8+4+2+1 (rank 16), 5-row blocks plus 4 (32),
+// 3-row blocks plus 2 (48), 2-row blocks plus 1 (64); rank 8 takes the
+// three GEMMs. One to three threads (more than the rows' blocks in one).
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, AdapterGradTest,
+    ::testing::Values(AdapterGradCase{12 * 9 + 15, 72, 40, 16, true, 2},
+                      AdapterGradCase{12 * 4 + 15, 33, 17, 16, false, 1},
+                      AdapterGradCase{5 * 7 + 4, 50, 70, 32, true, 3},
+                      AdapterGradCase{3 * 11 + 2, 64, 16, 48, true, 2},
+                      AdapterGradCase{2 * 9 + 1, 20, 90, 64, true, 2},
+                      AdapterGradCase{2, 20, 9, 16, true, 3},
+                      AdapterGradCase{37, 24, 30, 8, true, 2},
+                      AdapterGradCase{37, 24, 30, 8, false, 1}));
+
+} // namespace

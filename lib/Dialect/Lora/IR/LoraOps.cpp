@@ -338,6 +338,41 @@ LogicalResult LowRankUpdateOp::verify() {
   return success();
 }
 
+LogicalResult AdapterGradOp::verify() {
+  Checker c(*this);
+  Named grad("grad", getGrad()), b("lora_b", getLoraB()), u("u", getU()),
+      du("du", getDu()), db("db", getDb());
+  if (failed(c.minRank(grad, 2, "[tokens..., out]")) ||
+      failed(c.rank(b, 2, "[out, r]")) ||
+      failed(c.sameDim(b, 0, grad, grad.rank() - 1, "output features")) ||
+      failed(c.rankRelation(u, grad, 0)) ||
+      failed(c.sameLeadingDims(u, grad, grad.rank() - 1)) ||
+      failed(c.sameDim(u, u.rank() - 1, b, 1, "rank")) ||
+      failed(c.sameElementType(b, grad)) || failed(c.sameElementType(u, grad)))
+    return failure();
+  if (du.type != u.type)
+    return emitOpError() << "du must have u's type " << u.type << ", got "
+                         << du.type;
+  if (db.type != b.type)
+    return emitOpError() << "db must have lora_b's type " << b.type
+                         << ", got " << db.type;
+  if (bool(getInput()) != bool(getDa()))
+    return emitOpError() << (getInput() ? "input given but no da result"
+                                        : "da result without an input");
+  if (getInput()) {
+    Named x("input", getInput()), da("da", getDa());
+    if (failed(c.rankRelation(x, grad, 0)) ||
+        failed(c.sameLeadingDims(x, grad, grad.rank() - 1)) ||
+        failed(c.sameElementType(x, grad)) ||
+        failed(c.rank(da, 2, "[r, in]")) ||
+        failed(c.sameDim(da, 0, b, 1, "rank")) ||
+        failed(c.sameDim(da, 1, x, x.rank() - 1, "input features")) ||
+        failed(c.sameElementType(da, grad)))
+      return failure();
+  }
+  return c.finite("scale", getScale().convertToDouble());
+}
+
 LogicalResult LinearGradWeightOp::verify() {
   Checker c(*this);
   Named grad("grad", getGrad()), input("input", getInput()),

@@ -155,6 +155,89 @@ struct FlashAttentionModel
   }
 };
 
+/// `buffer` ([..., n], any layout with contiguous rows) as the 2-D
+/// memref<?x?xf32, strided<[?, ?], offset: ?>> the runtime's matrix entry
+/// points take: the leading dims collapsed in place where the strides
+/// allow, from a dense copy otherwise.
+Value matrixArgument(RewriterBase &rewriter, Location loc, Value buffer) {
+  auto type = cast<MemRefType>(buffer.getType());
+  if (type.getRank() > 2) {
+    SmallVector<ReassociationIndices> groups(2);
+    for (int64_t d = 0; d + 1 < type.getRank(); ++d)
+      groups[0].push_back(d);
+    groups[1].push_back(type.getRank() - 1);
+    if (!memref::CollapseShapeOp::isGuaranteedCollapsible(type, groups))
+      buffer = denseBuffer(rewriter, loc, buffer);
+    buffer = memref::CollapseShapeOp::create(rewriter, loc, buffer, groups);
+  }
+  int64_t dynamic = ShapedType::kDynamic;
+  auto generic = MemRefType::get(
+      {dynamic, dynamic}, rewriter.getF32Type(),
+      StridedLayoutAttr::get(rewriter.getContext(), dynamic,
+                             {dynamic, dynamic}));
+  return memref::CastOp::create(rewriter, loc, generic, buffer);
+}
+
+/// lora.adapter_grad marked lora.runtime_call: dY, B, U and X are read in
+/// place (views of [dY | dU] and [Y0 | U] included); dU, dB and dA are new
+/// buffers that `lora_adapter_grad_f32` (or `_ub_f32` without X) fills.
+struct AdapterGradModel
+    : public BufferizableOpInterface::ExternalModel<AdapterGradModel,
+                                                    AdapterGradOp> {
+  bool bufferizesToMemoryRead(Operation *, OpOperand &,
+                              const AnalysisState &) const {
+    return true;
+  }
+  bool bufferizesToMemoryWrite(Operation *, OpOperand &,
+                               const AnalysisState &) const {
+    return false;
+  }
+  AliasingValueList getAliasingValues(Operation *, OpOperand &,
+                                      const AnalysisState &) const {
+    return {};
+  }
+  bool bufferizesToAllocation(Operation *, Value) const { return true; }
+
+  LogicalResult bufferize(Operation *op, RewriterBase &rewriter,
+                          const BufferizationOptions &options,
+                          BufferizationState &state) const {
+    auto grads = cast<AdapterGradOp>(op);
+    if (!op->hasAttr(kAdapterGradCallAttrName))
+      return op->emitOpError("reached bufferization without " +
+                             kAdapterGradCallAttrName.str() +
+                             "; convert-lora-to-linalg lowers it otherwise");
+    Location loc = op->getLoc();
+    SmallVector<Value> arguments = {arith::ConstantOp::create(
+        rewriter, loc,
+        rewriter.getF32FloatAttr(float(grads.getScale().convertToDouble())))};
+    for (Value operand : op->getOperands()) {
+      FailureOr<Value> buffer = getBuffer(rewriter, operand, options, state);
+      if (failed(buffer))
+        return failure();
+      arguments.push_back(matrixArgument(rewriter, loc, *buffer));
+    }
+    SmallVector<Value> results;
+    for (Value result : op->getResults()) {
+      auto tensor = cast<RankedTensorType>(result.getType());
+      Value buffer = memref::AllocOp::create(
+          rewriter, loc,
+          MemRefType::get(tensor.getShape(), tensor.getElementType()));
+      results.push_back(buffer);
+      arguments.push_back(matrixArgument(rewriter, loc, buffer));
+    }
+    SmallVector<Type> types;
+    for (Value argument : arguments)
+      types.push_back(argument.getType());
+    std::string name = grads.getInput() ? "lora_adapter_grad_f32"
+                                        : "lora_adapter_grad_ub_f32";
+    declareRuntimeFunction(rewriter, op->getParentOfType<ModuleOp>(), name,
+                           rewriter.getFunctionType(types, {}));
+    func::CallOp::create(rewriter, loc, name, TypeRange(), arguments);
+    replaceOpWithBufferizedValues(rewriter, op, results);
+    return success();
+  }
+};
+
 } // namespace
 
 void mlir::lora::registerBufferizableOpInterfaceExternalModels(
@@ -167,5 +250,6 @@ void mlir::lora::registerBufferizableOpInterfaceExternalModels(
     AttentionOp::attachInterface<FlashAttentionModel<AttentionOp>>(*context);
     AttentionGradOp::attachInterface<FlashAttentionModel<AttentionGradOp>>(
         *context);
+    AdapterGradOp::attachInterface<AdapterGradModel>(*context);
   });
 }

@@ -7,6 +7,7 @@
 //   Y = Y0 + s · U · Bᵀ              the rank-r update, accumulated in place
 //   dX = [dY | dU] · Wcat            K = out + r: replaces dY·W + dU·A + add
 //   [dW; dA] = [dY | dU]ᵀ · X        when W trains too: both from one GEMM
+//   dU, dB (and dA) at once          lora.adapter_grad: dY and X read once
 //
 // and the backward's recomputation of U = X·Aᵀ reads the forward's U. With
 // adapter dropout the adapter sees dropout(X), not X, so no concatenation
@@ -111,16 +112,16 @@ struct FuseAdaptersPass
       return g.getWeight() == loraB;
     });
     if (du)
-      fuseBackward(du, x, w, a, wcat, out, rank);
+      fuseBackward(du, x, w, a, wcat, u, out, rank);
     op.erase();
   }
 
   void fuseBackward(LinearGradInputOp du, Value x, Value w, Value a,
-                    Value wcat, int64_t out, int64_t rank) {
+                    Value wcat, Value u, int64_t out, int64_t rank) {
     Location loc = du.getLoc();
     Value dy = du.getGrad();
-    Value dU = du.getResult();
     auto unitScale = [](auto op) { return op.getScale().convertToDouble() == 1.0; };
+    Value dU = du.getResult();
     // dX = dY·W + dU·A
     auto dxA = findUser<LinearGradInputOp>(dU, [&](LinearGradInputOp g) {
       return g.getGrad() == dU && g.getWeight() == a && unitScale(g);
@@ -142,11 +143,23 @@ struct FuseAdaptersPass
       return g.getGrad() == dU && g.getInput() == x && unitScale(g);
     });
     bool weights = dW && dA;
+    // dB = s·dYᵀ·U, with dU's scale.
+    auto dB = findUser<LinearGradWeightOp>(dy, [&](LinearGradWeightOp g) {
+      return g.getGrad() == dy && g.getInput() == u &&
+             g.getScale() == du.getScale();
+    });
+    Operation *dUDef = du;
+    if (dB) {
+      AdapterGradOp grads =
+          fuseAdapterGrads(du, dB, weights ? LinearGradWeightOp() : dA, x);
+      dUDef = grads;
+      dU = grads.getDu();
+    }
     if (!sum && !weights)
       return;
 
-    OpBuilder b(du->getContext());
-    b.setInsertionPointAfter(du);
+    OpBuilder b(dUDef->getContext());
+    b.setInsertionPointAfter(dUDef);
     int64_t last = cast<RankedTensorType>(dy.getType()).getRank() - 1;
     Value dyu = tensor::ConcatOp::create(b, loc, last, ValueRange{dy, dU});
     if (sum) {
@@ -171,6 +184,32 @@ struct FuseAdaptersPass
       dW.erase();
       dA.erase();
     }
+  }
+
+  /// dU = s·dY·B, dB = s·dYᵀ·U and, when `dA` is given, dA = dUᵀ·X as one
+  /// lora.adapter_grad, which replaces (and erases) the three ops.
+  AdapterGradOp fuseAdapterGrads(LinearGradInputOp du, LinearGradWeightOp dB,
+                                 LinearGradWeightOp dA, Value x) {
+    // Before both: its operands (dY, B, the forward's U and X) are defined
+    // before each of them.
+    OpBuilder b(du);
+    if (dB->isBeforeInBlock(du))
+      b.setInsertionPoint(dB);
+    SmallVector<Type> types = {du.getType(), dB.getType()};
+    if (dA)
+      types.push_back(dA.getType());
+    auto grads = AdapterGradOp::create(b, du.getLoc(), types, du.getGrad(),
+                                       du.getWeight(), dB.getInput(),
+                                       dA ? x : Value(), du.getScaleAttr());
+    du.getResult().replaceAllUsesWith(grads.getDu());
+    dB.getResult().replaceAllUsesWith(grads.getDb());
+    du.erase();
+    dB.erase();
+    if (dA) {
+      dA.getResult().replaceAllUsesWith(grads.getDa());
+      dA.erase();
+    }
+    return grads;
   }
 };
 

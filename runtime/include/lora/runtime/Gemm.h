@@ -50,6 +50,25 @@ void _mlir_ciface_lora_gemm_bf16(int32_t transposeA, int32_t transposeB,
                                  int32_t accumulate, LoraMemRef2DBF16 *a,
                                  LoraMemRef2DBF16 *b, LoraMemRef2DF32 *c);
 
+/// A LoRA adapter's backward in one pass over dY and X (AdapterGrad.cpp):
+///   dU = scale·dY·B,  dB = scale·dYᵀ·U,  dA = dUᵀ·X
+/// with dY tokens x out, B out x r, U tokens x r, X tokens x in. dU, dB
+/// and dA are written, not read. Rows must be contiguous; views of larger
+/// buffers (dY and dU in [dY | dU], U in [Y0 | U]) work.
+void _mlir_ciface_lora_adapter_grad_f32(float scale, LoraMemRef2DF32 *dy,
+                                        LoraMemRef2DF32 *b, LoraMemRef2DF32 *u,
+                                        LoraMemRef2DF32 *x, LoraMemRef2DF32 *du,
+                                        LoraMemRef2DF32 *db,
+                                        LoraMemRef2DF32 *da);
+
+/// The same without X and dA (the base weight trains too, and dA comes
+/// from the [dW; dA] GEMM).
+void _mlir_ciface_lora_adapter_grad_ub_f32(float scale, LoraMemRef2DF32 *dy,
+                                           LoraMemRef2DF32 *b,
+                                           LoraMemRef2DF32 *u,
+                                           LoraMemRef2DF32 *du,
+                                           LoraMemRef2DF32 *db);
+
 } // extern "C"
 
 namespace lora::runtime {
@@ -96,6 +115,45 @@ bool skinnyGemmApplies(int32_t transposeB, int64_t m, int64_t n, int64_t k);
 void skinnyGemm(int32_t transposeA, int64_t m, int64_t n, int64_t k,
                 const float *a, int64_t lda, const float *b, int64_t ldb,
                 float *c, int64_t ldc, bool accumulate, int threads);
+
+/// False when LORA_SKINNY_GEMM is "0": OpenBLAS runs every GEMM.
+bool skinnyGemmEnabled();
+
+/// With LORA_GEMM_TRACE set: records a GEMM of `shape` that took `seconds`
+/// (kernels that do a GEMM's work outside lora_sgemm_f32 use it).
+bool gemmTraceEnabled();
+void recordGemm(GemmShape shape, int32_t transposeA, int32_t transposeB,
+                bool accumulate, double seconds);
+
+/// The operands of adapterGrad (the C entry points' views, unpacked): x and
+/// da null for dU and dB alone; ld* are row strides.
+struct AdapterGradOperands {
+  int64_t tokens, out, in, rank;
+  float scale;
+  const float *dy;
+  int64_t ldy;
+  const float *b;
+  int64_t ldb;
+  const float *u;
+  int64_t ldu;
+  const float *x;
+  int64_t ldx;
+  float *du;
+  int64_t lddu;
+  float *db;
+  int64_t lddb;
+  float *da;
+  int64_t ldda;
+};
+
+/// Whether adapterGrad runs its one-pass kernel for this rank (16, 32, 48
+/// or 64 on AVX-512 CPUs, unless LORA_ADAPTER_GRAD or LORA_SKINNY_GEMM is
+/// "0") rather than three GEMMs.
+bool adapterGradFused(int64_t rank);
+
+/// The adapter's backward (see lora_adapter_grad_f32) on `threads` OpenMP
+/// threads (0: the pool's size, or 1 inside a parallel region).
+void adapterGrad(const AdapterGradOperands &operands, int threads = 0);
 
 } // namespace lora::runtime
 

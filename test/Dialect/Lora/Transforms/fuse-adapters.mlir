@@ -16,10 +16,13 @@
 // CHECK: lora.cross_entropy %[[Y]]
 // CHECK: %[[DY:.+]] = lora.cross_entropy_grad
 // CHECK-NOT: lora.linear %[[H]], %[[A]]
-// CHECK: lora.linear_grad_weight %[[DY]], %[[U]] scale(2.000000e+00)
-// CHECK: %[[DU:.+]] = lora.linear_grad_input %[[DY]], %[[B]] scale(2.000000e+00)
+// dU = s·dY·B, dB = s·dYᵀ·U and dA = dUᵀ·X from one op (one pass over dY
+// and X on the CPU), and no GEMM of their own.
+// CHECK: %[[DU:[^,]+]], %{{[^,]+}}, %{{[^ ]+}} = lora.adapter_grad %[[DY]], %[[B]], %[[U]] input(%[[H]] : tensor<2x16xf32>) scale(2.000000e+00) : tensor<2x16xf32>, tensor<16x4xf32>, tensor<2x4xf32> -> tensor<2x4xf32>, tensor<16x4xf32>, tensor<4x16xf32>
+// CHECK-NOT: lora.linear_grad_weight %[[DY]], %[[U]]
+// CHECK-NOT: lora.linear_grad_input %[[DY]], %[[B]]
 // CHECK: %[[DYU:.+]] = tensor.concat dim(1) %[[DY]], %[[DU]] : (tensor<2x16xf32>, tensor<2x4xf32>) -> tensor<2x20xf32>
-// CHECK: lora.linear_grad_weight %[[DU]], %[[H]] : tensor<2x4xf32>, tensor<2x16xf32> -> tensor<4x16xf32>
+// CHECK-NOT: lora.linear_grad_weight %[[DU]]
 // CHECK: %[[DH:.+]] = lora.linear_grad_input %[[DYU]], %[[WCAT]] : tensor<2x20xf32>, tensor<20x16xf32> -> tensor<2x16xf32>
 // CHECK-NOT: lora.add
 // CHECK-NOT: lora.linear_grad_input %[[DY]], %[[W]]
@@ -40,9 +43,10 @@ func.func @lora_layer(%x: tensor<2x16xf32>,
 // -----
 
 // W trains too (full and LoRA on one layer): [dW; dA] = [dY | dU]ᵀ·X is one
-// GEMM, split by rows.
+// GEMM, split by rows; lora.adapter_grad makes dU and dB only.
 // CHECK-LABEL: func.func @base_and_adapter_train
-// CHECK: %[[DYU:.+]] = tensor.concat dim(2) %{{.+}}, %{{.+}} : (tensor<2x3x16xf32>, tensor<2x3x4xf32>) -> tensor<2x3x20xf32>
+// CHECK: %[[DU:[^,]+]], %{{[^ ]+}} = lora.adapter_grad %{{.+}}, %{{.+}}, %{{.+}} scale(2.000000e+00) : tensor<2x3x16xf32>, tensor<16x4xf32>, tensor<2x3x4xf32> -> tensor<2x3x4xf32>, tensor<16x4xf32>
+// CHECK: %[[DYU:.+]] = tensor.concat dim(2) %{{.+}}, %[[DU]] : (tensor<2x3x16xf32>, tensor<2x3x4xf32>) -> tensor<2x3x20xf32>
 // CHECK: %[[BOTH:.+]] = lora.linear_grad_weight %[[DYU]], %{{.+}} : tensor<2x3x20xf32>, tensor<2x3x16xf32> -> tensor<20x16xf32>
 // CHECK-DAG: tensor.extract_slice %[[BOTH]][0, 0] [16, 16] [1, 1] : tensor<20x16xf32> to tensor<16x16xf32>
 // CHECK-DAG: tensor.extract_slice %[[BOTH]][16, 0] [4, 16] [1, 1] : tensor<20x16xf32> to tensor<4x16xf32>

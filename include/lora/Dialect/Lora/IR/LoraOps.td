@@ -210,6 +210,40 @@ def Lora_LinearGradWeightOp : Lora_Op<"linear_grad_weight"> {
   }];
 }
 
+def Lora_AdapterGradOp : Lora_Op<"adapter_grad"> {
+  let summary = "A LoRA adapter's backward: `dU`, `dB` and `dA` at once";
+  let description = [{
+    With `grad` = dY ([..., out]), `lora_b` = B ([out, r]), `u` = the
+    forward's U = X·Aᵀ ([..., r]) and, when present, `input` = X ([..., in]):
+
+    `du = scale · dY · B`, `db = scale · dYᵀ · U`, `da = duᵀ · X`
+
+    `lora-fuse-adapters` emits it in place of the adapter's two or three
+    gradient GEMMs, which each read a whole activation for r output
+    columns or rows. Without `input` (the base weight trains too, and dA
+    comes from the `[dW; dA]` GEMM) there is no `da`. On the CPU it becomes
+    one runtime call (`lora_adapter_grad_f32`) that reads dY and X once;
+    elsewhere `convert-lora-to-linalg` lowers it to the three GEMMs.
+
+    ```mlir
+    %du, %db, %da = lora.adapter_grad %dy, %b, %u input(%x : tensor<2x16x64xf32>)
+        scale(2.0) : tensor<2x16x128xf32>, tensor<128x8xf32>,
+        tensor<2x16x8xf32> -> tensor<2x16x8xf32>, tensor<128x8xf32>,
+        tensor<8x64xf32>
+    ```
+  }];
+  let arguments = (ins Lora_FloatTensor:$grad, Lora_FloatTensor:$lora_b,
+                       Lora_FloatTensor:$u, Optional<Lora_FloatTensor>:$input,
+                       DefaultValuedAttr<F64Attr, "1.0">:$scale);
+  let results = (outs Lora_FloatTensor:$du, Lora_FloatTensor:$db,
+                      Optional<Lora_FloatTensor>:$da);
+  let assemblyFormat = [{
+    $grad `,` $lora_b `,` $u (`input` `(` $input^ `:` type($input) `)`)?
+    (`scale` `(` $scale^ `)`)? attr-dict `:` type($grad) `,` type($lora_b)
+    `,` type($u) `->` type(results)
+  }];
+}
+
 def Lora_LowRankUpdateOp : Lora_Op<"low_rank_update",
     [AllTypesMatch<["base", "result"]>]> {
   let summary = "Rank-r update of a GEMM's output: `base + scale · U · Bᵀ`";
