@@ -186,3 +186,78 @@ func.func @early_view(%x: memref<16x36xf32>, %us: memref<16x4xf32>, %b: memref<3
   memref.copy %y, %out : memref<16x32xf32> to memref<16x32xf32>
   return
 }
+
+// -----
+
+#mm_a = affine_map<(m, n, k) -> (m, k)>
+#mm_b = affine_map<(m, n, k) -> (k, n)>
+#mm_c = affine_map<(m, n, k) -> (m, n)>
+
+func.func private @lora_adapter_grad_ub_f32(f32, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>)
+
+// dU made by a runtime call (lora.adapter_grad) into a buffer allocated
+// before [dY | dU]'s: the concatenation's buffer moves up, the call writes
+// dU into its columns through the cast, and both copies go.
+// CHECK-LABEL: func.func @call_into_view
+// CHECK: %[[CAT:.+]] = memref.alloc() : memref<16x36xf32>
+// CHECK: %[[RIGHT:.+]] = memref.subview %[[CAT]][0, 32] [16, 4] [1, 1]
+// CHECK: %[[LEFT:.+]] = memref.subview %[[CAT]][0, 0] [16, 32] [1, 1]
+// CHECK: linalg.generic {{.+}} outs(%[[LEFT]] : memref<16x32xf32, strided<[36, 1]>>)
+// CHECK: %[[DUARG:.+]] = memref.cast %[[RIGHT]] : memref<16x4xf32, strided<[36, 1], offset: 32>> to memref<?x?xf32, strided<[?, ?], offset: ?>>
+// CHECK: call @lora_adapter_grad_ub_f32({{.+}}, %[[DUARG]], {{.+}})
+// CHECK-NOT: memref.copy
+// CHECK: linalg.matmul ins(%[[CAT]], %{{.+}} : memref<16x36xf32>, memref<36x8xf32>)
+func.func @call_into_view(%g: memref<16x32xf32>, %b: memref<32x4xf32>, %u: memref<16x4xf32>, %wa: memref<36x8xf32>, %dx: memref<16x8xf32>, %db: memref<32x4xf32>) {
+  %s = arith.constant 2.0 : f32
+  %dy = memref.alloc() : memref<16x32xf32>
+  linalg.generic {indexing_maps = [affine_map<(i, j) -> (i, j)>, affine_map<(i, j) -> (i, j)>], iterator_types = ["parallel", "parallel"]}
+      ins(%g : memref<16x32xf32>) outs(%dy : memref<16x32xf32>) {
+  ^bb0(%a: f32, %o: f32):
+    %r = arith.addf %a, %a : f32
+    linalg.yield %r : f32
+  }
+  %du = memref.alloc() : memref<16x4xf32>
+  %c0 = memref.cast %dy : memref<16x32xf32> to memref<?x?xf32, strided<[?, ?], offset: ?>>
+  %c1 = memref.cast %b : memref<32x4xf32> to memref<?x?xf32, strided<[?, ?], offset: ?>>
+  %c2 = memref.cast %u : memref<16x4xf32> to memref<?x?xf32, strided<[?, ?], offset: ?>>
+  %c3 = memref.cast %du : memref<16x4xf32> to memref<?x?xf32, strided<[?, ?], offset: ?>>
+  %c4 = memref.cast %db : memref<32x4xf32> to memref<?x?xf32, strided<[?, ?], offset: ?>>
+  call @lora_adapter_grad_ub_f32(%s, %c0, %c1, %c2, %c3, %c4) : (f32, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>) -> ()
+  %cat = memref.alloc() : memref<16x36xf32>
+  %left = memref.subview %cat[0, 0] [16, 32] [1, 1] : memref<16x36xf32> to memref<16x32xf32, strided<[36, 1]>>
+  memref.copy %dy, %left : memref<16x32xf32> to memref<16x32xf32, strided<[36, 1]>>
+  %right = memref.subview %cat[0, 32] [16, 4] [1, 1] : memref<16x36xf32> to memref<16x4xf32, strided<[36, 1], offset: 32>>
+  memref.copy %du, %right : memref<16x4xf32> to memref<16x4xf32, strided<[36, 1], offset: 32>>
+  linalg.matmul indexing_maps = [#mm_a, #mm_b, #mm_c] ins(%cat, %wa : memref<16x36xf32>, memref<36x8xf32>) outs(%dx : memref<16x8xf32>)
+  memref.dealloc %du : memref<16x4xf32>
+  memref.dealloc %dy : memref<16x32xf32>
+  memref.dealloc %cat : memref<16x36xf32>
+  return
+}
+
+// -----
+
+func.func private @lora_adapter_grad_ub_f32(f32, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>)
+
+// A runtime call uses dY after its copy into [dY | dU]: the call may
+// write, so the copy stays.
+// CHECK-LABEL: func.func @call_after_copy
+// CHECK: %[[DY:.+]] = memref.alloc() : memref<16x32xf32>
+// CHECK: memref.cast %[[DY]]
+// CHECK: memref.copy %[[DY]], %{{.+}} : memref<16x32xf32> to memref<16x32xf32, strided<[36, 1]>>
+func.func @call_after_copy(%g: memref<16x32xf32>, %b: memref<32x4xf32>, %u: memref<16x4xf32>, %du: memref<16x4xf32>, %db: memref<32x4xf32>, %out: memref<16x36xf32>) {
+  %s = arith.constant 2.0 : f32
+  %cat = memref.alloc() : memref<16x36xf32>
+  %dy = memref.alloc() : memref<16x32xf32>
+  memref.copy %g, %dy : memref<16x32xf32> to memref<16x32xf32>
+  %c0 = memref.cast %dy : memref<16x32xf32> to memref<?x?xf32, strided<[?, ?], offset: ?>>
+  %left = memref.subview %cat[0, 0] [16, 32] [1, 1] : memref<16x36xf32> to memref<16x32xf32, strided<[36, 1]>>
+  memref.copy %dy, %left : memref<16x32xf32> to memref<16x32xf32, strided<[36, 1]>>
+  %c1 = memref.cast %b : memref<32x4xf32> to memref<?x?xf32, strided<[?, ?], offset: ?>>
+  %c2 = memref.cast %u : memref<16x4xf32> to memref<?x?xf32, strided<[?, ?], offset: ?>>
+  %c3 = memref.cast %du : memref<16x4xf32> to memref<?x?xf32, strided<[?, ?], offset: ?>>
+  %c4 = memref.cast %db : memref<32x4xf32> to memref<?x?xf32, strided<[?, ?], offset: ?>>
+  call @lora_adapter_grad_ub_f32(%s, %c0, %c1, %c2, %c3, %c4) : (f32, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>) -> ()
+  memref.copy %cat, %out : memref<16x36xf32> to memref<16x36xf32>
+  return
+}
