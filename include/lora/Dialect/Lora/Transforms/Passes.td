@@ -108,7 +108,11 @@ def FuseAdapters : Pass<"lora-fuse-adapters", "ModuleOp"> {
     - `dX = dY·W + dU·A` (two GEMMs and an add) into one GEMM
       `[dY | dU]·Wcat` with K = out + r;
     - when W trains too, `dW = dYᵀ·X` and `dA = dUᵀ·X` into one GEMM
-      `[dY | dU]ᵀ·X` whose rows are split into dW and dA.
+      `[dY | dU]ᵀ·X` whose rows are split into dW and dA;
+    - `dU = s·dY·B`, `dB = s·dYᵀ·U` and (unless it comes from the GEMM
+      above) `dA = dUᵀ·X` into one `lora.adapter_grad`, which the CPU runs
+      as one pass over dY and X (`lora_adapter_grad_f32`) instead of three
+      GEMMs that each read a whole activation for r columns or rows.
 
     Layers with adapter dropout are left alone: the adapter reads
     dropout(X), which no concatenation with X can express. Fused and
