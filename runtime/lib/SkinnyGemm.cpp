@@ -157,7 +157,11 @@ bool lora::runtime::skinnyGemmApplies(int32_t transposeB, int64_t m, int64_t n,
   auto rankSide = [](int64_t side) { return side % 16 == 0 && side <= 64; };
   if (n % 16 != 0)
     return false;
-  return (rankSide(n) && m >= 256) || (rankSide(m) && n >= 256);
+  // Attention's per-head GEMMs with N = head_dim = 64 (P·V, dQ, dV in
+  // 128-row query blocks) gain too from M = 128 on: without packing, they
+  // ran 1.2-1.3x OpenBLAS's speed on one thread (docs/Performance.md).
+  return (rankSide(n) && (m >= 256 || (n == 64 && m >= 128))) ||
+         (rankSide(m) && n >= 256);
 #else
   (void)transposeB, (void)m, (void)n, (void)k;
   return false;

@@ -178,13 +178,18 @@ TEST(SkinnyGemmTest, TakesTheAdapterShapes) {
   EXPECT_TRUE(lora::runtime::skinnyGemmApplies(0, 1376, 16, 2048));
   EXPECT_TRUE(lora::runtime::skinnyGemmApplies(0, 16, 512, 2048));
   EXPECT_TRUE(lora::runtime::skinnyGemmApplies(0, 2048, 64, 512));
+  // Attention's P·V and dQ with head_dim 64 in 128-row query blocks.
+  EXPECT_TRUE(lora::runtime::skinnyGemmApplies(0, 128, 64, 256));
+  EXPECT_FALSE(lora::runtime::skinnyGemmApplies(0, 64, 64, 128));
+  EXPECT_FALSE(lora::runtime::skinnyGemmApplies(0, 128, 32, 128));
   // B transposed (the rank-r update Y0 += U·Bᵀ), a rank not a multiple of
   // 16, a side of 80, short K, both sides short: OpenBLAS.
   EXPECT_FALSE(lora::runtime::skinnyGemmApplies(1, 2048, 16, 1376));
   EXPECT_FALSE(lora::runtime::skinnyGemmApplies(0, 2048, 8, 1376));
   EXPECT_FALSE(lora::runtime::skinnyGemmApplies(0, 2048, 80, 1376));
   EXPECT_FALSE(lora::runtime::skinnyGemmApplies(0, 2048, 16, 32));
-  EXPECT_FALSE(lora::runtime::skinnyGemmApplies(0, 128, 64, 256));
+  EXPECT_FALSE(lora::runtime::skinnyGemmApplies(0, 96, 64, 256));
+  EXPECT_FALSE(lora::runtime::skinnyGemmApplies(0, 128, 48, 256));
 }
 
 struct SkinnyCase {
