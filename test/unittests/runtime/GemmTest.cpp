@@ -249,7 +249,10 @@ INSTANTIATE_TEST_SUITE_P(
                       SkinnyCase{257, 64, 257, true, false, 2},
                       SkinnyCase{16, 272, 300, true, false, 2},
                       SkinnyCase{32, 256, 100, false, true, 1},
-                      SkinnyCase{48, 320, 130, true, true, 3}));
+                      SkinnyCase{48, 320, 130, true, true, 3},
+                      // Attention's P·V and dV in 128-row query blocks.
+                      SkinnyCase{128, 64, 256, false, false, 1},
+                      SkinnyCase{128, 64, 128, true, false, 1}));
 
 } // namespace
 
