@@ -17,6 +17,15 @@
 
 namespace {
 
+/// `size` values drawn uniformly from [-1, 1).
+std::vector<float> randomValues(std::mt19937 &rng, size_t size) {
+  std::uniform_real_distribution<float> uniform(-1, 1);
+  std::vector<float> v(size);
+  for (float &x : v)
+    x = uniform(rng);
+  return v;
+}
+
 /// A row-major matrix view into `storage` with leading dimension `ld`.
 LoraMemRef2DF32 view(std::vector<float> &storage, int64_t rows, int64_t cols,
                      int64_t ld, int64_t offset = 0) {
@@ -41,13 +50,7 @@ TEST_P(GemmTest, MatchesNaiveLoops) {
 #endif
   const int64_t m = shape.m, n = shape.n, k = shape.k, pad = 2;
   std::mt19937 rng(3);
-  std::uniform_real_distribution<float> uniform(-1, 1);
-  auto random = [&](size_t size) {
-    std::vector<float> v(size);
-    for (float &x : v)
-      x = uniform(rng);
-    return v;
-  };
+  auto random = [&](size_t size) { return randomValues(rng, size); };
   // Stored shapes with padded rows, so leading dimensions matter.
   int64_t aRows = transposeA ? k : m, aCols = transposeA ? m : k;
   int64_t bRows = transposeB ? n : k, bCols = transposeB ? k : n;
@@ -276,13 +279,7 @@ TEST_P(AdapterGradTest, MatchesNaiveLoops) {
   const float scale = 1.75f;
   const int64_t pad = 3;
   std::mt19937 rng(5);
-  std::uniform_real_distribution<float> uniform(-1, 1);
-  auto random = [&](size_t size) {
-    std::vector<float> v(size);
-    for (float &x : v)
-      x = uniform(rng);
-    return v;
-  };
+  auto random = [&](size_t size) { return randomValues(rng, size); };
   const float nan = std::numeric_limits<float>::quiet_NaN();
   int64_t wide = t.out + t.rank; // [dY | dU] and [Y0 | U]
   std::vector<float> dyu = random(t.tokens * wide), y0u = random(t.tokens * wide);

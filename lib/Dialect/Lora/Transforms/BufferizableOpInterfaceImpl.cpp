@@ -81,12 +81,11 @@ Value denseBuffer(RewriterBase &rewriter, Location loc, Value buffer) {
   return copy;
 }
 
-/// lora.attention and lora.attention_grad marked lora.flash: their operands
-/// are read, their results new buffers that the runtime fills.
-template <typename OpTy>
-struct FlashAttentionModel
-    : public BufferizableOpInterface::ExternalModel<FlashAttentionModel<OpTy>,
-                                                    OpTy> {
+/// An op that becomes a runtime call which reads its operands and writes
+/// its results into new buffers (`Model` says how it calls).
+template <typename Model, typename OpTy>
+struct RuntimeCallModel
+    : public BufferizableOpInterface::ExternalModel<Model, OpTy> {
   bool bufferizesToMemoryRead(Operation *, OpOperand &,
                               const AnalysisState &) const {
     return true;
@@ -100,7 +99,25 @@ struct FlashAttentionModel
     return {};
   }
   bool bufferizesToAllocation(Operation *, Value) const { return true; }
+};
 
+/// A new dense buffer for each of `op`'s results.
+SmallVector<Value> resultBuffers(RewriterBase &rewriter, Operation *op) {
+  SmallVector<Value> buffers;
+  for (Value result : op->getResults()) {
+    auto tensor = cast<RankedTensorType>(result.getType());
+    buffers.push_back(memref::AllocOp::create(
+        rewriter, op->getLoc(),
+        MemRefType::get(tensor.getShape(), tensor.getElementType())));
+  }
+  return buffers;
+}
+
+/// lora.attention and lora.attention_grad marked lora.flash: their operands
+/// are read, their results new buffers that the runtime fills.
+template <typename OpTy>
+struct FlashAttentionModel
+    : public RuntimeCallModel<FlashAttentionModel<OpTy>, OpTy> {
   LogicalResult bufferize(Operation *op, RewriterBase &rewriter,
                           const BufferizationOptions &options,
                           BufferizationState &state) const {
@@ -120,16 +137,10 @@ struct FlashAttentionModel
       arguments.push_back(memref::CastOp::create(
           rewriter, loc, generic, denseBuffer(rewriter, loc, *buffer)));
     }
-    SmallVector<Value> results;
-    for (Value result : op->getResults()) {
-      auto tensor = cast<RankedTensorType>(result.getType());
-      Value buffer = memref::AllocOp::create(
-          rewriter, loc,
-          MemRefType::get(tensor.getShape(), tensor.getElementType()));
-      results.push_back(buffer);
+    SmallVector<Value> results = resultBuffers(rewriter, op);
+    for (Value buffer : results)
       arguments.push_back(
           memref::CastOp::create(rewriter, loc, generic, buffer));
-    }
     auto attention = cast<OpTy>(op);
     SmallVector<Type> types(arguments.size(), generic);
     for (int64_t value :
@@ -182,22 +193,7 @@ Value matrixArgument(RewriterBase &rewriter, Location loc, Value buffer) {
 /// place (views of [dY | dU] and [Y0 | U] included); dU, dB and dA are new
 /// buffers that `lora_adapter_grad_f32` (or `_ub_f32` without X) fills.
 struct AdapterGradModel
-    : public BufferizableOpInterface::ExternalModel<AdapterGradModel,
-                                                    AdapterGradOp> {
-  bool bufferizesToMemoryRead(Operation *, OpOperand &,
-                              const AnalysisState &) const {
-    return true;
-  }
-  bool bufferizesToMemoryWrite(Operation *, OpOperand &,
-                               const AnalysisState &) const {
-    return false;
-  }
-  AliasingValueList getAliasingValues(Operation *, OpOperand &,
-                                      const AnalysisState &) const {
-    return {};
-  }
-  bool bufferizesToAllocation(Operation *, Value) const { return true; }
-
+    : public RuntimeCallModel<AdapterGradModel, AdapterGradOp> {
   LogicalResult bufferize(Operation *op, RewriterBase &rewriter,
                           const BufferizationOptions &options,
                           BufferizationState &state) const {
@@ -216,15 +212,9 @@ struct AdapterGradModel
         return failure();
       arguments.push_back(matrixArgument(rewriter, loc, *buffer));
     }
-    SmallVector<Value> results;
-    for (Value result : op->getResults()) {
-      auto tensor = cast<RankedTensorType>(result.getType());
-      Value buffer = memref::AllocOp::create(
-          rewriter, loc,
-          MemRefType::get(tensor.getShape(), tensor.getElementType()));
-      results.push_back(buffer);
+    SmallVector<Value> results = resultBuffers(rewriter, op);
+    for (Value buffer : results)
       arguments.push_back(matrixArgument(rewriter, loc, buffer));
-    }
     SmallVector<Type> types;
     for (Value argument : arguments)
       types.push_back(argument.getType());
