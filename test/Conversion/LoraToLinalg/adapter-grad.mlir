@@ -71,3 +71,20 @@ func.func @strided(%dy: tensor<2x2x16xf32>, %b: tensor<16x4xf32>, %big: tensor<2
   %du, %db = lora.adapter_grad %dy, %b, %u scale(2.0) : tensor<2x2x16xf32>, tensor<16x4xf32>, tensor<2x2x4xf32> -> tensor<2x2x4xf32>, tensor<16x4xf32>
   return %du, %db : tensor<2x2x4xf32>, tensor<16x4xf32>
 }
+
+// -----
+
+// dY every other column of a wider tensor (inner stride 2): the runtime
+// needs contiguous rows, so it goes as a dense copy.
+// GEMMS-LABEL: func.func @inner_stride
+// CALL-LABEL: func.func @inner_stride
+// CALL: %[[VIEW:.+]] = memref.subview %{{.+}}[0, 0] [6, 16] [1, 2]
+// CALL: %[[COPY:.+]] = memref.alloc() : memref<6x16xf32>
+// CALL: memref.copy %[[VIEW]], %[[COPY]]
+// CALL: memref.cast %[[COPY]]
+// CALL: call @lora_adapter_grad_ub_f32(
+func.func @inner_stride(%wide: tensor<6x32xf32>, %b: tensor<16x4xf32>, %u: tensor<6x4xf32>) -> (tensor<6x4xf32>, tensor<16x4xf32>) {
+  %dy = tensor.extract_slice %wide[0, 0] [6, 16] [1, 2] : tensor<6x32xf32> to tensor<6x16xf32>
+  %du, %db = lora.adapter_grad %dy, %b, %u scale(2.0) : tensor<6x16xf32>, tensor<16x4xf32>, tensor<6x4xf32> -> tensor<6x4xf32>, tensor<16x4xf32>
+  return %du, %db : tensor<6x4xf32>, tensor<16x4xf32>
+}

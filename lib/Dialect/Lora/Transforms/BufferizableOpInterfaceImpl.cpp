@@ -166,12 +166,17 @@ struct FlashAttentionModel
   }
 };
 
-/// `buffer` ([..., n], any layout with contiguous rows) as the 2-D
-/// memref<?x?xf32, strided<[?, ?], offset: ?>> the runtime's matrix entry
-/// points take: the leading dims collapsed in place where the strides
-/// allow, from a dense copy otherwise.
+/// `buffer` ([..., n]) as the 2-D memref<?x?xf32, strided<[?, ?], offset: ?>>
+/// the runtime's matrix entry points take: the leading dims collapsed in
+/// place where the strides allow (rows contiguous), from a dense copy
+/// otherwise.
 Value matrixArgument(RewriterBase &rewriter, Location loc, Value buffer) {
   auto type = cast<MemRefType>(buffer.getType());
+  SmallVector<int64_t> strides;
+  int64_t offset;
+  if (failed(type.getStridesAndOffset(strides, offset)) || strides.back() != 1)
+    buffer = denseBuffer(rewriter, loc, buffer);
+  type = cast<MemRefType>(buffer.getType());
   if (type.getRank() > 2) {
     SmallVector<ReassociationIndices> groups(2);
     for (int64_t d = 0; d + 1 < type.getRank(); ++d)

@@ -120,8 +120,8 @@ struct FuseAdaptersPass
                     Value wcat, Value u, int64_t out, int64_t rank) {
     Location loc = du.getLoc();
     Value dy = du.getGrad();
-    auto unitScale = [](auto op) { return op.getScale().convertToDouble() == 1.0; };
     Value dU = du.getResult();
+    auto unitScale = [](auto op) { return op.getScale().convertToDouble() == 1.0; };
     // dX = dY·W + dU·A
     auto dxA = findUser<LinearGradInputOp>(dU, [&](LinearGradInputOp g) {
       return g.getGrad() == dU && g.getWeight() == a && unitScale(g);
@@ -143,10 +143,11 @@ struct FuseAdaptersPass
       return g.getGrad() == dU && g.getInput() == x && unitScale(g);
     });
     bool weights = dW && dA;
-    // dB = s·dYᵀ·U, with dU's scale.
+    // dB = s·dYᵀ·U, with dU's scale, in dU's block (the op goes before
+    // both).
     auto dB = findUser<LinearGradWeightOp>(dy, [&](LinearGradWeightOp g) {
       return g.getGrad() == dy && g.getInput() == u &&
-             g.getScale() == du.getScale();
+             g.getScale() == du.getScale() && g->getBlock() == du->getBlock();
     });
     Operation *dUDef = du;
     if (dB) {
