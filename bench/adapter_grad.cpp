@@ -116,10 +116,12 @@ int main(int argc, char **argv) {
   };
   // As the step ran them: each GEMM into a buffer of its own, then a
   // scaling pass into its place (dU into [dY | dU]).
-  std::vector<float> duTemp(tokens * rank), dbTemp(4096 * rank);
+  int64_t widest = 0;
+  for (auto [out, in] : kinds)
+    widest = std::max(widest, out);
+  std::vector<float> duTemp(tokens * rank), dbTemp(widest * rank);
   auto separate = [&](Layer &l) {
     int64_t wide = l.out + rank;
-    dbTemp.resize(std::max<size_t>(dbTemp.size(), l.out * rank));
     LoraMemRef2DF32 dy = view(l.dyu, tokens, l.out, wide),
                     du = view(l.dyu, tokens, rank, wide, l.out),
                     duT = view(duTemp, tokens, rank, rank),

@@ -160,7 +160,8 @@ void adapterGradAvx512(const AdapterGradOperands &o, int threads) {
     int64_t end = std::min(o.tokens, (blocks * (part + 1) / parts) * R);
     rowRange<V, R>(o, begin, end, db, dat);
   };
-  // dB = s·Σ partials, dA = (Σ partials)ᵀ, rows split among the threads.
+  // dB = s·Σ partials, dA = (Σ partials)ᵀ over the `parts` threads that
+  // ran, rows split among them.
   auto reduce = [&](int part, int parts) {
     int64_t total = o.out + (o.x ? o.in : 0);
     int64_t begin = total * part / parts, end = total * (part + 1) / parts;
@@ -169,7 +170,7 @@ void adapterGradAvx512(const AdapterGradOperands &o, int threads) {
       int64_t offset = isB ? k * width : o.out * width + (k - o.out) * width;
       for (int64_t j = 0; j < width; ++j) {
         float sum = 0;
-        for (int t = 0; t < threads; ++t)
+        for (int t = 0; t < parts; ++t)
           sum += partials[t * perThread + offset + j];
         if (isB)
           o.db[k * o.lddb + j] = o.scale * sum;
@@ -183,11 +184,6 @@ void adapterGradAvx512(const AdapterGradOperands &o, int threads) {
 #pragma omp parallel num_threads(threads)
     {
       int parts = omp_get_num_threads(), part = omp_get_thread_num();
-      // Fewer threads than asked: the missing ones' partial sums are zero.
-      if (part == 0)
-        for (int t = parts; t < threads; ++t)
-          std::fill(partials + t * perThread, partials + (t + 1) * perThread,
-                    0.0f);
       work(part, parts);
 #pragma omp barrier
       reduce(part, parts);
@@ -199,10 +195,6 @@ void adapterGradAvx512(const AdapterGradOperands &o, int threads) {
   reduce(0, 1);
 }
 
-bool haveAvx512() {
-  static const bool have = __builtin_cpu_supports("avx512f");
-  return have;
-}
 #endif
 
 /// The same arithmetic as three GEMMs through lora_sgemm_f32 (ranks the
@@ -312,8 +304,8 @@ bool lora::runtime::adapterGradFused(int64_t rank) {
     const char *value = std::getenv("LORA_ADAPTER_GRAD");
     return !value || std::strcmp(value, "0") != 0;
   }();
-  return rank % 16 == 0 && rank >= 16 && rank <= 64 && haveAvx512() &&
-         enabled && skinnyGemmEnabled();
+  return rank % 16 == 0 && rank >= 16 && rank <= 64 && enabled &&
+         skinnyGemmEnabled();
 #else
   (void)rank;
   return false;

@@ -129,27 +129,27 @@ void tiles(const float *a, int64_t aRow, int64_t aCol, const float *b,
   run(0, count);
 }
 
-bool haveAvx512() {
-  static const bool have = __builtin_cpu_supports("avx512f");
-  return have;
-}
-
 #endif
 
 } // namespace
 
 bool lora::runtime::skinnyGemmEnabled() {
+#ifdef LORA_SKINNY_AVX512
   static const bool on = [] {
     const char *value = std::getenv("LORA_SKINNY_GEMM");
-    return !value || std::strcmp(value, "0") != 0;
+    return __builtin_cpu_supports("avx512f") &&
+           (!value || std::strcmp(value, "0") != 0);
   }();
   return on;
+#else
+  return false;
+#endif
 }
 
 bool lora::runtime::skinnyGemmApplies(int32_t transposeB, int64_t m, int64_t n,
                                       int64_t k) {
 #ifdef LORA_SKINNY_AVX512
-  if (!skinnyGemmEnabled() || !haveAvx512() || transposeB || k < 64)
+  if (!skinnyGemmEnabled() || transposeB || k < 64)
     return false;
   // One side of 16, 32, 48 or 64 (the rank), the other long enough that
   // the tiles keep every thread busy; B's rows give the vectors, so N must

@@ -48,8 +48,11 @@ struct Footprint {
 
 /// Whether `op` keeps the last dimension as a dimension of its own
 /// (expand_shape and collapse_shape whose last group is that one
-/// dimension), so that column ranges carry through it.
+/// dimension, a ranked cast such as a runtime call's argument), so that
+/// column ranges carry through it.
 bool keepsLastDimension(Operation *op) {
+  if (auto cast = dyn_cast<memref::CastOp>(op))
+    return isa<MemRefType>(cast.getType());
   if (auto expand = dyn_cast<memref::ExpandShapeOp>(op))
     return expand.getReassociationIndices().back().size() == 1;
   if (auto collapse = dyn_cast<memref::CollapseShapeOp>(op))
@@ -294,6 +297,13 @@ struct InPlaceUpdatesPass
     Footprint whole{0, root.getType().getShape().back()};
     if (!othersOnlyReadAfter(root.getResult(), whole, footprint, copy, target))
       return false;
+    // The target view itself is only read, after the copy: the buffer's
+    // producers now write it before.
+    if (!everyUseThroughViews(target, [&](OpOperand &use) {
+          return use.getOwner() == copy ||
+                 (runsAfter(use.getOwner(), copy) && onlyReads(use));
+        }))
+      return false;
     if (!acceptsStrided(buffer.getResult(), replacementType))
       return false;
     // The view's chain (pure views of the root, static) moves up to just
@@ -357,6 +367,11 @@ struct InPlaceUpdatesPass
       return false;
     Footprint whole{0, root.getType().getShape().back()};
     if (!othersStayOut(root.getResult(), whole, footprint, copy, source))
+      return false;
+    // Nor does anything but the copy use the source view itself after it.
+    if (!everyUseThroughViews(source, [&](OpOperand &use) {
+          return use.getOwner() == copy || runsBefore(use.getOwner(), copy);
+        }))
       return false;
     if (!acceptsStrided(target.getResult(), sourceType))
       return false;

@@ -261,3 +261,83 @@ func.func @call_after_copy(%g: memref<16x32xf32>, %b: memref<32x4xf32>, %u: memr
   memref.copy %cat, %out : memref<16x36xf32> to memref<16x36xf32>
   return
 }
+
+// -----
+
+#mm_a = affine_map<(m, n, k) -> (m, k)>
+#mm_bt = affine_map<(m, n, k) -> (n, k)>
+#mm_c = affine_map<(m, n, k) -> (m, n)>
+
+func.func private @reads(memref<?x?xf32, strided<[?, ?], offset: ?>>)
+
+// Y0's columns are cast for a runtime call before the copy, and the call
+// reads them after it: the call, not the cast, is where they are used, so
+// the copy stays (updating Y0 in place would change what the call reads).
+// CHECK-LABEL: func.func @cast_before_call_after
+// CHECK: %[[Y:.+]] = memref.alloc() : memref<16x32xf32>
+// CHECK: memref.copy %{{.+}}, %[[Y]] : memref<16x32xf32, strided<[36, 1]>> to memref<16x32xf32>
+func.func @cast_before_call_after(%x: memref<16x36xf32>, %us: memref<16x4xf32>, %b: memref<32x4xf32>, %out: memref<16x32xf32>) {
+  %yu = memref.alloc() : memref<16x36xf32>
+  memref.copy %x, %yu : memref<16x36xf32> to memref<16x36xf32>
+  %y0 = memref.subview %yu[0, 0] [16, 32] [1, 1] : memref<16x36xf32> to memref<16x32xf32, strided<[36, 1]>>
+  %arg = memref.cast %y0 : memref<16x32xf32, strided<[36, 1]>> to memref<?x?xf32, strided<[?, ?], offset: ?>>
+  %y = memref.alloc() : memref<16x32xf32>
+  memref.copy %y0, %y : memref<16x32xf32, strided<[36, 1]>> to memref<16x32xf32>
+  linalg.matmul indexing_maps = [#mm_a, #mm_bt, #mm_c] ins(%us, %b : memref<16x4xf32>, memref<32x4xf32>) outs(%y : memref<16x32xf32>)
+  call @reads(%arg) : (memref<?x?xf32, strided<[?, ?], offset: ?>>) -> ()
+  memref.copy %y, %out : memref<16x32xf32> to memref<16x32xf32>
+  return
+}
+
+// -----
+
+#mm_a = affine_map<(m, n, k) -> (m, k)>
+#mm_bt = affine_map<(m, n, k) -> (n, k)>
+#mm_c = affine_map<(m, n, k) -> (m, n)>
+
+func.func private @reads(memref<?x?xf32, strided<[?, ?], offset: ?>>)
+
+// The same through another view of Y0's columns: the walk over the root's
+// columns follows the cast to the call.
+// CHECK-LABEL: func.func @cast_of_other_view
+// CHECK: %[[Y:.+]] = memref.alloc() : memref<16x32xf32>
+// CHECK: memref.copy %{{.+}}, %[[Y]] : memref<16x32xf32, strided<[36, 1]>> to memref<16x32xf32>
+func.func @cast_of_other_view(%x: memref<16x36xf32>, %us: memref<16x4xf32>, %b: memref<32x4xf32>, %out: memref<16x32xf32>) {
+  %yu = memref.alloc() : memref<16x36xf32>
+  memref.copy %x, %yu : memref<16x36xf32> to memref<16x36xf32>
+  %again = memref.subview %yu[0, 0] [16, 32] [1, 1] : memref<16x36xf32> to memref<16x32xf32, strided<[36, 1]>>
+  %arg = memref.cast %again : memref<16x32xf32, strided<[36, 1]>> to memref<?x?xf32, strided<[?, ?], offset: ?>>
+  %y0 = memref.subview %yu[0, 0] [16, 32] [1, 1] : memref<16x36xf32> to memref<16x32xf32, strided<[36, 1]>>
+  %y = memref.alloc() : memref<16x32xf32>
+  memref.copy %y0, %y : memref<16x32xf32, strided<[36, 1]>> to memref<16x32xf32>
+  linalg.matmul indexing_maps = [#mm_a, #mm_bt, #mm_c] ins(%us, %b : memref<16x4xf32>, memref<32x4xf32>) outs(%y : memref<16x32xf32>)
+  call @reads(%arg) : (memref<?x?xf32, strided<[?, ?], offset: ?>>) -> ()
+  memref.copy %y, %out : memref<16x32xf32> to memref<16x32xf32>
+  return
+}
+
+// -----
+
+#id2 = affine_map<(i, j) -> (i, j)>
+
+// [dY | dU]'s dY columns are read through the copy's own target view
+// before dY is copied in: dY's producer must not write there earlier, so
+// the copy stays.
+// CHECK-LABEL: func.func @target_read_before_copy
+// CHECK: %[[DY:.+]] = memref.alloc() : memref<16x32xf32>
+// CHECK: memref.copy %[[DY]], %{{.+}} : memref<16x32xf32> to memref<16x32xf32, strided<[36, 1]>>
+func.func @target_read_before_copy(%g: memref<16x32xf32>, %old: memref<16x32xf32>, %out: memref<16x36xf32>) {
+  %cat = memref.alloc() : memref<16x36xf32>
+  %dy = memref.alloc() : memref<16x32xf32>
+  linalg.generic {indexing_maps = [#id2, #id2], iterator_types = ["parallel", "parallel"]}
+      ins(%g : memref<16x32xf32>) outs(%dy : memref<16x32xf32>) {
+  ^bb0(%a: f32, %o: f32):
+    %r = arith.addf %a, %a : f32
+    linalg.yield %r : f32
+  }
+  %left = memref.subview %cat[0, 0] [16, 32] [1, 1] : memref<16x36xf32> to memref<16x32xf32, strided<[36, 1]>>
+  memref.copy %left, %old : memref<16x32xf32, strided<[36, 1]>> to memref<16x32xf32>
+  memref.copy %dy, %left : memref<16x32xf32> to memref<16x32xf32, strided<[36, 1]>>
+  memref.copy %cat, %out : memref<16x36xf32> to memref<16x36xf32>
+  return
+}

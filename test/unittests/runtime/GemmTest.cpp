@@ -176,23 +176,34 @@ TEST(SkinnyGemmTest, TakesTheAdapterShapes) {
     EXPECT_FALSE(lora::runtime::skinnyGemmApplies(0, 2048, 16, 1376));
     GTEST_SKIP() << "no AVX-512F: OpenBLAS runs every GEMM";
   }
-  // dU = dY·B, dB = dYᵀ·U, dA = dUᵀ·X of a rank-16 adapter, and rank 64.
-  EXPECT_TRUE(lora::runtime::skinnyGemmApplies(0, 2048, 16, 1376));
-  EXPECT_TRUE(lora::runtime::skinnyGemmApplies(0, 1376, 16, 2048));
-  EXPECT_TRUE(lora::runtime::skinnyGemmApplies(0, 16, 512, 2048));
-  EXPECT_TRUE(lora::runtime::skinnyGemmApplies(0, 2048, 64, 512));
-  // Attention's P·V and dQ with head_dim 64 in 128-row query blocks.
-  EXPECT_TRUE(lora::runtime::skinnyGemmApplies(0, 128, 64, 256));
-  EXPECT_FALSE(lora::runtime::skinnyGemmApplies(0, 64, 64, 128));
-  EXPECT_FALSE(lora::runtime::skinnyGemmApplies(0, 128, 32, 128));
-  // B transposed (the rank-r update Y0 += U·Bᵀ), a rank not a multiple of
-  // 16, a side of 80, short K, both sides short: OpenBLAS.
-  EXPECT_FALSE(lora::runtime::skinnyGemmApplies(1, 2048, 16, 1376));
-  EXPECT_FALSE(lora::runtime::skinnyGemmApplies(0, 2048, 8, 1376));
-  EXPECT_FALSE(lora::runtime::skinnyGemmApplies(0, 2048, 80, 1376));
-  EXPECT_FALSE(lora::runtime::skinnyGemmApplies(0, 2048, 16, 32));
-  EXPECT_FALSE(lora::runtime::skinnyGemmApplies(0, 96, 64, 256));
-  EXPECT_FALSE(lora::runtime::skinnyGemmApplies(0, 128, 48, 256));
+  struct Case {
+    int32_t transposeB;
+    int64_t m, n, k;
+    bool skinny;
+  } cases[] = {
+      // dU = dY·B, dB = dYᵀ·U, dA = dUᵀ·X of a rank-16 adapter, and rank 64.
+      {0, 2048, 16, 1376, true},
+      {0, 1376, 16, 2048, true},
+      {0, 16, 512, 2048, true},
+      {0, 2048, 64, 512, true},
+      // Attention's P·V and dQ with head_dim 64 in 128-row query blocks;
+      // smaller ones stay with OpenBLAS.
+      {0, 128, 64, 256, true},
+      {0, 64, 64, 128, false},
+      {0, 128, 32, 128, false},
+      // B transposed (the rank-r update Y0 += U·Bᵀ), a rank not a multiple
+      // of 16, a side of 80, short K, both sides short: OpenBLAS.
+      {1, 2048, 16, 1376, false},
+      {0, 2048, 8, 1376, false},
+      {0, 2048, 80, 1376, false},
+      {0, 2048, 16, 32, false},
+      {0, 96, 64, 256, false},
+      {0, 128, 48, 256, false},
+  };
+  for (const Case &c : cases)
+    EXPECT_EQ(lora::runtime::skinnyGemmApplies(c.transposeB, c.m, c.n, c.k),
+              c.skinny)
+        << c.m << "x" << c.n << "x" << c.k << " transposeB=" << c.transposeB;
 }
 
 struct SkinnyCase {

@@ -117,7 +117,9 @@ void skinnyGemm(int32_t transposeA, int64_t m, int64_t n, int64_t k,
                 const float *a, int64_t lda, const float *b, int64_t ldb,
                 float *c, int64_t ldc, bool accumulate, int threads);
 
-/// False when LORA_SKINNY_GEMM is "0": OpenBLAS runs every GEMM.
+/// Whether the runtime's own AVX-512 kernels (skinnyGemm, adapterGrad's
+/// one-pass kernel) may run: an x86-64 CPU with AVX-512F, and
+/// LORA_SKINNY_GEMM not "0" (which leaves every GEMM to OpenBLAS).
 bool skinnyGemmEnabled();
 
 /// With LORA_GEMM_TRACE set: records a GEMM of `shape` that took `seconds`
