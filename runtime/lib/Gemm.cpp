@@ -172,11 +172,24 @@ _mlir_ciface_lora_sgemm_f32(int32_t transposeA, int32_t transposeB,
   static const int configured = lora::runtime::configureThreads(1);
   (void)configured;
   auto gemm = [&] {
-    if (lora::runtime::skinnyGemmApplies(transposeB, m, n, k))
+    if (lora::runtime::skinnyGemmApplies(transposeB, m, n, k)) {
+      const float *bData = b->aligned + b->offset;
+      int64_t ldb = b->strides[0];
+      if (transposeB) {
+        // B is N x K (N the rank): K x N, dense, for skinnyGemm.
+        static thread_local std::vector<float> transposed;
+        transposed.resize(size_t(k * n));
+        for (int64_t j = 0; j < n; ++j)
+          for (int64_t l = 0; l < k; ++l)
+            transposed[size_t(l * n + j)] = bData[j * ldb + l];
+        bData = transposed.data();
+        ldb = n;
+      }
       return lora::runtime::skinnyGemm(
-          transposeA, m, n, k, a->aligned + a->offset, a->strides[0],
-          b->aligned + b->offset, b->strides[0], c->aligned + c->offset,
-          c->strides[0], accumulate != 0, gemmThreads(m, n));
+          transposeA, m, n, k, a->aligned + a->offset, a->strides[0], bData,
+          ldb, c->aligned + c->offset, c->strides[0], accumulate != 0,
+          gemmThreads(m, n));
+    }
     sgemmBlocks(transposeA, transposeB, accumulate ? 1.0f : 0.0f, *a, *b, *c, m,
                 n, k, gemmThreads(m, n));
   };

@@ -149,7 +149,7 @@ bool lora::runtime::skinnyGemmEnabled() {
 bool lora::runtime::skinnyGemmApplies(int32_t transposeB, int64_t m, int64_t n,
                                       int64_t k) {
 #ifdef LORA_SKINNY_AVX512
-  if (!skinnyGemmEnabled() || transposeB || k < 64)
+  if (!skinnyGemmEnabled() || k < 64)
     return false;
   // One side of 16, 32, 48 or 64 (the rank), the other long enough that
   // the tiles keep every thread busy; B's rows give the vectors, so N must
@@ -160,6 +160,11 @@ bool lora::runtime::skinnyGemmApplies(int32_t transposeB, int64_t m, int64_t n,
   // Attention's per-head GEMMs with N = head_dim = 64 (P·V, dQ, dV in
   // 128-row query blocks) gain too from M = 128 on: without packing, they
   // ran 1.2-1.3x OpenBLAS's speed on one thread (docs/Performance.md).
+  // B transposed: only as N x K with N the rank (the backward's U = X·Aᵀ
+  // when the adapter is merged into the weight), which lora_sgemm_f32
+  // transposes into K x N first (K·N floats, against M·K·N FMAs).
+  if (transposeB)
+    return rankSide(n) && m >= 256;
   return (rankSide(n) && (m >= 256 || (n == 64 && m >= 128))) ||
          (rankSide(m) && n >= 256);
 #else

@@ -172,8 +172,12 @@ FailureOr<MemRefType> viewResultType(Operation *user, MemRefType source) {
                                                          reassociation);
   }
   if (auto subview = dyn_cast<memref::SubViewOp>(user)) {
+    // Rank-reducing ones too (attention's per-head blocks): the unit
+    // dimensions the old result dropped are dropped again.
     if (subview.getType().getRank() != source.getRank())
-      return failure();
+      return memref::SubViewOp::inferRankReducedResultType(
+          subview.getType().getShape(), source, subview.getStaticOffsets(),
+          subview.getStaticSizes(), subview.getStaticStrides());
     return memref::SubViewOp::inferResultType(
         source, subview.getStaticOffsets(), subview.getStaticSizes(),
         subview.getStaticStrides());
@@ -252,12 +256,15 @@ struct InPlaceUpdatesPass
   /// columns of [dY | dU]) and only read after the copy: its producers
   /// write into the view and its readers read the view.
   bool rewriteIntoView(memref::CopyOp copy) {
-    // The source: a buffer of its own, possibly reshaped (expand_shape).
+    // The source: a buffer of its own, possibly reshaped (expand_shape
+    // and collapse_shape ops, from the copy back to the buffer).
     Value source = copy.getSource();
-    SmallVector<memref::ExpandShapeOp> reshapes;
-    while (auto expand = source.getDefiningOp<memref::ExpandShapeOp>()) {
-      reshapes.push_back(expand);
-      source = expand.getSrc();
+    SmallVector<Operation *> reshapes;
+    while (Operation *def = source.getDefiningOp()) {
+      if (!isa<memref::ExpandShapeOp, memref::CollapseShapeOp>(def))
+        break;
+      reshapes.push_back(def);
+      source = def->getOperand(0);
     }
     auto buffer = source.getDefiningOp<memref::AllocOp>();
     Value target = copy.getTarget();
@@ -277,15 +284,27 @@ struct InPlaceUpdatesPass
     bool rootMoves = !root->isBeforeInBlock(buffer);
     if (rootMoves && root->getNumOperands() != 0)
       return false;
-    // The target seen in the buffer's shape: the reshapes undone.
+    // The target seen in the buffer's shape: the reshapes undone, each
+    // expand_shape by a collapse_shape and the other way round.
     MemRefType replacementType = targetType;
-    for (memref::ExpandShapeOp expand : reshapes) {
-      auto reassociation = expand.getReassociationIndices();
-      if (!memref::CollapseShapeOp::isGuaranteedCollapsible(replacementType,
-                                                             reassociation))
+    for (Operation *reshape : reshapes) {
+      if (auto expand = dyn_cast<memref::ExpandShapeOp>(reshape)) {
+        auto reassociation = expand.getReassociationIndices();
+        if (!memref::CollapseShapeOp::isGuaranteedCollapsible(replacementType,
+                                                               reassociation))
+          return false;
+        replacementType = memref::CollapseShapeOp::computeCollapsedType(
+            replacementType, reassociation);
+        continue;
+      }
+      auto collapse = cast<memref::CollapseShapeOp>(reshape);
+      FailureOr<MemRefType> expanded =
+          memref::ExpandShapeOp::computeExpandedType(
+              replacementType, collapse.getSrcType().getShape(),
+              collapse.getReassociationIndices());
+      if (failed(expanded))
         return false;
-      replacementType = memref::CollapseShapeOp::computeCollapsedType(
-          replacementType, reassociation);
+      replacementType = *expanded;
     }
     if (replacementType.getShape() != buffer.getType().getShape())
       return false;
@@ -328,9 +347,17 @@ struct InPlaceUpdatesPass
     OpBuilder b(after->getContext());
     b.setInsertionPointAfter(after);
     Value replacement = target;
-    for (memref::ExpandShapeOp expand : reshapes)
-      replacement = memref::CollapseShapeOp::create(
-          b, expand.getLoc(), replacement, expand.getReassociationIndices());
+    for (Operation *reshape : reshapes) {
+      if (auto expand = dyn_cast<memref::ExpandShapeOp>(reshape)) {
+        replacement = memref::CollapseShapeOp::create(
+            b, expand.getLoc(), replacement, expand.getReassociationIndices());
+        continue;
+      }
+      auto collapse = cast<memref::CollapseShapeOp>(reshape);
+      replacement = memref::ExpandShapeOp::create(
+          b, collapse.getLoc(), collapse.getSrcType().getShape(), replacement,
+          collapse.getReassociationIndices());
+    }
     replaceBuffer(buffer, copy, replacement);
     return true;
   }

@@ -341,3 +341,120 @@ func.func @target_read_before_copy(%g: memref<16x32xf32>, %old: memref<16x32xf32
   memref.copy %cat, %out : memref<16x36xf32> to memref<16x36xf32>
   return
 }
+
+// -----
+
+#mm_a = affine_map<(m, n, k) -> (m, k)>
+#mm_bt = affine_map<(m, n, k) -> (n, k)>
+#mm_c = affine_map<(m, n, k) -> (m, n)>
+#id2 = affine_map<(i, j) -> (i, j)>
+
+// Y (v_proj's output) is read per head inside a loop, through rank-reducing
+// subviews of its [batch, seq, heads, dim] view (attention's blocks): those
+// subviews are retyped too, and Y's rank-r update goes where Y0 lies.
+// CHECK-LABEL: func.func @per_head_reader
+// CHECK-NOT: memref.alloc() : memref<16x32xf32>
+// CHECK: linalg.matmul {{.+}} outs(%[[Y:.+]] : memref<16x32xf32, strided<[36, 1]>>)
+// CHECK: %[[H:.+]] = memref.expand_shape %[[Y]] {{.+}} into memref<2x8x4x8xf32, strided<[288, 36, 8, 1]>>
+// CHECK: scf.for
+// CHECK: %[[HEAD:.+]] = memref.subview %[[H]][%{{.+}}, 0, %{{.+}}, 0] [1, 8, 1, 8] [1, 1, 1, 1] : memref<2x8x4x8xf32, strided<[288, 36, 8, 1]>> to memref<8x8xf32, strided<[36, 1], offset: ?>>
+// CHECK: linalg.generic {{.+}} ins(%[[HEAD]] : memref<8x8xf32, strided<[36, 1], offset: ?>>)
+func.func @per_head_reader(%x: memref<16x36xf32>, %us: memref<16x4xf32>, %b: memref<32x4xf32>, %out: memref<8x8xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %yu = memref.alloc() : memref<16x36xf32>
+  memref.copy %x, %yu : memref<16x36xf32> to memref<16x36xf32>
+  %y0 = memref.subview %yu[0, 0] [16, 32] [1, 1] : memref<16x36xf32> to memref<16x32xf32, strided<[36, 1]>>
+  %y = memref.alloc() : memref<16x32xf32>
+  memref.copy %y0, %y : memref<16x32xf32, strided<[36, 1]>> to memref<16x32xf32>
+  linalg.matmul indexing_maps = [#mm_a, #mm_bt, #mm_c] ins(%us, %b : memref<16x4xf32>, memref<32x4xf32>) outs(%y : memref<16x32xf32>)
+  %h = memref.expand_shape %y [[0, 1], [2, 3]] output_shape [2, 8, 4, 8] : memref<16x32xf32> into memref<2x8x4x8xf32>
+  scf.for %i = %c0 to %c2 step %c1 {
+    %head = memref.subview %h[%i, 0, %i, 0] [1, 8, 1, 8] [1, 1, 1, 1] : memref<2x8x4x8xf32> to memref<8x8xf32, strided<[32, 1], offset: ?>>
+    linalg.generic {indexing_maps = [#id2, #id2], iterator_types = ["parallel", "parallel"]}
+        ins(%head : memref<8x8xf32, strided<[32, 1], offset: ?>>) outs(%out : memref<8x8xf32>) {
+    ^bb0(%a: f32, %o: f32):
+      %r = arith.addf %a, %o : f32
+      linalg.yield %r : f32
+    }
+  }
+  memref.dealloc %y : memref<16x32xf32>
+  memref.dealloc %yu : memref<16x36xf32>
+  return
+}
+
+// -----
+
+#mm_a = affine_map<(m, n, k) -> (m, k)>
+#mm_b = affine_map<(m, n, k) -> (k, n)>
+#mm_c = affine_map<(m, n, k) -> (m, n)>
+#id2 = affine_map<(i, j) -> (i, j)>
+
+// dV, written per head inside a loop into a [batch, seq, heads, dim]
+// buffer, then collapsed to [batch, seq, 32] and copied into its columns of
+// [dY | dU]: the loop writes there directly (the collapse undone by an
+// expand_shape of the view).
+// CHECK-LABEL: func.func @collapsed_into_view
+// CHECK: %[[CAT:.+]] = memref.alloc() : memref<2x8x36xf32>
+// CHECK-NEXT: %[[LEFT:.+]] = memref.subview %[[CAT]][0, 0, 0] [2, 8, 32] [1, 1, 1]
+// CHECK-NEXT: %[[DV:.+]] = memref.expand_shape %[[LEFT]] {{\[}}[0], [1], [2, 3]] output_shape [2, 8, 4, 8] : memref<2x8x32xf32, strided<[288, 36, 1]>> into memref<2x8x4x8xf32, strided<[288, 36, 8, 1]>>
+// CHECK-NOT: memref.alloc() : memref<2x8x4x8xf32>
+// CHECK: memref.subview %[[DV]][%{{.+}}, 0, %{{.+}}, 0] [1, 8, 1, 8] [1, 1, 1, 1] : memref<2x8x4x8xf32, strided<[288, 36, 8, 1]>> to memref<8x8xf32, strided<[36, 1], offset: ?>>
+// CHECK-NOT: memref.copy %{{.+}}, %[[LEFT]] :
+func.func @collapsed_into_view(%g: memref<8x8xf32>, %du: memref<2x8x4xf32>, %wa: memref<36x8xf32>, %dx: memref<16x8xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %cat = memref.alloc() : memref<2x8x36xf32>
+  %dv = memref.alloc() : memref<2x8x4x8xf32>
+  scf.for %i = %c0 to %c2 step %c1 {
+    %head = memref.subview %dv[%i, 0, %i, 0] [1, 8, 1, 8] [1, 1, 1, 1] : memref<2x8x4x8xf32> to memref<8x8xf32, strided<[32, 1], offset: ?>>
+    linalg.generic {indexing_maps = [#id2, #id2], iterator_types = ["parallel", "parallel"]}
+        ins(%g : memref<8x8xf32>) outs(%head : memref<8x8xf32, strided<[32, 1], offset: ?>>) {
+    ^bb0(%a: f32, %o: f32):
+      linalg.yield %a : f32
+    }
+  }
+  %flat = memref.collapse_shape %dv [[0], [1], [2, 3]] : memref<2x8x4x8xf32> into memref<2x8x32xf32>
+  %left = memref.subview %cat[0, 0, 0] [2, 8, 32] [1, 1, 1] : memref<2x8x36xf32> to memref<2x8x32xf32, strided<[288, 36, 1]>>
+  memref.copy %flat, %left : memref<2x8x32xf32> to memref<2x8x32xf32, strided<[288, 36, 1]>>
+  %right = memref.subview %cat[0, 0, 32] [2, 8, 4] [1, 1, 1] : memref<2x8x36xf32> to memref<2x8x4xf32, strided<[288, 36, 1], offset: 32>>
+  memref.copy %du, %right : memref<2x8x4xf32> to memref<2x8x4xf32, strided<[288, 36, 1], offset: 32>>
+  %cat2 = memref.collapse_shape %cat [[0, 1], [2]] : memref<2x8x36xf32> into memref<16x36xf32>
+  linalg.matmul indexing_maps = [#mm_a, #mm_b, #mm_c] ins(%cat2, %wa : memref<16x36xf32>, memref<36x8xf32>) outs(%dx : memref<16x8xf32>)
+  memref.dealloc %dv : memref<2x8x4x8xf32>
+  memref.dealloc %cat : memref<2x8x36xf32>
+  return
+}
+
+// -----
+
+#id4 = affine_map<(i, j, k, l) -> (i, j, k, l)>
+
+// dK after rope_grad: made as [tokens, heads, 2, half], collapsed to
+// [tokens, 32], expanded to [batch, seq, 32] and copied into [dY | dU]:
+// both reshapes are undone (an expand_shape, then a collapse_shape).
+// CHECK-LABEL: func.func @reshaped_twice_into_view
+// CHECK: %[[CAT:.+]] = memref.alloc() : memref<2x8x36xf32>
+// CHECK-NEXT: %[[LEFT:.+]] = memref.subview %[[CAT]][0, 0, 0] [2, 8, 32] [1, 1, 1]
+// CHECK-NEXT: %[[FLAT:.+]] = memref.collapse_shape %[[LEFT]] {{\[}}[0, 1], [2]] : memref<2x8x32xf32, strided<[288, 36, 1]>> into memref<16x32xf32, strided<[36, 1]>>
+// CHECK-NEXT: %[[DK:.+]] = memref.expand_shape %[[FLAT]] {{\[}}[0], [1, 2, 3]] output_shape [16, 4, 2, 4] : memref<16x32xf32, strided<[36, 1]>> into memref<16x4x2x4xf32, strided<[36, 8, 4, 1]>>
+// CHECK: linalg.generic {{.+}} outs(%[[DK]] : memref<16x4x2x4xf32, strided<[36, 8, 4, 1]>>)
+// CHECK-NOT: memref.copy %{{.+}}, %[[LEFT]] :
+func.func @reshaped_twice_into_view(%g: memref<16x4x2x4xf32>, %out: memref<2x8x36xf32>) {
+  %cat = memref.alloc() : memref<2x8x36xf32>
+  %dk = memref.alloc() : memref<16x4x2x4xf32>
+  linalg.generic {indexing_maps = [#id4, #id4], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%g : memref<16x4x2x4xf32>) outs(%dk : memref<16x4x2x4xf32>) {
+  ^bb0(%a: f32, %o: f32):
+    %r = arith.addf %a, %a : f32
+    linalg.yield %r : f32
+  }
+  %flat = memref.collapse_shape %dk [[0], [1, 2, 3]] : memref<16x4x2x4xf32> into memref<16x32xf32>
+  %bsd = memref.expand_shape %flat [[0, 1], [2]] output_shape [2, 8, 32] : memref<16x32xf32> into memref<2x8x32xf32>
+  %left = memref.subview %cat[0, 0, 0] [2, 8, 32] [1, 1, 1] : memref<2x8x36xf32> to memref<2x8x32xf32, strided<[288, 36, 1]>>
+  memref.copy %bsd, %left : memref<2x8x32xf32> to memref<2x8x32xf32, strided<[288, 36, 1]>>
+  memref.copy %cat, %out : memref<2x8x36xf32> to memref<2x8x36xf32>
+  return
+}

@@ -93,10 +93,11 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Combine(::testing::Bool(), ::testing::Bool(), ::testing::Bool(),
                        ::testing::Values(Shape{5, 7, 3}, Shape{100, 7, 9},
                                          Shape{5, 100, 9},
-                                         // Adapter shapes (skinnyGemm where
-                                         // B is not transposed): N of 32,
-                                         // 48 and 16 with row tails, M of
-                                         // 16 and 32, K in several chunks.
+                                         // Adapter shapes (skinnyGemm; with
+                                         // B transposed, N the rank, B
+                                         // transposed first): N of 32, 48
+                                         // and 16 with row tails, M of 16
+                                         // and 32, K in several chunks.
                                          Shape{300, 32, 200},
                                          Shape{259, 48, 130},
                                          Shape{263, 16, 300},
@@ -191,9 +192,16 @@ TEST(SkinnyGemmTest, TakesTheAdapterShapes) {
       {0, 128, 64, 256, true},
       {0, 64, 64, 128, false},
       {0, 128, 32, 128, false},
-      // B transposed (the rank-r update Y0 += U·Bᵀ), a rank not a multiple
-      // of 16, a side of 80, short K, both sides short: OpenBLAS.
-      {1, 2048, 16, 1376, false},
+      // U = X·Aᵀ (A is r x in, so B transposed) with N the rank.
+      {1, 2048, 16, 1376, true},
+      {1, 2048, 64, 512, true},
+      // B transposed otherwise (the rank-r update Y0 += U·Bᵀ has K = r;
+      // the rank as M; attention's Q·Kᵀ), a rank not a multiple of 16, a
+      // side of 80, short K, both sides short: OpenBLAS.
+      {1, 2048, 512, 16, false},
+      {1, 16, 2048, 512, false},
+      {1, 128, 128, 64, false},
+      {1, 128, 64, 256, false},
       {0, 2048, 8, 1376, false},
       {0, 2048, 80, 1376, false},
       {0, 2048, 16, 32, false},

@@ -100,12 +100,13 @@ GemmShape checkedGemmShape(const char *caller, int32_t transposeA,
                            const MatrixLayout &a, const MatrixLayout &b,
                            const MatrixLayout &c);
 
-/// Whether lora_sgemm_f32 runs C (+)= op(A) · B through skinnyGemm instead
-/// of OpenBLAS: on x86-64 CPUs with AVX-512F, B not transposed, one side of
-/// C of 16, 32, 48 or 64 (a LoRA rank) and the other at least 256 (or N =
-/// 64 and M at least 128: attention's per-head GEMMs), N a
-/// multiple of 16, K at least 64, and LORA_SKINNY_GEMM not "0" (the
-/// environment switch that keeps OpenBLAS for every GEMM, for A/B runs).
+/// Whether lora_sgemm_f32 runs C (+)= op(A) · op(B) through skinnyGemm
+/// instead of OpenBLAS: on x86-64 CPUs with AVX-512F, one side of C of 16,
+/// 32, 48 or 64 (a LoRA rank) and the other at least 256 (or N = 64 and M
+/// at least 128: attention's per-head GEMMs), N a multiple of 16, K at
+/// least 64, and LORA_SKINNY_GEMM not "0" (the environment switch that
+/// keeps OpenBLAS for every GEMM, for A/B runs). With B transposed, only N
+/// the rank and M at least 256 (B, N x K, is transposed first).
 bool skinnyGemmApplies(int32_t transposeB, int64_t m, int64_t n, int64_t k);
 
 /// C (M x N, row stride ldc) = op(A) · B, or C += op(A) · B when
