@@ -11,7 +11,8 @@
 //
 // and the backward's recomputation of U = X·Aᵀ reads the forward's U. With
 // adapter dropout the adapter sees dropout(X), not X, so no concatenation
-// holds; such layers are left as they are (and stay correct).
+// holds; such layers get the rank-r update and lora.adapter_grad (on
+// dropout(X)) alone.
 //
 //===----------------------------------------------------------------------===//
 
@@ -69,11 +70,66 @@ struct FuseAdaptersPass
   void runOnOperation() override {
     SmallVector<LinearOp> layers;
     getOperation()->walk([&](LinearOp op) {
-      if (op.hasAdapter() && !op.getDropout())
+      if (op.hasAdapter())
         layers.push_back(op);
     });
-    for (LinearOp op : layers)
-      fuse(op);
+    for (LinearOp op : layers) {
+      if (op.getDropout())
+        fuseWithDropout(op);
+      else
+        fuse(op);
+    }
+  }
+
+  /// A layer with adapter dropout: the adapter reads dropout(X), so no
+  /// concatenation with X holds, but its own ops still fuse. The forward
+  /// becomes Y0 = X·Wᵀ, U = dropout(X)·Aᵀ, Y = Y0 + s·U·Bᵀ (the rank-r
+  /// update into Y0 instead of a GEMM and an add); the backward's
+  /// dropout(X) and U are the forward's, and dU, dB, dA = dUᵀ·dropout(X)
+  /// are one lora.adapter_grad. dX = dY·W + dropout'(dU·A) keeps its GEMMs.
+  void fuseWithDropout(LinearOp op) {
+    OpBuilder b(op);
+    Location loc = op.getLoc();
+    Value x = op.getInput(), w = op.getWeight(), a = op.getLoraA(),
+          loraB = op.getLoraB(), seed = op.getSeed();
+    FloatAttr rate = op.getDropoutAttr();
+    Value y0 = LinearOp::create(b, loc, op.getType(), x, w, Value(), Value(),
+                                Value(), FloatAttr(), FloatAttr());
+    Value dropped = DropoutOp::create(b, loc, x, seed, rate);
+    auto aType = cast<RankedTensorType>(a.getType());
+    Value u = LinearOp::create(b, loc, withLastDim(x, aType.getDimSize(0)),
+                               dropped, a, Value(), Value(), Value(),
+                               FloatAttr(), FloatAttr());
+    Value y = LowRankUpdateOp::create(b, loc, y0, u, loraB,
+                                      op.getScaleAttr());
+    op.getResult().replaceAllUsesWith(y);
+    op.erase();
+
+    // The backward's dropout(X) (same input, seed and rate) and its
+    // U = dropout(X)·Aᵀ are the forward's.
+    for (Operation *user : llvm::make_early_inc_range(x.getUsers()))
+      if (auto again = dyn_cast<DropoutOp>(user);
+          again && again.getResult() != dropped && again.getSeed() == seed &&
+          again.getRateAttr() == rate) {
+        again.getResult().replaceAllUsesWith(dropped);
+        again.erase();
+      }
+    for (Operation *user : llvm::make_early_inc_range(a.getUsers()))
+      if (auto again = dyn_cast<LinearOp>(user);
+          again && again.getResult() != u && !again.hasAdapter() &&
+          again.getInput() == dropped && again.getWeight() == a) {
+        again.getResult().replaceAllUsesWith(u);
+        again.erase();
+      }
+
+    auto du = findUser<LinearGradInputOp>(loraB, [&](LinearGradInputOp g) {
+      return g.getWeight() == loraB;
+    });
+    if (!du)
+      return;
+    if (auto dB = adapterBGrad(du, u))
+      fuseAdapterGrads(du, dB, weightGradOf(du.getResult(), dropped),
+                       dropped);
   }
 
   void fuse(LinearOp op) {
@@ -116,12 +172,31 @@ struct FuseAdaptersPass
     op.erase();
   }
 
+  static bool unitScale(Operation *op) {
+    return op->getAttrOfType<FloatAttr>("scale").getValueAsDouble() == 1.0;
+  }
+
+  /// dA = dUᵀ·X (or dW = dYᵀ·X) of this layer, if the backward has it.
+  static LinearGradWeightOp weightGradOf(Value grad, Value x) {
+    return findUser<LinearGradWeightOp>(grad, [&](LinearGradWeightOp g) {
+      return g.getGrad() == grad && g.getInput() == x && unitScale(g);
+    });
+  }
+
+  /// dB = s·dYᵀ·U with dU's scale, in dU's block.
+  static LinearGradWeightOp adapterBGrad(LinearGradInputOp du, Value u) {
+    Value dy = du.getGrad();
+    return findUser<LinearGradWeightOp>(dy, [&](LinearGradWeightOp g) {
+      return g.getGrad() == dy && g.getInput() == u &&
+             g.getScale() == du.getScale() && g->getBlock() == du->getBlock();
+    });
+  }
+
   void fuseBackward(LinearGradInputOp du, Value x, Value w, Value a,
                     Value wcat, Value u, int64_t out, int64_t rank) {
     Location loc = du.getLoc();
     Value dy = du.getGrad();
     Value dU = du.getResult();
-    auto unitScale = [](auto op) { return op.getScale().convertToDouble() == 1.0; };
     // dX = dY·W + dU·A
     auto dxA = findUser<LinearGradInputOp>(dU, [&](LinearGradInputOp g) {
       return g.getGrad() == dU && g.getWeight() == a && unitScale(g);
@@ -136,19 +211,11 @@ struct FuseAdaptersPass
         sum = AddOp();
     }
     // [dW; dA] when W trains too.
-    auto dW = findUser<LinearGradWeightOp>(dy, [&](LinearGradWeightOp g) {
-      return g.getGrad() == dy && g.getInput() == x && unitScale(g);
-    });
-    auto dA = findUser<LinearGradWeightOp>(dU, [&](LinearGradWeightOp g) {
-      return g.getGrad() == dU && g.getInput() == x && unitScale(g);
-    });
+    auto dW = weightGradOf(dy, x);
+    auto dA = weightGradOf(dU, x);
     bool weights = dW && dA;
-    // dB = s·dYᵀ·U, with dU's scale, in dU's block (the op goes before
-    // both).
-    auto dB = findUser<LinearGradWeightOp>(dy, [&](LinearGradWeightOp g) {
-      return g.getGrad() == dy && g.getInput() == u &&
-             g.getScale() == du.getScale() && g->getBlock() == du->getBlock();
-    });
+    // dB = s·dYᵀ·U (the op goes before both).
+    auto dB = adapterBGrad(du, u);
     Operation *dUDef = du;
     if (dB) {
       AdapterGradOp grads =

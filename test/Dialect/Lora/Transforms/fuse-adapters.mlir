@@ -63,12 +63,22 @@ func.func @base_and_adapter_train(%x: tensor<2x3x16xf32>,
 
 // -----
 
-// Adapter dropout: the adapter reads dropout(X), so nothing is fused.
-// CHECK-LABEL: func.func @dropout_left_alone
+// Adapter dropout: the adapter reads dropout(X), so nothing is
+// concatenated with X, but the rank-r update goes into the base output and
+// dU, dB, dA = dUᵀ·dropout(X) are one op, on the forward's dropout(X) and
+// U (the backward computes neither again).
+// CHECK-LABEL: func.func @dropout
+// CHECK-SAME: (%[[X:[^:]+]]: tensor<2x16xf32>, %[[W:[^:]+]]: tensor<16x16xf32> {{.+}}, %[[A:[^:]+]]: tensor<4x16xf32> {{.+}}, %[[B:[^:]+]]: tensor<16x4xf32> {{.+}}, %{{.+}}: tensor<2xi32>, %[[SEED:[^:]+]]: tensor<i64>)
 // CHECK-NOT: tensor.concat
-// CHECK-NOT: lora.low_rank_update
-// CHECK: lora.linear %{{.+}}, %{{.+}} adapter
-func.func @dropout_left_alone(%x: tensor<2x16xf32>,
+// CHECK: %[[Y0:.+]] = lora.linear %[[X]], %[[W]] : tensor<2x16xf32>, tensor<16x16xf32> -> tensor<2x16xf32>
+// CHECK: %[[XD:.+]] = lora.dropout %[[X]] rate(1.000000e-01) seed(%[[SEED]])
+// CHECK: %[[U:.+]] = lora.linear %[[XD]], %[[A]] : tensor<2x16xf32>, tensor<4x16xf32> -> tensor<2x4xf32>
+// CHECK: %[[Y:.+]] = lora.low_rank_update %[[Y0]], %[[U]], %[[B]] scale(2.000000e+00)
+// CHECK-NOT: lora.dropout %[[X]]
+// CHECK-NOT: lora.linear %[[XD]]
+// CHECK: lora.adapter_grad %{{.+}}, %[[B]], %[[U]] input(%[[XD]] : tensor<2x16xf32>) scale(2.000000e+00)
+// CHECK-NOT: lora.linear_grad_weight
+func.func @dropout(%x: tensor<2x16xf32>,
     %w: tensor<16x16xf32> {lora.role = #lora.role<frozen>, lora.name = "l1.weight"},
     %a: tensor<4x16xf32> {lora.role = #lora.role<lora>, lora.name = "l1.lora_A.weight"},
     %b: tensor<16x4xf32> {lora.role = #lora.role<lora>, lora.name = "l1.lora_B.weight"},

@@ -114,9 +114,14 @@ def FuseAdapters : Pass<"lora-fuse-adapters", "ModuleOp"> {
       as one pass over dY and X (`lora_adapter_grad_f32`) instead of three
       GEMMs that each read a whole activation for r columns or rows.
 
-    Layers with adapter dropout are left alone: the adapter reads
-    dropout(X), which no concatenation with X can express. Fused and
-    unfused steps are compared on the reference evaluator and compiled.
+    A layer with adapter dropout reads dropout(X) in its adapter, which no
+    concatenation with X can express. It gets the rest: `Y0 = X·Wᵀ`,
+    `U = dropout(X)·Aᵀ` and the `lora.low_rank_update` into Y0; the
+    backward's dropout(X) and U are the forward's (dropout(X) is kept from
+    the forward to the backward instead of made again); and `dU`, `dB`,
+    `dA = dUᵀ·dropout(X)` are one `lora.adapter_grad`. Its
+    `dX = dY·W + dropout'(dU·A)` keeps its two GEMMs. Fused and unfused
+    steps are compared on the reference evaluator and compiled.
   }];
   let dependentDialects = ["::mlir::tensor::TensorDialect"];
 }
