@@ -3,8 +3,8 @@
 this machine, with the same thread count.
 
     pip install torch transformers peft     # for the PyTorch baselines only
-    cmake --build build                     # lora-run and lora-gemm-limit
-    python3 bench/training_step.py [--steps 6] [--threads 2]
+    cmake --build build                     # lora-run, lora-gemm-limit, lora-step-pair
+    python3 bench/training_step.py [--steps 6] [--threads 2] [--pair-rounds 16]
         [--unset-openblas-coretype] [--torch-compile]
 
 The model is a small Llama: hidden 512, 4 layers, 8 query heads sharing 4
@@ -26,10 +26,13 @@ kv heads, MLP 1376, vocabulary 1024, sequence 256, batch 8; LoRA rank 16
      round; the fastest round counts.
 
 Step time is the median of the steps after the first, the fastest of
---repeat interleaved rounds. Row a is printed twice: from those fastest
-times, and paired, as the median over rounds of the LoRA step against the
-frozen step run right after it (a slow phase of the shared machine moves
-both of a pair). Peak memory is each process's maximum RSS.
+--repeat interleaved rounds. Row a is printed three times: from those
+fastest times; paired, as the median over rounds of the LoRA step against
+the frozen step run right after it; and interleaved, the steadiest: both
+steps compiled ahead of time and loaded into one process
+(bench/step_pair.cpp), their steps alternating, the median over
+--pair-rounds pairs of neighbouring steps (a slow phase of the shared
+machine moves both of a pair). Peak memory is each process's maximum RSS.
 The GEMM traces come from the kept (fastest) runs.
 """
 import argparse
@@ -128,6 +131,28 @@ def run_ours(folder, name, steps, env, flags, trace=None):
     return median_after_first(times), float(child.stdout.strip())
 
 
+def step_pairs(folder, env, rounds):
+    """Row a from lora-step-pair: the LoRA and frozen steps compiled ahead
+    of time, loaded into one process, their steps alternating. Returns the
+    per-pair ratios LoRA / frozen - 1."""
+    dirs = []
+    for name, flags in (("pair-lora", []),
+                        ("pair-frozen", ["--method", "full", "--full_modules",
+                                         FROZEN_MODULE])):
+        out = os.path.join(folder, name)
+        subprocess.run([os.path.join(BIN, "lora-run"), "compile",
+                        "--config", os.path.join(folder, "config.json"),
+                        "--per_device_train_batch_size", str(BATCH),
+                        "--max_seq_length", str(SEQ), "--r", str(RANK),
+                        "-o", out, *flags],
+                       env=env, capture_output=True, text=True, check=True)
+        dirs.append(out)
+    result = json.loads(subprocess.run(
+        [os.path.join(BIN, "lora-step-pair"), *dirs, "--rounds", str(rounds)],
+        env=env, capture_output=True, text=True, check=True).stdout)
+    return [a / b - 1 for a, b in zip(result["a"], result["b"])]
+
+
 def run_torch(folder, steps, threads, env, mode, compiled):
     child = subprocess.run([sys.executable, "-c", PYTORCH,
                             os.path.join(folder, "config.json"), str(steps),
@@ -150,12 +175,17 @@ def main():
     parser.add_argument("--unset-openblas-coretype", action="store_true",
                         help="drop OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for "
                              "every side (faster AVX-512 kernels)")
+    parser.add_argument("--pair-rounds", type=int, default=16,
+                        help="LoRA and frozen step pairs timed in one "
+                             "process (lora-step-pair) for row a")
     parser.add_argument("--torch-compile", action="store_true",
                         help="also measure torch.compile (slow to compile)")
     args = parser.parse_args()
     if args.steps < 3:
         sys.exit("--steps must be at least 3 (the first step is not timed)")
-    for tool in ("lora-run", "lora-gemm-limit"):
+    if args.pair_rounds < 1:
+        sys.exit("--pair-rounds must be at least 1")
+    for tool in ("lora-run", "lora-gemm-limit", "lora-step-pair"):
         if not os.access(os.path.join(BIN, tool), os.X_OK):
             sys.exit(f"{os.path.join(BIN, tool)} is missing: build first "
                      "(cmake --build build)")
@@ -233,6 +263,9 @@ def main():
         limit["sgemm_alone_seconds_per_step"] = min(
             l["sgemm_alone_seconds_per_step"] for l in limits.values())
         flop_overhead = gemm_flops(lora_trace) / gemm_flops(frozen_trace) - 1
+        print(f"row a, interleaved: {args.pair_rounds} LoRA and frozen "
+              "step pairs in one process (lora-step-pair) ...", flush=True)
+        interleaved = step_pairs(folder, env, args.pair_rounds)
         compiled = why_compiled = None
         if args.torch_compile:
             print("torch.compile ...", flush=True)
@@ -256,6 +289,14 @@ def main():
           f"{100 * paired:+.1f}% (rounds {100 * min(pairs):+.1f}% to "
           f"{100 * max(pairs):+.1f}%) | | time/FLOP overhead "
           f"{paired / flop_overhead:.2f}x (target <= 1.2x) |")
+    middle = statistics.median(interleaved)
+    ranked = sorted(interleaved)
+    quartiles = (ranked[len(ranked) // 4], ranked[(3 * len(ranked)) // 4])
+    print(f"| a | the same, interleaved: LoRA step / frozen step - 1, both "
+          f"steps in one process, alternating, median of {len(interleaved)} "
+          f"pairs | {100 * middle:+.1f}% (middle half {100 * quartiles[0]:+.1f}"
+          f"% to {100 * quartiles[1]:+.1f}%) | | time/FLOP overhead "
+          f"{middle / flop_overhead:.2f}x (target <= 1.2x) |")
     print(f"| b | step time (peak RSS), fused vs unfused | {fused:.3f} s "
           f"({fused_rss:.0f} MiB) | unfused {unfused:.3f} s "
           f"({unfused_rss:.0f} MiB) | {unfused / fused:.2f}x |")
