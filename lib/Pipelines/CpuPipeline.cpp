@@ -55,7 +55,8 @@ static constexpr const char *kToBuffers =
 /// is split across OpenMP threads: the same pool the runtime's GEMMs run
 /// on (runtime/lib/Gemm.cpp), so no second set of threads spins against
 /// it.
-static std::string loweringPipeline(bool openmp, bool bf16) {
+static std::string loweringPipeline(bool openmp, bool bf16,
+                                    int64_t parallelFrom) {
   // [W; A] read where the runtime put W and A, when they are adjacent.
   std::string pipeline = "lora-adjacent-arguments, ";
   pipeline +=
@@ -78,8 +79,13 @@ static std::string loweringPipeline(bool openmp, bool bf16) {
     pipeline += "func.func(affine-parallelize{max-nested=1}), ";
   pipeline += "func.func(affine-super-vectorize{virtual-vector-size=8 "
               "vectorize-reductions=true}), "
-              "func.func(affine-loop-tile{tile-size=32}), "
-              "canonicalize, lora-approximate-math, "
+              "func.func(affine-loop-tile{tile-size=32}), ";
+  // After vectorizing, so that a nest's iterations count its vectors: small
+  // nests run on one thread.
+  if (openmp)
+    pipeline += "lora-serialize-small-loops{min-iterations=" +
+                std::to_string(parallelFrom) + "}, ";
+  pipeline += "canonicalize, lora-approximate-math, "
               "expand-strided-metadata, lower-affine, convert-vector-to-scf, ";
   // scf.parallel -> omp.parallel + omp.wsloop; canonicalize inlines the
   // memref.alloca_scope around each body (the kernels allocate nothing on
@@ -120,7 +126,8 @@ LogicalResult mlir::lora::buildBufferizationPipeline(OpPassManager &pm,
 LogicalResult mlir::lora::buildCpuLoweringPipeline(OpPassManager &pm,
                                                    bool flashAttention,
                                                    bool openmp, bool bf16,
-                                                   int64_t splitRowsFrom) {
+                                                   int64_t splitRowsFrom,
+                                                   int64_t parallelFrom) {
   // Tests lower both thresholds to split what the GPU would.
   int64_t splitSumsFrom =
       splitRowsFrom > 0 ? std::min<int64_t>(4096, splitRowsFrom) : 4096;
@@ -140,7 +147,8 @@ LogicalResult mlir::lora::buildCpuLoweringPipeline(OpPassManager &pm,
               .str(),
           pm)))
     return failure();
-  if (failed(parsePassPipeline(loweringPipeline(openmp, bf16), pm)))
+  if (failed(
+          parsePassPipeline(loweringPipeline(openmp, bf16, parallelFrom), pm)))
     return failure();
   if (profileIr)
     return parsePassPipeline(
@@ -155,6 +163,7 @@ void mlir::lora::registerCpuPipeline() {
       [](OpPassManager &pm, const CpuPipelineOptions &options) {
         (void)buildCpuLoweringPipeline(pm, options.flashAttention,
                                        options.openmp, options.bf16,
-                                       options.splitRowsFrom);
+                                       options.splitRowsFrom,
+                                       options.parallelFrom);
       });
 }

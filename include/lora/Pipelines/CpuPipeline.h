@@ -37,11 +37,14 @@ LogicalResult buildBufferizationPipeline(OpPassManager &pm,
 /// (lora-matmul-to-blas{precision=bf16}). `splitRowsFrom` above 0 splits
 /// row reductions, and whole-tensor sums, from that many elements as the
 /// GPU pipeline does (buildBufferizationPipeline): slower on the CPU, there
-/// so that tests run the GPU's form of them.
+/// so that tests run the GPU's form of them. Loop nests of fewer than
+/// `parallelFrom` innermost iterations (vectors where vectorized) run on
+/// one thread (lora-serialize-small-loops).
 LogicalResult buildCpuLoweringPipeline(OpPassManager &pm,
                                        bool flashAttention = false,
                                        bool openmp = true, bool bf16 = false,
-                                       int64_t splitRowsFrom = 0);
+                                       int64_t splitRowsFrom = 0,
+                                       int64_t parallelFrom = 2048);
 
 struct CpuPipelineOptions : public PassPipelineOptions<CpuPipelineOptions> {
   Option<bool> flashAttention{
@@ -63,6 +66,11 @@ struct CpuPipelineOptions : public PassPipelineOptions<CpuPipelineOptions> {
       llvm::cl::desc("Split row reductions of this many elements or more "
                      "into partial sums, as the GPU pipeline does (0: none)"),
       llvm::cl::init(0)};
+  Option<int64_t> parallelFrom{
+      *this, "parallel-from",
+      llvm::cl::desc("With openmp: loop nests of fewer innermost iterations "
+                     "(vectors where vectorized) run on one thread"),
+      llvm::cl::init(2048)};
 };
 
 /// Registers `lora-cpu-pipeline` for lora-opt.

@@ -32,11 +32,38 @@ using namespace mlir;
 namespace {
 
 /// The identity-layout array a static strided view is a window of, and the
-/// window's origin in it.
+/// window's origin in it. A `flat` parent is two-dimensional: the view's
+/// first dimension indexes its rows, and the other dimensions address a
+/// row together, index k weighing `strides[k]` (a view split into heads
+/// of a row whose width the heads do not divide, such as [dY | dU]).
 struct Parent {
   MemRefType type;
   SmallVector<int64_t> origin;
+  bool flat = false;
+  SmallVector<int64_t> strides;
 };
+
+/// The flat parent of a static view with innermost stride 1 when its
+/// dimensions after the first stay within one row of the first's stride.
+std::optional<Parent> flatParentOf(MemRefType type, ArrayRef<int64_t> strides,
+                                   int64_t offset, int64_t multiple) {
+  ArrayRef<int64_t> sizes = type.getShape();
+  int64_t rank = type.getRank(), row = strides[0];
+  if (rank < 2 || llvm::any_of(sizes, [](int64_t s) { return s <= 0; }))
+    return std::nullopt;
+  int64_t column = offset % row, last = column;
+  for (int64_t k = 1; k < rank; ++k)
+    last += (sizes[k] - 1) * strides[k];
+  if (last >= row ||
+      (sizes.back() % multiple != 0 && last + 1 != row))
+    return std::nullopt;
+  int64_t first = offset / row;
+  return Parent{MemRefType::get({first + sizes[0], row}, type.getElementType(),
+                                MemRefLayoutAttrInterface(),
+                                type.getMemorySpace()),
+                {first, column}, /*flat=*/true,
+                SmallVector<int64_t>(strides)};
+}
 
 /// A view with static strides and offset whose innermost stride is 1 and
 /// whose every stride divides the next outer one is a window of a
@@ -65,13 +92,13 @@ std::optional<Parent> parentOf(MemRefType type, int64_t multiple) {
   for (int64_t k = 0; k < rank; ++k) {
     if (k > 0) {
       if (strides[k - 1] % strides[k] != 0)
-        return std::nullopt;
+        return flatParentOf(type, strides, offset, multiple);
       extents[k] = strides[k - 1] / strides[k];
     }
     origin[k] = rest / strides[k];
     rest %= strides[k];
     if (k > 0 && origin[k] + sizes[k] > extents[k])
-      return std::nullopt;
+      return flatParentOf(type, strides, offset, multiple);
   }
   extents[0] = origin[0] + sizes[0];
   if (sizes.back() % multiple != 0 &&
@@ -83,11 +110,20 @@ std::optional<Parent> parentOf(MemRefType type, int64_t multiple) {
                 origin};
 }
 
-/// `map`'s results shifted by `origin`.
-AffineMap shifted(AffineMap map, ArrayRef<int64_t> origin) {
+/// `map`'s results as indices into `parent`: shifted by the origin, or,
+/// for a flat parent, the row and the weighted sum of the others.
+AffineMap shifted(AffineMap map, const Parent &parent) {
   SmallVector<AffineExpr> results;
-  for (auto [expr, shift] : llvm::zip_equal(map.getResults(), origin))
-    results.push_back(expr + shift);
+  if (parent.flat) {
+    AffineExpr column =
+        getAffineConstantExpr(parent.origin[1], map.getContext());
+    for (auto [k, expr] : llvm::enumerate(map.getResults().drop_front()))
+      column = column + expr * parent.strides[k + 1];
+    results = {map.getResult(0) + parent.origin[0], column};
+  } else {
+    for (auto [expr, shift] : llvm::zip_equal(map.getResults(), parent.origin))
+      results.push_back(expr + shift);
+  }
   return AffineMap::get(map.getNumDims(), map.getNumSymbols(), results,
                         map.getContext());
 }
@@ -98,9 +134,9 @@ struct ContiguousAccessesPass
 
   void runOnOperation() override {
     // One reinterpretation per view, placed right after the view is made.
-    DenseMap<Value, std::pair<Value, SmallVector<int64_t>>> parents;
+    DenseMap<Value, std::pair<Value, Parent>> parents;
     auto parentValue =
-        [&](Value view) -> std::optional<std::pair<Value, ArrayRef<int64_t>>> {
+        [&](Value view) -> std::optional<std::pair<Value, const Parent *>> {
       auto found = parents.find(view);
       if (found == parents.end()) {
         auto type = dyn_cast<MemRefType>(view.getType());
@@ -116,10 +152,9 @@ struct ContiguousAccessesPass
         Value cast = memref::ReinterpretCastOp::create(
             b, view.getLoc(), parent->type, view, /*offset=*/0,
             parent->type.getShape(), strides);
-        found = parents.try_emplace(view, cast, parent->origin).first;
+        found = parents.try_emplace(view, cast, *parent).first;
       }
-      return std::make_pair(found->second.first,
-                            ArrayRef<int64_t>(found->second.second));
+      return std::make_pair(found->second.first, &found->second.second);
     };
     getOperation()->walk([&](Operation *op) {
       if (auto load = dyn_cast<affine::AffineLoadOp>(op)) {
@@ -129,7 +164,7 @@ struct ContiguousAccessesPass
         OpBuilder b(load);
         Value replacement = affine::AffineLoadOp::create(
             b, load.getLoc(), parent->first,
-            shifted(load.getAffineMap(), parent->second),
+            shifted(load.getAffineMap(), *parent->second),
             load.getMapOperands());
         load.replaceAllUsesWith(replacement);
         load.erase();
@@ -140,7 +175,7 @@ struct ContiguousAccessesPass
         OpBuilder b(store);
         affine::AffineStoreOp::create(
             b, store.getLoc(), store.getValueToStore(), parent->first,
-            shifted(store.getAffineMap(), parent->second),
+            shifted(store.getAffineMap(), *parent->second),
             store.getMapOperands());
         store.erase();
       }

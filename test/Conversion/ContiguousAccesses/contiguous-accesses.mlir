@@ -76,3 +76,43 @@ func.func @left_alone(%a: memref<4x32xf32>, %o: index) {
   }
   return
 }
+
+// -----
+
+// Y0 of a [Y0 | U] row 20 wide, split into two heads of 8 (the heads do
+// not divide the row): one flat parent, [rows, 20], indexed by the row and
+// head·8 + d. Shifted by 8, the heads would run past the row's end: left
+// alone.
+// CHECK-LABEL: func.func @heads_of_a_wider_row
+// CHECK: %[[P:.+]] = memref.reinterpret_cast %{{.+}} to offset: [0], sizes: [8, 20], strides: [20, 1] : memref<8x2x8xf32, strided<[20, 8, 1]>> to memref<8x20xf32>
+// CHECK-NEXT: memref.reinterpret_cast %{{.+}} to offset: [8]
+// CHECK-NOT: memref.reinterpret_cast
+// CHECK: affine.for %[[I:.+]] = 0 to 8
+// CHECK: affine.for %[[H:.+]] = 0 to 2
+// CHECK: affine.for %[[D:.+]] = 0 to 8
+// CHECK: affine.load %[[P]][%[[I]], %[[H]] * 8 + %[[D]]] : memref<8x20xf32>
+// CHECK: affine.load %{{.+}}[%{{.+}}, %{{.+}}, %{{.+}}] : memref<8x2x8xf32, strided<[20, 8, 1], offset: 8>>
+// VEC-LABEL: func.func @heads_of_a_wider_row
+// VEC: vector.transfer_read %{{.+}} : memref<8x20xf32>, vector<8xf32>
+func.func @heads_of_a_wider_row(%yu: memref<8x20xf32>, %out: memref<8x2x8xf32>) {
+  %y = memref.subview %yu[0, 0] [8, 16] [1, 1] : memref<8x20xf32> to memref<8x16xf32, strided<[20, 1]>>
+  %heads = memref.expand_shape %y [[0], [1, 2]] output_shape [8, 2, 8] : memref<8x16xf32, strided<[20, 1]>> into memref<8x2x8xf32, strided<[20, 8, 1]>>
+  %late = memref.reinterpret_cast %yu to offset: [8], sizes: [8, 2, 8], strides: [20, 8, 1] : memref<8x20xf32> to memref<8x2x8xf32, strided<[20, 8, 1], offset: 8>>
+  affine.for %i = 0 to 8 {
+    affine.for %h = 0 to 2 {
+      affine.for %d = 0 to 8 {
+        %v = affine.load %heads[%i, %h, %d] : memref<8x2x8xf32, strided<[20, 8, 1]>>
+        affine.store %v, %out[%i, %h, %d] : memref<8x2x8xf32>
+      }
+    }
+  }
+  affine.for %i = 0 to 8 {
+    affine.for %h = 0 to 2 {
+      affine.for %d = 0 to 8 {
+        %w = affine.load %late[%i, %h, %d] : memref<8x2x8xf32, strided<[20, 8, 1], offset: 8>>
+        affine.store %w, %out[%i, %h, %d] : memref<8x2x8xf32>
+      }
+    }
+  }
+  return
+}
