@@ -60,10 +60,20 @@ rows(const AdapterGradOperands &o, int64_t row, float *db, float *dat) {
       u[i][v] = _mm512_loadu_ps(o.u + (row + i) * o.ldu + 16 * v);
       du[i][v] = _mm512_setzero_ps();
     }
+  // This block's X rows, for the walk along `in` that follows, fetched
+  // while the walk along `out` runs: a few lines per 16 columns of dY.
+  const float *x = dat ? o.x + row * o.ldx : nullptr;
+  int64_t lines = dat ? (o.in + 15) / 16 : 0, line = 0;
+  int64_t perStep = dat ? (R * lines * 16 + o.out - 1) / o.out : 0;
   for (int64_t k = 0; k < o.out; ++k) {
-    if (k % 16 == 0)
+    if (k % 16 == 0) {
       for (int i = 0; i < R; ++i)
         _mm_prefetch((const char *)(dy + i * o.ldy + k + 128), _MM_HINT_T0);
+      for (int64_t p = 0; p < perStep && line < R * lines; ++p, ++line)
+        _mm_prefetch(
+            (const char *)(x + (line / lines) * o.ldx + (line % lines) * 16),
+            _MM_HINT_T0);
+    }
     __m512 b[V], even[V], odd[V];
     for (int v = 0; v < V; ++v) {
       b[v] = _mm512_loadu_ps(o.b + k * o.ldb + 16 * v);
@@ -92,7 +102,6 @@ rows(const AdapterGradOperands &o, int64_t row, float *db, float *dat) {
     }
   if (!dat)
     return;
-  const float *x = o.x + row * o.ldx;
   for (int64_t k = 0; k < o.in; ++k) {
     if (k % 16 == 0)
       for (int i = 0; i < R; ++i)
