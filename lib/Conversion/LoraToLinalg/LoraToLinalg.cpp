@@ -594,9 +594,11 @@ struct LowRankUpdateLowering : LoraLowering<LowRankUpdateOp> {
   using LoraLowering::LoraLowering;
   SmallVector<Value> lower(LowRankUpdateOp op, Adaptor a,
                            KernelBuilder &k) const override {
-    // base += (s·U)·Bᵀ: the GEMM accumulates into the base output (β = 1);
-    // the scale goes on U, the small operand.
-    Value u = scaled(k, k.collapseRows(a.getU()), op.getScale().convertToDouble());
+    // base += U·(s·B)ᵀ: the GEMM accumulates into the base output (β = 1);
+    // the scale goes on B (out x r), smaller than U (tokens x r) and
+    // contiguous, where U is a column slice of [Y0 | U].
+    Value u = k.collapseRows(a.getU());
+    Value b = scaled(k, a.getLoraB(), op.getScale().convertToDouble());
     // The base is usually a column slice of the fused GEMM's output; the
     // update goes into a contiguous copy of it, so that the kernels reading
     // Y see rows without a stride (which they vectorize) and the fused
@@ -604,8 +606,7 @@ struct LowRankUpdateLowering : LoraLowering<LowRankUpdateOp> {
     Value base = k.collapseRows(a.getBase());
     Value contiguous = bufferization::AllocTensorOp::create(
         k.builder(), k.location(), typeOf(base), ValueRange{}, base);
-    Value y = k.matmul(u, a.getLoraB(), contiguous, false,
-                       /*transposeB=*/true);
+    Value y = k.matmul(u, b, contiguous, false, /*transposeB=*/true);
     return {k.expandTo(y, op.getType(), /*allDims=*/false)};
   }
 };

@@ -104,3 +104,21 @@ func.func @bf16(%x: tensor<4x8xbf16>, %w: tensor<16x8xbf16>) -> tensor<4x16xbf16
   %y = lora.linear %x, %w : tensor<4x8xbf16>, tensor<16x8xbf16> -> tensor<4x16xbf16>
   return %y : tensor<4x16xbf16>
 }
+
+// -----
+
+// The rank-r update: base += U·(s·B)ᵀ, a GEMM with B transposed that
+// accumulates into a copy of the base; the scale goes on B (out x r), not
+// on U (tokens x r).
+// CHECK-DAG: #[[BT:.+]] = affine_map<(d0, d1, d2) -> (d1, d2)>
+// CHECK-LABEL: func.func @low_rank_update
+// CHECK-SAME: (%[[Y0:[^:]+]]: tensor<2x3x16xf32>, %[[U:[^:]+]]: tensor<2x3x4xf32>, %[[B:[^:]+]]: tensor<16x4xf32>)
+// CHECK: %[[U2:.+]] = tensor.collapse_shape %[[U]]
+// CHECK: %[[SB:.+]] = linalg.generic {{.+}} ins(%[[B]] : tensor<16x4xf32>)
+// CHECK: arith.mulf %{{.+}}, %{{.+}} : f32
+// CHECK: %[[BASE:.+]] = bufferization.alloc_tensor() copy(%{{.+}}) : tensor<6x16xf32>
+// CHECK: linalg.matmul indexing_maps = [#{{.+}}, #[[BT]], #{{.+}}] ins(%[[U2]], %[[SB]] : tensor<6x4xf32>, tensor<16x4xf32>) outs(%[[BASE]] : tensor<6x16xf32>)
+func.func @low_rank_update(%y0: tensor<2x3x16xf32>, %u: tensor<2x3x4xf32>, %b: tensor<16x4xf32>) -> tensor<2x3x16xf32> {
+  %y = lora.low_rank_update %y0, %u, %b scale(2.0) : tensor<2x3x16xf32>, tensor<2x3x4xf32>, tensor<16x4xf32>
+  return %y : tensor<2x3x16xf32>
+}
