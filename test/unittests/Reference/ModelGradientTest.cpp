@@ -205,7 +205,11 @@ INSTANTIATE_TEST_SUITE_P(
         Method{"FullTied", {}, {"all"}, 0.0, true},
         Method{"MixedAttentionLoraMlpFull", {"self_attn"}, {"mlp"}, 0.0, true},
         Method{"LoraAndFullOnQueries", {"q_proj", "v_proj"}, {"q_proj"}, 0.0,
-               false, true}),
+               false, true},
+        // W and its adapter both train, the adapter with dropout: dW and
+        // the fused adapter gradients on dropout(X), no joint GEMM.
+        Method{"LoraAndFullOnQueriesDropout", {"q_proj", "v_proj"},
+               {"q_proj"}, 0.1, false, false}),
     [](const ::testing::TestParamInfo<Method> &info) {
       return std::string(info.param.name);
     });

@@ -215,6 +215,11 @@ INSTANTIATE_TEST_SUITE_P(
         // AVX-512; rank 4 above runs its three-GEMM fallback), with 74
         // tokens: row blocks with tails on two threads.
         Method{"LoraRank16", "method=lora rank=16", false, 37},
+        // The same kernel on dropout(X) (lora-fuse-adapters' dropout form),
+        // with a layer whose W trains too.
+        Method{"LoraRank16Dropout", "method=mixed target-modules=q_proj,v_proj "
+                                    "full-modules=q_proj rank=16 dropout=0.1",
+               false, 37},
         Method{"LoraAndFullRank32", "method=mixed target-modules=q_proj,o_proj "
                                     "full-modules=q_proj rank=32",
                false, 37},
