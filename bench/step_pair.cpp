@@ -5,10 +5,11 @@
 // Row a of bench/training_step.py compares the LoRA step's time with the
 // frozen step's. Run as separate processes seconds apart, the two drift
 // with this shared machine's phases by more than the adapter costs. Here
-// both artifacts live in one process and their steps alternate (A B in one
-// round, B A in the next), so neighbouring steps see the same machine. The arguments
-// are laid out as lora-train lays them out (one 64-byte aligned block, in
-// order, so [W; A] is read in place) and filled with random values:
+// both artifacts live in one process and their steps alternate (A B in
+// one round, B A in the next), so neighbouring steps see the same machine.
+// The arguments are laid out as lora-train lays them out
+// (lora::runtime::bufferOffsets, so [W; A] is read in place) and filled
+// with random values:
 // parameters in ±0.02, second moments positive, token ids below the
 // vocabulary. Results are not fed back: every step runs the same
 // arguments, which is the same work. Prints one JSON object:
@@ -22,6 +23,7 @@
 #include "lora/runtime/Artifact.h"
 #include "lora/runtime/DType.h"
 #include "lora/runtime/Gemm.h"
+#include "lora/runtime/Trainer.h"
 
 #include <chrono>
 #include <cstdint>
@@ -50,7 +52,8 @@ bool endsWith(const std::string &s, const std::string &suffix) {
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-/// One step's buffers: each list in one 64-byte aligned block, in order.
+/// One step's buffers: arguments and results each in one 64-byte aligned
+/// block, laid out as the trainer lays them out.
 struct Buffers {
   std::vector<std::unique_ptr<uint8_t, decltype(&std::free)>> blocks;
   std::vector<void *> arguments, results;
@@ -58,13 +61,8 @@ struct Buffers {
 
 std::vector<void *> layOut(const std::vector<rt::BufferInfo> &infos,
                            Buffers &buffers) {
-  std::vector<size_t> offsets;
   size_t total = 0;
-  for (const rt::BufferInfo &info : infos) {
-    offsets.push_back(total);
-    total += (size_t(info.numElements()) * rt::dtypeSize(info.dtype) + 63) /
-             64 * 64;
-  }
+  std::vector<size_t> offsets = rt::bufferOffsets(infos, total);
   auto *block = static_cast<uint8_t *>(std::aligned_alloc(64, total + 64));
   if (!block) {
     std::fprintf(stderr, "lora-step-pair: cannot allocate %zu bytes\n",

@@ -102,13 +102,17 @@ def gemm_flops(trace):
                for r in map(json.loads, open(trace)) if r)
 
 
+def model_flags(folder):
+    """lora-run's flags for the benchmark model, batch and rank."""
+    return ["--config", os.path.join(folder, "config.json"),
+            "--per_device_train_batch_size", str(BATCH),
+            "--max_seq_length", str(SEQ), "--r", str(RANK)]
+
+
 def run_ours(folder, name, steps, env, flags, trace=None):
     out = os.path.join(folder, name)
-    command = [os.path.join(BIN, "lora-run"), "train",
-               "--config", os.path.join(folder, "config.json"),
+    command = [os.path.join(BIN, "lora-run"), "train", *model_flags(folder),
                "--train_file", os.path.join(folder, "tokens.bin"),
-               "--per_device_train_batch_size", str(BATCH),
-               "--max_seq_length", str(SEQ), "--r", str(RANK),
                "--max_steps", str(steps), "--logging_steps", "1",
                "--output_dir", out, *flags]
     child_env = dict(env)
@@ -141,10 +145,7 @@ def step_pairs(folder, env, rounds):
                                          FROZEN_MODULE])):
         out = os.path.join(folder, name)
         subprocess.run([os.path.join(BIN, "lora-run"), "compile",
-                        "--config", os.path.join(folder, "config.json"),
-                        "--per_device_train_batch_size", str(BATCH),
-                        "--max_seq_length", str(SEQ), "--r", str(RANK),
-                        "-o", out, *flags],
+                        *model_flags(folder), "-o", out, *flags],
                        env=env, capture_output=True, text=True, check=True)
         dirs.append(out)
     result = json.loads(subprocess.run(

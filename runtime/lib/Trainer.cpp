@@ -31,6 +31,18 @@ int64_t BufferInfo::numElements() const {
   return count;
 }
 
+std::vector<size_t> bufferOffsets(const std::vector<BufferInfo> &buffers,
+                                  size_t &total) {
+  std::vector<size_t> offsets;
+  total = 0;
+  for (const BufferInfo &info : buffers) {
+    offsets.push_back(total);
+    size_t bytes = size_t(info.numElements()) * dtypeSize(info.dtype);
+    total += (bytes + 63) / 64 * 64;
+  }
+  return offsets;
+}
+
 double AdapterConfig::scale() const {
   return useRsLora ? alpha / std::sqrt(double(rank)) : alpha / double(rank);
 }
@@ -80,12 +92,7 @@ Trainer::Trainer(CompiledStep &step) : step(step) {
                       std::unique_ptr<uint8_t, FreeDeleter> &arena,
                       std::vector<Span> &spans, uint64_t &bytesOut) {
     size_t total = 0;
-    std::vector<size_t> offsets;
-    for (const BufferInfo &info : buffers) {
-      offsets.push_back(total);
-      size_t bytes = size_t(info.numElements()) * dtypeSize(info.dtype);
-      total += (bytes + 63) / 64 * 64;
-    }
+    std::vector<size_t> offsets = bufferOffsets(buffers, total);
     bytesOut = total;
     arena = std::unique_ptr<uint8_t, FreeDeleter>(
         static_cast<uint8_t *>(gpu ? cudaAllocateShared(total + 64)

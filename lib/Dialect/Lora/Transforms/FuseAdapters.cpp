@@ -65,6 +65,28 @@ OpTy findUser(Value value, llvm::function_ref<bool(OpTy)> accept) {
   return found;
 }
 
+/// The backward's recomputations of a forward value: every user of
+/// `operand` of type OpTy that `same` accepts (other than `kept` itself)
+/// is replaced by `kept` and erased.
+template <typename OpTy>
+void reuseForward(Value operand, Value kept,
+                  llvm::function_ref<bool(OpTy)> same) {
+  for (Operation *user : llvm::make_early_inc_range(operand.getUsers()))
+    if (auto again = dyn_cast<OpTy>(user);
+        again && again->getResult(0) != kept && same(again)) {
+      again->getResult(0).replaceAllUsesWith(kept);
+      again.erase();
+    }
+}
+
+/// The backward's U = input·Aᵀ (a linear op without adapter) is `u`.
+void reuseU(Value input, Value a, Value u) {
+  reuseForward<LinearOp>(a, u, [&](LinearOp again) {
+    return !again.hasAdapter() && again.getInput() == input &&
+           again.getWeight() == a;
+  });
+}
+
 struct FuseAdaptersPass
     : public lora::impl::FuseAdaptersBase<FuseAdaptersPass> {
   void runOnOperation() override {
@@ -107,20 +129,10 @@ struct FuseAdaptersPass
 
     // The backward's dropout(X) (same input, seed and rate) and its
     // U = dropout(X)·Aᵀ are the forward's.
-    for (Operation *user : llvm::make_early_inc_range(x.getUsers()))
-      if (auto again = dyn_cast<DropoutOp>(user);
-          again && again.getResult() != dropped && again.getSeed() == seed &&
-          again.getRateAttr() == rate) {
-        again.getResult().replaceAllUsesWith(dropped);
-        again.erase();
-      }
-    for (Operation *user : llvm::make_early_inc_range(a.getUsers()))
-      if (auto again = dyn_cast<LinearOp>(user);
-          again && again.getResult() != u && !again.hasAdapter() &&
-          again.getInput() == dropped && again.getWeight() == a) {
-        again.getResult().replaceAllUsesWith(u);
-        again.erase();
-      }
+    reuseForward<DropoutOp>(x, dropped, [&](DropoutOp again) {
+      return again.getSeed() == seed && again.getRateAttr() == rate;
+    });
+    reuseU(dropped, a, u);
 
     auto du = findUser<LinearGradInputOp>(loraB, [&](LinearGradInputOp g) {
       return g.getWeight() == loraB;
@@ -155,13 +167,7 @@ struct FuseAdaptersPass
     op.getResult().replaceAllUsesWith(y);
 
     // The backward's U = X·Aᵀ is the forward's U.
-    for (Operation *user : llvm::make_early_inc_range(a.getUsers()))
-      if (auto again = dyn_cast<LinearOp>(user);
-          again && !again.hasAdapter() && again.getInput() == x &&
-          again.getWeight() == a) {
-        again.getResult().replaceAllUsesWith(u);
-        again.erase();
-      }
+    reuseU(x, a, u);
 
     // dU = s·dY·B, the one low-rank input gradient of this layer.
     auto du = findUser<LinearGradInputOp>(loraB, [&](LinearGradInputOp g) {

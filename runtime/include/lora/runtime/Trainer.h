@@ -34,6 +34,13 @@ struct BufferInfo {
   int64_t numElements() const;
 };
 
+/// How the trainer lays a step's buffers out in one block: each at a
+/// multiple of 64 bytes, in order, so that a step's arguments lie back to
+/// back (lora-adjacent-arguments reads [W; A] in place when they do).
+/// Returns each buffer's offset and sets `total` to the block's size.
+std::vector<size_t> bufferOffsets(const std::vector<BufferInfo> &buffers,
+                                  size_t &total);
+
 /// A compiled training step: the JIT of lora-run, or a loaded artifact.
 class CompiledStep {
 public:
