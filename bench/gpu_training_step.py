@@ -74,7 +74,7 @@ def flops_per_token(c, method):
     return (4 if method == "lora" else 6) * n + attention
 
 
-def compile_steps(folder, chips, precision, models):
+def compile_steps(folder, chips, precision, models, recompute):
     lora_run = os.path.join(ROOT, "build", "bin", "lora-run")
     os.makedirs(folder, exist_ok=True)
     for name in models:
@@ -88,7 +88,8 @@ def compile_steps(folder, chips, precision, models):
                         "--config", config_path, "--r", str(RANK),
                         "--per_device_train_batch_size", str(BATCH),
                         "--max_seq_length", str(SEQ), "--cuda_chips", chips,
-                        "-o", out] + (["--bf16"] if precision == "bf16" else []),
+                        "--recompute", recompute, "-o", out] +
+                       (["--bf16"] if precision == "bf16" else []),
                        check=True)
         print(f"{name}: compiled in {time.time() - start:.0f} s -> {out}")
 
@@ -202,6 +203,11 @@ def main():
     parser.add_argument("--precision", choices=["bf16", "f32"],
                         default="bf16",
                         help="--compile: the steps' GEMM inputs")
+    parser.add_argument("--recompute", choices=["none", "layer", "selective"],
+                        default="none",
+                        help="--compile: activation checkpointing (the "
+                             "fp32-parameter 8B step needs about 78 GiB "
+                             "without it)")
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--peak-tflops", type=float, default=989.0)
     parser.add_argument("--no-torch-compile", action="store_true")
@@ -212,7 +218,7 @@ def main():
     args = parser.parse_args()
     if args.compile:
         compile_steps(args.compile, args.chips, args.precision,
-                      args.models.split(","))
+                      args.models.split(","), args.recompute)
     if not args.run:
         return
     print("| model | side | dtype | s/step | tokens/s | MFU | step time / ours |")

@@ -15,9 +15,10 @@
 #                                      # train both steps 6 steps, compare
 #                                      # losses and adapters
 #
-# What `run` prints: the CUDA step's losses against the CPU step's (within
-# 1e-4 relative) and the adapters (within 1e-3); with --bf16, the losses
-# within 1e-3. Exits non-zero on any
+# What `run` prints: where the CUDA step's GPU time went (LORA_GPU_PROFILE,
+# scripts/gpu_profile.py), its losses against the CPU step's (within 1e-4
+# relative) and the adapters (within 1e-3); with --bf16, the losses within
+# 1e-3. Exits non-zero on any
 # difference, or when no GPU answers.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -80,7 +81,12 @@ run)
     grep -q "losses agree: True" "$dir/losses-$1.txt"
   }
   train cpu
-  train cuda
+  # The CUDA side with LORA_GPU_PROFILE: the profile names every kernel
+  # by its PTX file, and the timing events must not change the losses.
+  LORA_GPU_PROFILE=$dir/profile-cuda.jsonl train cuda
+  python3 "$root/scripts/gpu_profile.py" "$dir/profile-cuda.jsonl" \
+    --artifact "$dir/cuda" --metrics "$dir/cuda-run/metrics.jsonl" --top 8 \
+    --check
   losses_agree cuda cpu 1e-4
   python3 "$inputs/compare_tensors.py" "$dir/cuda-run/adapter_model.safetensors" \
     "$dir/cpu-run/adapter_model.safetensors" 1e-3

@@ -33,6 +33,11 @@ void cudaFreeShared(void *) {}
 
 ArenaStats cudaArenaStats() { return {}; }
 
+void cudaProfileStep(int64_t) {}
+bool CudaProfileScope::cudaProfiling() { return false; }
+void CudaProfileScope::begin(std::string) {}
+void CudaProfileScope::end() {}
+
 Status openNcclCommunicator(const LaunchEnvironment &, double,
                             std::unique_ptr<Communicator> &) {
   std::string name;

@@ -305,6 +305,8 @@ Status Trainer::train(Batcher &batcher, const TrainOptions &options,
     LORA_RETURN_IF_ERROR(runStep());
     if (distributed)
       LORA_RETURN_IF_ERROR(reducer->endStep());
+    if (step.runsOnGpu())
+      cudaProfileStep(t);
     for (size_t r = 0; r < resultData.size(); ++r) {
       if (feedsArgument[r] < 0)
         continue;

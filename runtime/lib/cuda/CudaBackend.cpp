@@ -38,7 +38,8 @@ struct Driver {
   X(cuDevicePrimaryCtxRetain) X(cuCtxSetCurrent) X(cuGetErrorString)           \
   X(cuModuleLoadDataEx) X(cuModuleGetFunction) X(cuModuleUnload)               \
   X(cuLaunchKernel) X(cuStreamCreate) X(cuStreamSynchronize)                   \
-  X(cuStreamDestroy) X(cuMemAllocManaged) X(cuMemFree)
+  X(cuStreamDestroy) X(cuMemAllocManaged) X(cuMemFree) X(cuEventCreate)     \
+  X(cuEventRecord) X(cuEventElapsedTime) X(cuEventDestroy)
   // clang-format on
   // cuda.h maps some names to versioned symbols (cuMemFree_v2): the
   // declarations and the symbol names both see the mapping.
@@ -205,6 +206,138 @@ using lora::runtime::checkBlas;
 using lora::runtime::driver;
 
 //===----------------------------------------------------------------------===//
+// LORA_GPU_PROFILE: GPU time per kernel, GEMM and attention kernel
+//===----------------------------------------------------------------------===//
+
+extern "C" CUstream mgpuStreamCreate();
+
+namespace {
+/// Spans of the step's stream between two events, read when the step
+/// closes (cudaProfileStep). The events are reused from step to step.
+struct GpuProfile {
+  const char *path = std::getenv("LORA_GPU_PROFILE");
+  std::mutex mutex;
+  struct Span {
+    std::string name;
+    CUevent start = nullptr, end = nullptr;
+  };
+  std::vector<Span> spans;
+  std::vector<CUevent> spare;
+  /// "ptx:" and the FNV-1a hash of each module's image (its PTX text).
+  std::map<CUmodule, std::string> moduleHashes;
+  std::map<CUfunction, std::string> functionNames;
+  bool truncated = false;
+
+  bool on() const { return path && *path; }
+  static GpuProfile &get() {
+    static GpuProfile profile;
+    return profile;
+  }
+  CUevent event(lora::runtime::Driver &d) {
+    if (!spare.empty()) {
+      CUevent e = spare.back();
+      spare.pop_back();
+      return e;
+    }
+    CUevent e = nullptr;
+    check(d, d.cuEventCreate(&e, CU_EVENT_DEFAULT), "cuEventCreate",
+          " (LORA_GPU_PROFILE)");
+    return e;
+  }
+};
+
+/// The image's hash as scripts/gpu_profile.py computes it from the
+/// artifact's PTX files: FNV-1a over the bytes up to the first NUL.
+void profileModule(CUmodule module, const void *data, size_t size) {
+  GpuProfile &profile = GpuProfile::get();
+  if (!profile.on())
+    return;
+  uint64_t hash = 1469598103934665603ull;
+  const auto *bytes = static_cast<const unsigned char *>(data);
+  for (size_t i = 0; i < size && bytes[i]; ++i)
+    hash = (hash ^ bytes[i]) * 1099511628211ull;
+  char text[24];
+  std::snprintf(text, sizeof text, "ptx:%016llx", (unsigned long long)hash);
+  std::lock_guard<std::mutex> lock(profile.mutex);
+  profile.moduleHashes[module] = text;
+}
+} // namespace
+
+bool lora::runtime::CudaProfileScope::cudaProfiling() {
+  return GpuProfile::get().on();
+}
+
+void lora::runtime::CudaProfileScope::begin(std::string name) {
+  auto &d = driver("LORA_GPU_PROFILE");
+  GpuProfile &profile = GpuProfile::get();
+  std::lock_guard<std::mutex> lock(profile.mutex);
+  GpuProfile::Span span{std::move(name), profile.event(d), profile.event(d)};
+  check(d, d.cuEventRecord(span.start, mgpuStreamCreate()), "cuEventRecord",
+        " (LORA_GPU_PROFILE)");
+  index = int64_t(profile.spans.size());
+  profile.spans.push_back(std::move(span));
+}
+
+void lora::runtime::CudaProfileScope::end() {
+  auto &d = driver("LORA_GPU_PROFILE");
+  GpuProfile &profile = GpuProfile::get();
+  std::lock_guard<std::mutex> lock(profile.mutex);
+  check(d, d.cuEventRecord(profile.spans[index].end, mgpuStreamCreate()),
+        "cuEventRecord", " (LORA_GPU_PROFILE)");
+}
+
+void lora::runtime::cudaProfileStep(int64_t step) {
+  GpuProfile &profile = GpuProfile::get();
+  if (!profile.on())
+    return;
+  cudaSynchronizeStepStream();
+  auto &d = driver("LORA_GPU_PROFILE");
+  std::lock_guard<std::mutex> lock(profile.mutex);
+  std::map<std::string, std::pair<int64_t, double>> work;
+  double busy = 0, window = 0;
+  for (const GpuProfile::Span &span : profile.spans) {
+    float ms = 0;
+    check(d, d.cuEventElapsedTime(&ms, span.start, span.end),
+          "cuEventElapsedTime", " (LORA_GPU_PROFILE)");
+    auto &[calls, total] = work[span.name];
+    ++calls;
+    total += ms;
+    busy += ms;
+    profile.spare.push_back(span.start);
+    profile.spare.push_back(span.end);
+  }
+  if (!profile.spans.empty()) {
+    float ms = 0;
+    check(d,
+          d.cuEventElapsedTime(&ms, profile.spans.front().start,
+                               profile.spans.back().end),
+          "cuEventElapsedTime", " (LORA_GPU_PROFILE)");
+    window = ms;
+  }
+  profile.spans.clear();
+  FILE *out = std::fopen(profile.path, profile.truncated ? "a" : "w");
+  if (!out) {
+    std::fprintf(stderr, "lora: LORA_GPU_PROFILE: cannot write %s\n",
+                 profile.path);
+    std::exit(1);
+  }
+  profile.truncated = true;
+  // busy_ms: the spans' sum; window_ms: first span's start to the last's
+  // end, so window - busy is the time the GPU waited for the host.
+  std::fprintf(out, "{\"step\": %lld, \"busy_ms\": %.4f, \"window_ms\": %.4f, "
+                    "\"work\": {",
+               (long long)step, busy, window);
+  const char *separator = "";
+  for (const auto &[name, entry] : work) {
+    std::fprintf(out, "%s\"%s\": [%lld, %.4f]", separator, name.c_str(),
+                 (long long)entry.first, entry.second);
+    separator = ", ";
+  }
+  std::fprintf(out, "}}\n");
+  std::fclose(out);
+}
+
+//===----------------------------------------------------------------------===//
 // What gpu-to-llvm's host code calls
 //===----------------------------------------------------------------------===//
 
@@ -221,14 +354,16 @@ extern "C" CUmodule mgpuModuleLoadJIT(void *data, int optLevel) {
   if (result != CUDA_SUCCESS && log[0])
     std::fprintf(stderr, "lora: the PTX JIT said: %s\n", log);
   check(d, result, "cuModuleLoadDataEx");
+  profileModule(module, data, SIZE_MAX);
   return module;
 }
 
-extern "C" CUmodule mgpuModuleLoad(void *data, size_t) {
+extern "C" CUmodule mgpuModuleLoad(void *data, size_t size) {
   auto &d = driver("mgpuModuleLoad");
   CUmodule module = nullptr;
   check(d, d.cuModuleLoadDataEx(&module, data, 0, nullptr, nullptr),
         "cuModuleLoadData");
+  profileModule(module, data, size);
   return module;
 }
 
@@ -293,6 +428,12 @@ extern "C" CUfunction mgpuModuleGetFunction(CUmodule module, const char *name) {
   check(d, d.cuModuleGetFunction(&function, module, name),
         "cuModuleGetFunction", std::string(" of kernel ") + name);
   KernelNames::get().record(function, name);
+  GpuProfile &profile = GpuProfile::get();
+  if (profile.on()) {
+    std::lock_guard<std::mutex> lock(profile.mutex);
+    profile.functionNames[function] =
+        std::string(name) + " " + profile.moduleHashes[module];
+  }
   return function;
 }
 
@@ -306,6 +447,11 @@ extern "C" void mgpuLaunchKernel(CUfunction function, intptr_t gridX,
   Launch &launch = Launch::last();
   launch = {function, {gridX, gridY, gridZ}, {blockX, blockY, blockZ},
             sharedBytes};
+  lora::runtime::CudaProfileScope span([function] {
+    GpuProfile &profile = GpuProfile::get();
+    std::lock_guard<std::mutex> lock(profile.mutex);
+    return profile.functionNames[function];
+  });
   CUresult result =
       d.cuLaunchKernel(function, unsigned(gridX), unsigned(gridY),
                        unsigned(gridZ), unsigned(blockX), unsigned(blockY),
@@ -516,6 +662,13 @@ void gemmLt(const char *caller, int32_t transposeA, int32_t transposeB,
   cublasLtMatrixLayoutCreate(&layoutC, CUDA_R_32F, n, m, c->strides[0]);
   float one = 1, beta = accumulate ? 1.0f : 0.0f;
   float *cData = c->aligned + c->offset;
+  lora::runtime::CudaProfileScope span([&] {
+    return std::string("gemm ") +
+           (inputs == CUDA_R_16BF ? "bf16 " : "f32 ") + std::to_string(m) +
+           "x" + std::to_string(n) + "x" + std::to_string(k) +
+           (transposeA ? " tA" : "") + (transposeB ? " tB" : "") +
+           (accumulate ? " +C" : "");
+  });
   checkBlas(cublasLtMatmul(blas.handle, operation, &one, bData, layoutB, aData,
                            layoutA, &beta, cData, layoutC, cData, layoutC,
                            nullptr, blas.workspace, blas.workspaceBytes,

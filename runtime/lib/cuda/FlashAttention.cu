@@ -125,6 +125,7 @@ _mlir_ciface_lora_gpu_attention_f32(LoraMemRef3DF32 *q, LoraMemRef3DF32 *k,
   flash::Shape s = attentionShape(*q, *k, heads, kvHeads, headDim, scale,
                                   "lora_gpu_attention_f32");
   useDriversDevice();
+  CudaProfileScope span([] { return "flash attention forward"; });
   forwardKernel<<<blocks(s.queryRows()), kThreads, 0, stepStream()>>>(
       s, in(q), in(k), in(v), out(o));
   finish("the flash attention forward kernel");
@@ -139,9 +140,13 @@ extern "C" void _mlir_ciface_lora_gpu_attention_grad_f32(
                                   "lora_gpu_attention_grad_f32");
   useDriversDevice();
   float *lse = statistics(s.queryRows(), 0), *delta = statistics(s.queryRows(), 1);
-  queryKernel<<<blocks(s.queryRows()), kThreads, 0, stepStream()>>>(
-      s, in(q), in(k), in(v), in(o), in(dOut), lse, delta, out(dq));
-  finish("the flash attention query-gradient kernel");
+  {
+    CudaProfileScope span([] { return "flash attention query gradient"; });
+    queryKernel<<<blocks(s.queryRows()), kThreads, 0, stepStream()>>>(
+        s, in(q), in(k), in(v), in(o), in(dOut), lse, delta, out(dq));
+    finish("the flash attention query-gradient kernel");
+  }
+  CudaProfileScope span([] { return "flash attention key gradient"; });
   keyKernel<<<blocks(s.keyRows()), kThreads, 0, stepStream()>>>(
       s, in(q), in(k), in(v), in(dOut), lse, delta, out(dk), out(dv));
   finish("the flash attention key-gradient kernel");

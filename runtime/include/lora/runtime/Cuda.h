@@ -57,6 +57,38 @@ void cudaFreeShared(void *pointer);
 /// counted like the CPU's activation arena (activationArenaStats).
 ArenaStats cudaArenaStats();
 
+/// LORA_GPU_PROFILE=FILE: the GPU time of every kernel launch, GEMM and
+/// attention kernel of a GPU step, from CUDA events on the step's stream.
+/// cudaProfileStep(t) closes step t (it waits for the stream) and appends
+/// one JSON line to FILE: {"step": t, "work": {name: [calls, ms]}}. Kernels
+/// are named by a hash of their module's PTX (scripts/gpu_profile.py maps
+/// it to the artifact's ptx/<chip>/<kernel>.ptx), GEMMs by precision and
+/// shape. Without the variable the events are never created.
+void cudaProfileStep(int64_t step);
+
+/// A span of GPU work on the step's stream, timed when LORA_GPU_PROFILE
+/// is set (the name is formatted only then); for the runtime's own kernels.
+class CudaProfileScope {
+public:
+  template <typename Name> explicit CudaProfileScope(Name &&name) {
+    if (cudaProfiling())
+      begin(std::string(name()));
+  }
+  ~CudaProfileScope() {
+    if (index >= 0)
+      end();
+  }
+  CudaProfileScope(const CudaProfileScope &) = delete;
+  CudaProfileScope &operator=(const CudaProfileScope &) = delete;
+
+  static bool cudaProfiling();
+
+private:
+  void begin(std::string name);
+  void end();
+  int64_t index = -1;
+};
+
 } // namespace lora::runtime
 
 #endif // LORA_RUNTIME_CUDA_H
