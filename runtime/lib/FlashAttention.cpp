@@ -1,18 +1,23 @@
-//===- FlashAttention.cpp - the CPU's row-by-row flash attention ----------===//
+//===- FlashAttention.cpp - the CPU's flash attention ---------------------===//
 //
-// What a CPU step compiled with flash attention calls: the row functions
-// of FlashAttention.h, one row after another. The CPU's default lowering
-// (score blocks through BLAS) is faster; this one exists so that the
-// algorithm the GPU kernels run is checked on every machine.
+// What a CPU step compiled with flash attention calls: the GPU's tiles
+// (FlashTiles.h) one block after another, or for head_dim > 128 the row
+// functions of FlashAttention.h, one row after another, as the GPU runs
+// them. The CPU's default lowering (score blocks through BLAS) is faster;
+// this one exists so that the algorithm the GPU kernels run is checked on
+// every machine.
 //
 //===----------------------------------------------------------------------===//
 
 #include "lora/runtime/FlashAttention.h"
 
 #include "lora/runtime/Attention.h"
+#include "lora/runtime/FlashTiles.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <type_traits>
 #include <vector>
 
 using namespace lora::runtime;
@@ -42,6 +47,64 @@ flash::Shape lora::runtime::attentionShape(const LoraMemRef3DF32 &query,
 
 static float *data(LoraMemRef3DF32 *m) { return m->aligned + m->offset; }
 
+namespace {
+/// f(std::integral_constant<int, C>) for the tiles' columns per thread.
+template <class F> void withColumns(int64_t headDim, F &&f) {
+  switch (flash::tiles::columnsPerThread(headDim)) {
+  case 1:
+    return f(std::integral_constant<int, 1>());
+  case 2:
+    return f(std::integral_constant<int, 2>());
+  case 4:
+    return f(std::integral_constant<int, 4>());
+  default:
+    return f(std::integral_constant<int, 8>());
+  }
+}
+} // namespace
+
+void lora::runtime::flashTilesForwardCpu(const flash::Shape &s, const float *q,
+                                         const float *k, const float *v,
+                                         float *out, float *lse) {
+  namespace tiles = flash::tiles;
+  std::vector<float> shared(size_t(tiles::forwardSharedFloats(s.headDim)));
+  tiles::CpuBlock block;
+  withColumns(s.headDim, [&](auto columns) {
+    for (int64_t b = 0; b < s.batch; ++b)
+      for (int64_t h = 0; h < s.heads; ++h)
+        for (int64_t tile = 0; tile < tiles::tileCount(s.seq); ++tile)
+          tiles::forwardTile<decltype(columns)::value>(
+              block, s, q, k, v, out, lse, b, h, tile, shared.data());
+  });
+}
+
+void lora::runtime::flashTilesBackwardCpu(const flash::Shape &s,
+                                          const float *q, const float *k,
+                                          const float *v, const float *out,
+                                          const float *dOut, float *dq,
+                                          float *dk, float *dv) {
+  namespace tiles = flash::tiles;
+  std::vector<float> lse(size_t(s.queryRows())), delta(lse.size());
+  std::vector<float> shared(size_t(
+      std::max(tiles::queryGradSharedFloats(s.headDim),
+               tiles::keyGradSharedFloats(s.headDim))));
+  tiles::CpuBlock block;
+  withColumns(s.headDim, [&](auto columns) {
+    constexpr int C = decltype(columns)::value;
+    for (int64_t b = 0; b < s.batch; ++b)
+      for (int64_t h = 0; h < s.heads; ++h)
+        for (int64_t tile = 0; tile < tiles::tileCount(s.seq); ++tile)
+          tiles::queryGradTile<C>(block, s, q, k, v, out, dOut, lse.data(),
+                                  delta.data(), dq, b, h, tile, shared.data());
+    for (int64_t b = 0; b < s.batch; ++b)
+      for (int64_t g = 0; g < s.kvHeads; ++g)
+        for (int64_t tile = 0; tile < tiles::tileCount(s.seq); ++tile)
+          tiles::keyGradTile<C>(block, s, q, k, v, dOut, lse.data(),
+                                delta.data(), dk, dv, b, g, tile,
+                                shared.data());
+  });
+}
+
 extern "C" void _mlir_ciface_lora_attention_f32(LoraMemRef3DF32 *q,
                                                 LoraMemRef3DF32 *k,
                                                 LoraMemRef3DF32 *v,
@@ -50,6 +113,9 @@ extern "C" void _mlir_ciface_lora_attention_f32(LoraMemRef3DF32 *q,
                                                 int64_t headDim, float scale) {
   flash::Shape s = attentionShape(*q, *k, heads, kvHeads, headDim, scale,
                                   "lora_attention_f32");
+  if (s.headDim <= flash::tiles::kMaxTileHeadDim)
+    return flashTilesForwardCpu(s, data(q), data(k), data(v), data(out),
+                                nullptr);
   for (int64_t row = 0; row < s.queryRows(); ++row)
     flash::forwardRow(s, data(q), data(k), data(v), data(out), nullptr, row);
 }
@@ -61,6 +127,9 @@ extern "C" void _mlir_ciface_lora_attention_grad_f32(
     int64_t headDim, float scale) {
   flash::Shape s = attentionShape(*q, *k, heads, kvHeads, headDim, scale,
                                   "lora_attention_grad_f32");
+  if (s.headDim <= flash::tiles::kMaxTileHeadDim)
+    return flashTilesBackwardCpu(s, data(q), data(k), data(v), data(out),
+                                 data(dOut), data(dq), data(dk), data(dv));
   std::vector<float> lse(size_t(s.queryRows())), delta(lse.size());
   for (int64_t row = 0; row < s.queryRows(); ++row)
     flash::backwardQueryRow(s, data(q), data(k), data(v), data(out), data(dOut),

@@ -1,19 +1,23 @@
 //===- FlashAttention.cu - flash attention kernels for GPU steps ----------===//
 //
-// One thread per row, running the row functions of FlashAttention.h (the
-// ones the CPU tests check): the forward over query rows; the backward
-// over query rows (log-sum-exp, delta, dQ), then over key rows (dK, dV).
-// Buffers are device-visible (managed) memory.
+// For head_dim <= 128, one block of 256 threads per tile of 64 rows,
+// running the tile functions of FlashTiles.h (which the CPU tests run on
+// their emulated block): the forward over query tiles; the backward over
+// query tiles (log-sum-exp, delta, dQ), then over key tiles (dK, dV).
+// Larger heads run the row functions of FlashAttention.h, one thread per
+// row. Buffers are device-visible (managed) memory.
 //
 //===----------------------------------------------------------------------===//
 
 #include "lora/runtime/Attention.h"
 #include "lora/runtime/Cuda.h"
+#include "lora/runtime/FlashTiles.h"
 
 #include <cstdio>
 #include <cstdlib>
 #include <cuda_runtime.h>
 #include <string>
+#include <type_traits>
 
 using namespace lora::runtime;
 
@@ -42,6 +46,65 @@ __global__ void keyKernel(flash::Shape s, const float *q, const float *k,
   int64_t row = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (row < s.keyRows())
     flash::backwardKeyRow(s, q, k, v, dOut, lse, delta, dk, dv, row);
+}
+
+namespace tiles = flash::tiles;
+
+/// The tile functions' block: each thread runs its own part of a phase,
+/// and phases meet at __syncthreads.
+struct GpuBlock {
+  template <class State> struct Local {
+    State state;
+    __host__ __device__ State &operator()(int) { return state; }
+  };
+  template <class F> __host__ __device__ void each(F &&f) {
+#ifdef __CUDA_ARCH__
+    f(int(threadIdx.x));
+#endif
+  }
+  __host__ __device__ void sync() {
+#ifdef __CUDA_ARCH__
+    __syncthreads();
+#endif
+  }
+};
+
+// Grids: x the tiles, y the heads, z the batch. Query tiles run the
+// longest last (causal): block x = 0 takes the last tile.
+template <int C>
+__global__ void __launch_bounds__(tiles::kThreads)
+    forwardTileKernel(flash::Shape s, const float *q, const float *k,
+                      const float *v, float *out) {
+  extern __shared__ float shared[];
+  GpuBlock block;
+  int64_t tile = tiles::tileCount(s.seq) - 1 - blockIdx.x;
+  tiles::forwardTile<C>(block, s, q, k, v, out, nullptr, blockIdx.z,
+                        blockIdx.y, tile, shared);
+}
+
+template <int C>
+__global__ void __launch_bounds__(tiles::kThreads)
+    queryGradTileKernel(flash::Shape s, const float *q, const float *k,
+                        const float *v, const float *out, const float *dOut,
+                        float *lse, float *delta, float *dq) {
+  extern __shared__ float shared[];
+  GpuBlock block;
+  int64_t tile = tiles::tileCount(s.seq) - 1 - blockIdx.x;
+  tiles::queryGradTile<C>(block, s, q, k, v, out, dOut, lse, delta, dq,
+                          blockIdx.z, blockIdx.y, tile, shared);
+}
+
+// Key tiles walk the query tiles after them: block x = 0 (the first tile)
+// runs the longest.
+template <int C>
+__global__ void __launch_bounds__(tiles::kThreads)
+    keyGradTileKernel(flash::Shape s, const float *q, const float *k,
+                      const float *v, const float *dOut, const float *lse,
+                      const float *delta, float *dk, float *dv) {
+  extern __shared__ float shared[];
+  GpuBlock block;
+  tiles::keyGradTile<C>(block, s, q, k, v, dOut, lse, delta, dk, dv,
+                        blockIdx.z, blockIdx.y, blockIdx.x, shared);
 }
 
 unsigned blocks(int64_t rows) {
@@ -112,6 +175,37 @@ float *statistics(int64_t rows, int which) {
   return buffers.data[which];
 }
 
+/// Launches kernel<<<grid, 256, bytes>>>, raising the kernel's shared
+/// memory limit first (above 48 KB it must be asked for).
+template <class Kernel, class... Args>
+void launchTiles(Kernel kernel, dim3 grid, int64_t sharedFloats,
+                 const char *what, Args... args) {
+  size_t bytes = size_t(sharedFloats) * sizeof(float);
+  if (cudaError_t error = cudaFuncSetAttribute(
+          kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
+      error != cudaSuccess) {
+    std::fprintf(stderr, "lora: %s: %zu bytes of shared memory: %s\n", what,
+                 bytes, cudaGetErrorString(error));
+    std::exit(1);
+  }
+  kernel<<<grid, tiles::kThreads, bytes, stepStream()>>>(args...);
+  finish(what);
+}
+
+/// f(std::integral_constant<int, C>) for the tiles' columns per thread.
+template <class F> void withColumns(int64_t headDim, F &&f) {
+  switch (tiles::columnsPerThread(headDim)) {
+  case 1:
+    return f(std::integral_constant<int, 1>());
+  case 2:
+    return f(std::integral_constant<int, 2>());
+  case 4:
+    return f(std::integral_constant<int, 4>());
+  default:
+    return f(std::integral_constant<int, 8>());
+  }
+}
+
 const float *in(const LoraMemRef3DF32 *m) { return m->aligned + m->offset; }
 float *out(LoraMemRef3DF32 *m) { return m->aligned + m->offset; }
 
@@ -126,6 +220,18 @@ _mlir_ciface_lora_gpu_attention_f32(LoraMemRef3DF32 *q, LoraMemRef3DF32 *k,
                                   "lora_gpu_attention_f32");
   useDriversDevice();
   CudaProfileScope span([] { return "flash attention forward"; });
+  if (s.headDim <= tiles::kMaxTileHeadDim) {
+    dim3 grid(unsigned(tiles::tileCount(s.seq)), unsigned(s.heads),
+              unsigned(s.batch));
+    withColumns(s.headDim, [&](auto columns) {
+      constexpr int C = decltype(columns)::value;
+      launchTiles(forwardTileKernel<C>, grid,
+                  tiles::forwardSharedFloats(s.headDim),
+                  "the flash attention forward kernel", s, in(q), in(k),
+                  in(v), out(o));
+    });
+    return;
+  }
   forwardKernel<<<blocks(s.queryRows()), kThreads, 0, stepStream()>>>(
       s, in(q), in(k), in(v), out(o));
   finish("the flash attention forward kernel");
@@ -140,6 +246,29 @@ extern "C" void _mlir_ciface_lora_gpu_attention_grad_f32(
                                   "lora_gpu_attention_grad_f32");
   useDriversDevice();
   float *lse = statistics(s.queryRows(), 0), *delta = statistics(s.queryRows(), 1);
+  if (s.headDim <= tiles::kMaxTileHeadDim) {
+    withColumns(s.headDim, [&](auto columns) {
+      constexpr int C = decltype(columns)::value;
+      {
+        CudaProfileScope span(
+            [] { return "flash attention query gradient"; });
+        launchTiles(queryGradTileKernel<C>,
+                    dim3(unsigned(tiles::tileCount(s.seq)), unsigned(s.heads),
+                         unsigned(s.batch)),
+                    tiles::queryGradSharedFloats(s.headDim),
+                    "the flash attention query-gradient kernel", s, in(q),
+                    in(k), in(v), in(o), in(dOut), lse, delta, out(dq));
+      }
+      CudaProfileScope span([] { return "flash attention key gradient"; });
+      launchTiles(keyGradTileKernel<C>,
+                  dim3(unsigned(tiles::tileCount(s.seq)), unsigned(s.kvHeads),
+                       unsigned(s.batch)),
+                  tiles::keyGradSharedFloats(s.headDim),
+                  "the flash attention key-gradient kernel", s, in(q), in(k),
+                  in(v), in(dOut), lse, delta, out(dk), out(dv));
+    });
+    return;
+  }
   {
     CudaProfileScope span([] { return "flash attention query gradient"; });
     queryKernel<<<blocks(s.queryRows()), kThreads, 0, stepStream()>>>(

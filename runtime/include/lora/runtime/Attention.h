@@ -58,6 +58,16 @@ flash::Shape attentionShape(const LoraMemRef3DF32 &query,
                             const LoraMemRef3DF32 &key, int64_t heads,
                             int64_t kvHeads, int64_t headDim, float scale,
                             const char *caller);
+
+/// The GPU's tiled flash attention (FlashTiles.h, head_dim <= 128) run on
+/// the CPU, one block after another: the CPU step with --flash_attention
+/// and the tests call it. `lse` may be null.
+void flashTilesForwardCpu(const flash::Shape &s, const float *q,
+                          const float *k, const float *v, float *out,
+                          float *lse);
+void flashTilesBackwardCpu(const flash::Shape &s, const float *q,
+                           const float *k, const float *v, const float *out,
+                           const float *dOut, float *dq, float *dk, float *dv);
 } // namespace lora::runtime
 
 #endif // LORA_RUNTIME_ATTENTION_H
