@@ -4,6 +4,8 @@
 #include "lora/runtime/Cuda.h"
 #include "lora/runtime/EntryPoints.h"
 
+#include <cstring>
+
 namespace lora::runtime {
 
 Status cudaDevice(std::string &name) {
@@ -27,6 +29,13 @@ std::vector<RuntimeEntryPoint> cudaEntryPoints() { return {}; }
 void *cudaStepStream() { return nullptr; }
 
 void cudaSynchronizeStepStream() {}
+
+void cudaCopyOnStepStream(void *destination, const void *source,
+                          size_t bytes) {
+  std::memcpy(destination, source, bytes);
+}
+
+void cudaPrefetchToGpu(void *, size_t) {}
 
 void *cudaAllocateShared(size_t) { return nullptr; }
 void cudaFreeShared(void *) {}

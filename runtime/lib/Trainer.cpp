@@ -213,8 +213,15 @@ Status Trainer::train(Batcher &batcher, const TrainOptions &options,
     return Status::error("the compiled step returns no 'loss'");
   std::vector<bool> copiesBack(feedsArgument.size(), false);
   for (size_t r = 0; r < feedsArgument.size(); ++r)
-    copiesBack[r] = feedsArgument[r] >= 0 && !step.runsOnGpu() &&
+    copiesBack[r] = feedsArgument[r] >= 0 &&
                     step.arguments()[feedsArgument[r]].role == "lora";
+  // A GPU step's parameters were written on the host (initialization, a
+  // checkpoint): moved to the GPU once, not page by page in the first
+  // kernels that read them.
+  if (step.runsOnGpu()) {
+    cudaPrefetchToGpu(argumentArena.get(), argumentBytes);
+    cudaPrefetchToGpu(resultArena.get(), resultBytes);
+  }
 
   // Data parallelism: the compiled step's all-reduce calls go to this
   // reducer while training runs; rank 0 alone logs and writes.
@@ -315,12 +322,18 @@ Status Trainer::train(Batcher &batcher, const TrainOptions &options,
       // weight, where the step reads [W; A] without copying it
       // (lora-adjacent-arguments). They are small; other results (full
       // weights, moments) trade buffers instead. A GPU step's buffers are
-      // managed memory, which a host copy would pull to the host.
-      if (copiesBack[r])
-        std::memcpy(next.data(), result.data(), next.size());
-      else
+      // managed memory, which a host copy would pull to the host: the GPU
+      // copies them, after the step's kernels on its stream.
+      if (!copiesBack[r])
         std::swap(result, next);
+      else if (step.runsOnGpu())
+        cudaCopyOnStepStream(next.data(), result.data(), next.size());
+      else
+        std::memcpy(next.data(), result.data(), next.size());
     }
+    // The host reads adapters (checkpoints, exports) only after the copies.
+    if (step.runsOnGpu())
+      cudaSynchronizeStepStream();
     tokens += int64_t(batch.inputIds.size()) * worldSize;
 
     float loss, norm = 0;

@@ -39,7 +39,8 @@ struct Driver {
   X(cuModuleLoadDataEx) X(cuModuleGetFunction) X(cuModuleUnload)               \
   X(cuLaunchKernel) X(cuStreamCreate) X(cuStreamSynchronize)                   \
   X(cuStreamDestroy) X(cuMemAllocManaged) X(cuMemFree) X(cuEventCreate)     \
-  X(cuEventRecord) X(cuEventElapsedTime) X(cuEventDestroy)
+  X(cuEventRecord) X(cuEventElapsedTime) X(cuEventDestroy) X(cuMemcpyAsync)  \
+  X(cuMemPrefetchAsync)
   // clang-format on
   // cuda.h maps some names to versioned symbols (cuMemFree_v2): the
   // declarations and the symbol names both see the mapping.
@@ -503,6 +504,28 @@ void *lora::runtime::cudaStepStream() { return mgpuStreamCreate(); }
 void lora::runtime::cudaSynchronizeStepStream() {
   if (threadHasStream)
     mgpuStreamSynchronize(mgpuStreamCreate());
+}
+
+void lora::runtime::cudaCopyOnStepStream(void *destination, const void *source,
+                                         size_t bytes) {
+  auto &d = driver("cudaCopyOnStepStream");
+  check(d,
+        d.cuMemcpyAsync(reinterpret_cast<CUdeviceptr>(destination),
+                        reinterpret_cast<CUdeviceptr>(source), bytes,
+                        mgpuStreamCreate()),
+        "cuMemcpyAsync");
+}
+
+void lora::runtime::cudaPrefetchToGpu(void *pointer, size_t bytes) {
+  auto &d = driver("cudaPrefetchToGpu");
+  CUmemLocation gpu{};
+  gpu.type = CU_MEM_LOCATION_TYPE_DEVICE;
+  gpu.id = Driver::ordinal();
+  // A hint: where the driver cannot move managed memory ahead (no
+  // concurrent managed access), pages still move when first touched.
+  if (d.cuMemPrefetchAsync(reinterpret_cast<CUdeviceptr>(pointer), bytes, gpu,
+                           0, mgpuStreamCreate()) == CUDA_SUCCESS)
+    cudaSynchronizeStepStream();
 }
 
 namespace {

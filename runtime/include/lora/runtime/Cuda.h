@@ -48,6 +48,17 @@ void *cudaStepStream();
 /// any failed CUDA call inside a step does.
 void cudaSynchronizeStepStream();
 
+/// Queues a device copy of managed memory on the calling thread's stream,
+/// after the step's kernels (a host memcpy would move the pages to the
+/// host); the caller waits (cudaSynchronizeStepStream) before the host
+/// reads the destination.
+void cudaCopyOnStepStream(void *destination, const void *source,
+                          size_t bytes);
+
+/// Moves managed memory to the GPU ahead of the first step (the host wrote
+/// it at initialization); a hint, skipped where the driver cannot.
+void cudaPrefetchToGpu(void *pointer, size_t bytes);
+
 /// Managed memory (host and device read and write it), for a GPU step's
 /// buffers; nullptr on failure.
 void *cudaAllocateShared(size_t bytes);
