@@ -95,7 +95,8 @@ __global__ void __launch_bounds__(tiles::kThreads)
 }
 
 // Key tiles walk the query tiles after them: block x = 0 (the first tile)
-// runs the longest.
+// runs the longest. y is the query head: with grouped heads, each writes
+// its share (`shares` + (h % group) · size) and groupSumKernel adds them.
 template <int C>
 __global__ void __launch_bounds__(tiles::kThreads)
     keyGradTileKernel(flash::Shape s, const float *q, const float *k,
@@ -103,8 +104,24 @@ __global__ void __launch_bounds__(tiles::kThreads)
                       const float *delta, float *dk, float *dv) {
   extern __shared__ float shared[];
   GpuBlock block;
+  int64_t h = blockIdx.y;
+  if (s.group() > 1) {
+    int64_t share = (h % s.group()) * s.keyRows() * s.headDim;
+    dk += share;
+    dv += share;
+  }
   tiles::keyGradTile<C>(block, s, q, k, v, dOut, lse, delta, dk, dv,
-                        blockIdx.z, blockIdx.y, blockIdx.x, shared);
+                        blockIdx.z, h, blockIdx.x, shared);
+}
+
+/// dK and dV from their group's shares (dkShares, then dvShares).
+__global__ void groupSumKernel(flash::Shape s, const float *dkShares,
+                               const float *dvShares, float *dk, float *dv) {
+  int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e < s.keyRows() * s.headDim) {
+    dk[e] = tiles::sumGroupShares(s, dkShares, e);
+    dv[e] = tiles::sumGroupShares(s, dvShares, e);
+  }
 }
 
 unsigned blocks(int64_t rows) {
@@ -141,39 +158,45 @@ void finish(const char *kernel) {
   }
 }
 
-/// The backward's per-row statistics (log-sum-exp, delta): two buffers per
-/// thread, kept between calls because freeing one while the stream still
-/// runs kernels that use it would need a wait. Grown (after a wait) when a
-/// call needs more rows.
-float *statistics(int64_t rows, int which) {
-  struct Buffers {
-    float *data[2] = {nullptr, nullptr};
-    int64_t rows = 0;
+/// The backward's scratch memory, per thread: slots 0 and 1 the per-row
+/// statistics (log-sum-exp, delta), slot 2 the key gradient's group
+/// shares. Kept between calls, because freeing a buffer while the stream
+/// still runs kernels that use it would need a wait; grown (after a wait)
+/// when a call needs more.
+float *scratch(int slot, int64_t floats) {
+  struct Buffer {
+    float *data = nullptr;
+    int64_t floats = 0;
   };
-  static thread_local Buffers buffers;
-  if (rows > buffers.rows) {
+  static thread_local Buffer buffers[3];
+  Buffer &buffer = buffers[slot];
+  if (floats > buffer.floats) {
     if (cudaError_t error = cudaStreamSynchronize(stepStream());
         error != cudaSuccess) {
       std::fprintf(stderr,
-                   "lora: waiting to grow the attention statistics: %s\n",
+                   "lora: waiting to grow the attention's scratch memory: "
+                   "%s\n",
                    cudaGetErrorString(error));
       std::exit(1);
     }
-    for (float *&data : buffers.data) {
-      if (data)
-        cudaFreeShared(data);
-      data = static_cast<float *>(
-          cudaAllocateShared(size_t(rows) * sizeof(float)));
-      if (!data) {
-        std::fprintf(stderr,
-                     "lora: cannot allocate the attention statistics\n");
-        std::exit(1);
-      }
+    if (buffer.data)
+      cudaFreeShared(buffer.data);
+    buffer.data = static_cast<float *>(
+        cudaAllocateShared(size_t(floats) * sizeof(float)));
+    if (!buffer.data) {
+      std::fprintf(stderr,
+                   "lora: cannot allocate %lld floats of the attention's "
+                   "scratch memory\n",
+                   (long long)floats);
+      std::exit(1);
     }
-    buffers.rows = rows;
+    buffer.floats = floats;
   }
-  return buffers.data[which];
+  return buffer.data;
 }
+
+float *statistics(int64_t rows, int which) { return scratch(which, rows); }
+float *shares(int64_t floats) { return scratch(2, floats); }
 
 /// Launches kernel<<<grid, 256, bytes>>>, raising the kernel's shared
 /// memory limit first (above 48 KB it must be asked for).
@@ -260,12 +283,23 @@ extern "C" void _mlir_ciface_lora_gpu_attention_grad_f32(
                     in(k), in(v), in(o), in(dOut), lse, delta, out(dq));
       }
       CudaProfileScope span([] { return "flash attention key gradient"; });
+      int64_t size = s.keyRows() * s.headDim;
+      float *dkShares = out(dk), *dvShares = out(dv);
+      if (s.group() > 1) {
+        dkShares = shares(2 * s.group() * size);
+        dvShares = dkShares + s.group() * size;
+      }
       launchTiles(keyGradTileKernel<C>,
-                  dim3(unsigned(tiles::tileCount(s.seq)), unsigned(s.kvHeads),
+                  dim3(unsigned(tiles::tileCount(s.seq)), unsigned(s.heads),
                        unsigned(s.batch)),
                   tiles::keyGradSharedFloats(s.headDim),
                   "the flash attention key-gradient kernel", s, in(q), in(k),
-                  in(v), in(dOut), lse, delta, out(dk), out(dv));
+                  in(v), in(dOut), lse, delta, dkShares, dvShares);
+      if (s.group() > 1) {
+        groupSumKernel<<<blocks(size), kThreads, 0, stepStream()>>>(
+            s, dkShares, dvShares, out(dk), out(dv));
+        finish("the flash attention group-sum kernel");
+      }
     });
     return;
   }

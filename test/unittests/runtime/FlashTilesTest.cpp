@@ -16,6 +16,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -28,12 +29,17 @@ struct Case {
   int64_t batch, seq, heads, kvHeads, headDim;
 };
 
-std::string name(const testing::TestParamInfo<Case> &info) {
-  const Case &c = info.param;
+std::string describe(const Case &c) {
   return "b" + std::to_string(c.batch) + "_t" + std::to_string(c.seq) + "_h" +
          std::to_string(c.heads) + "_g" + std::to_string(c.kvHeads) + "_d" +
          std::to_string(c.headDim);
 }
+
+std::string name(const testing::TestParamInfo<Case> &info) {
+  return describe(info.param);
+}
+
+void PrintTo(const Case &c, std::ostream *os) { *os << describe(c); }
 
 /// Inputs, and every output of the row functions.
 struct Attention {

@@ -11,8 +11,9 @@
 // - forwardTile: O and the log-sum-exp of a query tile.
 // - queryGradTile: the log-sum-exp again, delta = dO·O and dQ of a query
 //   tile (scores and dO·Vᵀ recomputed per key tile).
-// - keyGradTile: dK and dV of a key tile, over the query tiles at or below
-//   it of every query head of its kv group (no atomics).
+// - keyGradTile: one query head's share of dK and dV for a key tile, over
+//   the query tiles at or after it; a group's shares are then added
+//   (sumGroupShares), so no atomics.
 //
 // The functions are written against a Block: `each(f)` runs f(thread) for
 // the block's threads and `sync()` is a barrier between such phases. On
@@ -439,20 +440,24 @@ template <int C> struct KeyGradState {
   float dk[kPer][C], dv[kPer][C];
 };
 
-/// For key rows tile·64.. of kv head g, batch b, after queryGradTile has
-/// written every query row's log-sum-exp and delta: over the group's query
-/// heads and the query tiles at or after this one, dV = Σ_t P_tj dO_t and
-/// dK = scale · Σ_t P_tj (dO_t·V_j − delta_t) Q_t. Here a thread's score
-/// piece is [key rows 4·ty.., query rows tx + 16·j].
+/// For key rows tile·64.. of kv head g = h / group, batch b, after
+/// queryGradTile has written every query row's log-sum-exp and delta: query
+/// head h's share, over the query tiles at or after this one, of
+/// dV = Σ_t P_tj dO_t and dK = scale · Σ_t P_tj (dO_t·V_j − delta_t) Q_t,
+/// written (not added) at the key rows' places in `dk` and `dv`. With
+/// grouped-query heads each of a group's heads writes its own copy and
+/// sumGroupShares adds them: one block per query head, not per kv head,
+/// so the longest block walks a quarter as far when a group has 4 heads.
+/// Here a thread's score piece is [key rows 4·ty.., query rows tx + 16·j].
 LORA_NO_EXEC_CHECK
 template <int C, class Block>
 LORA_HOST_DEVICE void keyGradTile(Block &block, const Shape &s, const float *q,
                                   const float *k, const float *v,
                                   const float *dOut, const float *lse,
                                   const float *delta, float *dk, float *dv,
-                                  int64_t b, int64_t g, int64_t tile,
+                                  int64_t b, int64_t h, int64_t tile,
                                   float *shared) {
-  const int64_t D = s.headDim, stride = rowStride(D);
+  const int64_t D = s.headDim, stride = rowStride(D), g = h / s.group();
   const int64_t keys = tile * kTile;
   float *ks = shared, *vs = ks + kTile * stride, *qs = vs + kTile * stride;
   float *dos = qs + kTile * stride, *ps = dos + kTile * stride;
@@ -468,48 +473,46 @@ LORA_HOST_DEVICE void keyGradTile(Block &block, const Shape &s, const float *q,
       for (int c = 0; c < C; ++c)
         x.dk[i][c] = x.dv[i][c] = 0;
   });
-  for (int64_t h = g * s.group(); h < (g + 1) * s.group(); ++h) {
-    auto queryAt = [&](int64_t t) { return s.queryOffset(b, t, h); };
-    for (int64_t queryTile = tile; queryTile < tileCount(s.seq); ++queryTile) {
-      int64_t first = queryTile * kTile;
-      block.sync();
-      block.each([&](int thread) {
-        loadTile(thread, qs, q, first, s.seq, D, queryAt);
-        loadTile(thread, dos, dOut, first, s.seq, D, queryAt);
-        if (thread < kTile) {
-          int64_t t = first + thread;
-          ls[thread] = t < s.seq ? lse[s.statOffset(b, h, t)] : 0.0f;
-          deltas[thread] = t < s.seq ? delta[s.statOffset(b, h, t)] : 0.0f;
+  auto queryAt = [&](int64_t t) { return s.queryOffset(b, t, h); };
+  for (int64_t queryTile = tile; queryTile < tileCount(s.seq); ++queryTile) {
+    int64_t first = queryTile * kTile;
+    block.sync();
+    block.each([&](int thread) {
+      loadTile(thread, qs, q, first, s.seq, D, queryAt);
+      loadTile(thread, dos, dOut, first, s.seq, D, queryAt);
+      if (thread < kTile) {
+        int64_t t = first + thread;
+        ls[thread] = t < s.seq ? lse[s.statOffset(b, h, t)] : 0.0f;
+        deltas[thread] = t < s.seq ? delta[s.statOffset(b, h, t)] : 0.0f;
+      }
+    });
+    block.sync();
+    block.each([&](int thread) {
+      int ty = thread / kSide, tx = thread % kSide;
+      float score[kPer][kPer] = {}, dp[kPer][kPer] = {};
+      scorePiece(ks, qs, D, ty, tx, score);
+      scorePiece(vs, dos, D, ty, tx, dp);
+      for (int i = 0; i < kPer; ++i) {
+        int64_t key = keys + ty * kPer + i;
+        for (int j = 0; j < kPer; ++j) {
+          int r = tx + kSide * j;
+          int64_t t = first + r;
+          float p = key <= t && t < s.seq && key < s.seq
+                        ? expf(s.scale * score[i][j] - ls[r])
+                        : 0.0f;
+          ps[(ty * kPer + i) * kScoreStride + r] = p;
+          ss[(ty * kPer + i) * kScoreStride + r] =
+              p * (dp[i][j] - deltas[r]);
         }
-      });
-      block.sync();
-      block.each([&](int thread) {
-        int ty = thread / kSide, tx = thread % kSide;
-        float score[kPer][kPer] = {}, dp[kPer][kPer] = {};
-        scorePiece(ks, qs, D, ty, tx, score);
-        scorePiece(vs, dos, D, ty, tx, dp);
-        for (int i = 0; i < kPer; ++i) {
-          int64_t key = keys + ty * kPer + i;
-          for (int j = 0; j < kPer; ++j) {
-            int r = tx + kSide * j;
-            int64_t t = first + r;
-            float p = key <= t && t < s.seq && key < s.seq
-                          ? expf(s.scale * score[i][j] - ls[r])
-                          : 0.0f;
-            ps[(ty * kPer + i) * kScoreStride + r] = p;
-            ss[(ty * kPer + i) * kScoreStride + r] =
-                p * (dp[i][j] - deltas[r]);
-          }
-        }
-      });
-      block.sync();
-      block.each([&](int thread) {
-        int ty = thread / kSide, tx = thread % kSide;
-        KeyGradState<C> &x = state(thread);
-        accumulatePiece<C>(ps, dos, D, ty, tx, x.dv);
-        accumulatePiece<C>(ss, qs, D, ty, tx, x.dk);
-      });
-    }
+      }
+    });
+    block.sync();
+    block.each([&](int thread) {
+      int ty = thread / kSide, tx = thread % kSide;
+      KeyGradState<C> &x = state(thread);
+      accumulatePiece<C>(ps, dos, D, ty, tx, x.dv);
+      accumulatePiece<C>(ss, qs, D, ty, tx, x.dk);
+    });
   }
   block.each([&](int thread) {
     int ty = thread / kSide, tx = thread % kSide;
@@ -528,6 +531,18 @@ LORA_HOST_DEVICE void keyGradTile(Block &block, const Shape &s, const float *q,
       }
     }
   });
+}
+
+/// dK (or dV) element `e` of [batch, seq, kv_heads, head_dim]: the sum
+/// of its group's shares, `shares` holding group() tensors of that shape
+/// one after another (keyGradTile of head h wrote share h % group).
+LORA_HOST_DEVICE inline float sumGroupShares(const Shape &s,
+                                             const float *shares, int64_t e) {
+  int64_t size = s.keyRows() * s.headDim;
+  float sum = 0;
+  for (int64_t j = 0; j < s.group(); ++j)
+    sum += shares[j * size + e];
+  return sum;
 }
 
 /// The block of the CPU: the threads' phases one after another, each
