@@ -91,6 +91,7 @@ def compile_steps(folder, chips, precision, models, recompute):
                         "--recompute", recompute, "-o", out] +
                        (["--bf16"] if precision == "bf16" else []),
                        check=True)
+        tokens_file(folder, config_of(name))
         print(f"{name}: compiled in {time.time() - start:.0f} s -> {out}")
 
 
@@ -156,8 +157,9 @@ def run_torch(config_path, steps, compiled, timeout):
     return median_after_first(result["step_seconds"]), None
 
 
-def run_ours(folder, name, lora_train, steps, timeout):
-    config = config_of(name)
+def tokens_file(folder, config):
+    """FOLDER/tokens.bin: random token ids (uint32) for 64 sequences, made
+    once."""
     tokens = os.path.join(folder, "tokens.bin")
     if not os.path.exists(tokens):
         import random
@@ -166,6 +168,11 @@ def run_ours(folder, name, lora_train, steps, timeout):
             for _ in range(64 * (SEQ + 1)):
                 f.write(random.randrange(config["vocab_size"]).to_bytes(
                     4, "little"))
+    return tokens
+
+
+def run_ours(folder, name, lora_train, steps, timeout):
+    tokens = tokens_file(folder, config_of(name))
     out = os.path.join(folder, f"{name}-run")
     child, error = run_child([lora_train, "--artifact",
                               os.path.join(folder, name), "--train_file",

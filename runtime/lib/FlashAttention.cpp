@@ -47,29 +47,13 @@ flash::Shape lora::runtime::attentionShape(const LoraMemRef3DF32 &query,
 
 static float *data(LoraMemRef3DF32 *m) { return m->aligned + m->offset; }
 
-namespace {
-/// f(std::integral_constant<int, C>) for the tiles' columns per thread.
-template <class F> void withColumns(int64_t headDim, F &&f) {
-  switch (flash::tiles::columnsPerThread(headDim)) {
-  case 1:
-    return f(std::integral_constant<int, 1>());
-  case 2:
-    return f(std::integral_constant<int, 2>());
-  case 4:
-    return f(std::integral_constant<int, 4>());
-  default:
-    return f(std::integral_constant<int, 8>());
-  }
-}
-} // namespace
-
 void lora::runtime::flashTilesForwardCpu(const flash::Shape &s, const float *q,
                                          const float *k, const float *v,
                                          float *out, float *lse) {
   namespace tiles = flash::tiles;
   std::vector<float> shared(size_t(tiles::forwardSharedFloats(s.headDim)));
   tiles::CpuBlock block;
-  withColumns(s.headDim, [&](auto columns) {
+  tiles::withColumns(s.headDim, [&](auto columns) {
     for (int64_t b = 0; b < s.batch; ++b)
       for (int64_t h = 0; h < s.heads; ++h)
         for (int64_t tile = 0; tile < tiles::tileCount(s.seq); ++tile)
@@ -89,7 +73,7 @@ void lora::runtime::flashTilesBackwardCpu(const flash::Shape &s,
       std::max(tiles::queryGradSharedFloats(s.headDim),
                tiles::keyGradSharedFloats(s.headDim))));
   tiles::CpuBlock block;
-  withColumns(s.headDim, [&](auto columns) {
+  tiles::withColumns(s.headDim, [&](auto columns) {
     constexpr int C = decltype(columns)::value;
     for (int64_t b = 0; b < s.batch; ++b)
       for (int64_t h = 0; h < s.heads; ++h)

@@ -215,20 +215,6 @@ void launchTiles(Kernel kernel, dim3 grid, int64_t sharedFloats,
   finish(what);
 }
 
-/// f(std::integral_constant<int, C>) for the tiles' columns per thread.
-template <class F> void withColumns(int64_t headDim, F &&f) {
-  switch (tiles::columnsPerThread(headDim)) {
-  case 1:
-    return f(std::integral_constant<int, 1>());
-  case 2:
-    return f(std::integral_constant<int, 2>());
-  case 4:
-    return f(std::integral_constant<int, 4>());
-  default:
-    return f(std::integral_constant<int, 8>());
-  }
-}
-
 const float *in(const LoraMemRef3DF32 *m) { return m->aligned + m->offset; }
 float *out(LoraMemRef3DF32 *m) { return m->aligned + m->offset; }
 
@@ -246,7 +232,7 @@ _mlir_ciface_lora_gpu_attention_f32(LoraMemRef3DF32 *q, LoraMemRef3DF32 *k,
   if (s.headDim <= tiles::kMaxTileHeadDim) {
     dim3 grid(unsigned(tiles::tileCount(s.seq)), unsigned(s.heads),
               unsigned(s.batch));
-    withColumns(s.headDim, [&](auto columns) {
+    tiles::withColumns(s.headDim, [&](auto columns) {
       constexpr int C = decltype(columns)::value;
       launchTiles(forwardTileKernel<C>, grid,
                   tiles::forwardSharedFloats(s.headDim),
@@ -270,7 +256,7 @@ extern "C" void _mlir_ciface_lora_gpu_attention_grad_f32(
   useDriversDevice();
   float *lse = statistics(s.queryRows(), 0), *delta = statistics(s.queryRows(), 1);
   if (s.headDim <= tiles::kMaxTileHeadDim) {
-    withColumns(s.headDim, [&](auto columns) {
+    tiles::withColumns(s.headDim, [&](auto columns) {
       constexpr int C = decltype(columns)::value;
       {
         CudaProfileScope span(

@@ -30,6 +30,7 @@
 
 #include "lora/runtime/FlashAttention.h"
 
+#include <type_traits>
 #include <vector>
 
 #ifdef __CUDACC__
@@ -136,6 +137,138 @@ LORA_HOST_DEVICE inline void accumulatePiece(const float *w, const float *m,
   }
 }
 
+/// A thread's piece of the scaled, causally masked scores of query rows
+/// first.. against key rows keys.. (-inf where masked), and each of its
+/// rows' maximum over the piece into red[row][tx].
+LORA_HOST_DEVICE inline void maskedScores(const Shape &s, const float *qs,
+                                          const float *ks, int64_t first,
+                                          int64_t keys, int ty, int tx,
+                                          float (&score)[kPer][kPer],
+                                          float *red) {
+  float acc[kPer][kPer] = {};
+  scorePiece(qs, ks, s.headDim, ty, tx, acc);
+  for (int i = 0; i < kPer; ++i) {
+    int64_t t = first + ty * kPer + i;
+    float top = -INFINITY;
+    for (int j = 0; j < kPer; ++j) {
+      int64_t key = keys + tx + kSide * j;
+      score[i][j] =
+          key <= t && t < s.seq && key < s.seq ? s.scale * acc[i][j] : -INFINITY;
+      top = fmaxf(top, score[i][j]);
+    }
+    red[(ty * kPer + i) * kReduceStride + tx] = top;
+  }
+}
+
+/// The maximum (of `start` and) the sum over row r's 16 partial values in
+/// a reduction tile.
+LORA_HOST_DEVICE inline float rowMax(const float *red, int r, float start) {
+  for (int u = 0; u < kSide; ++u)
+    start = fmaxf(start, red[r * kReduceStride + u]);
+  return start;
+}
+LORA_HOST_DEVICE inline float rowSum(const float *red, int r) {
+  float sum = 0;
+  for (int u = 0; u < kSide; ++u)
+    sum += red[r * kReduceStride + u];
+  return sum;
+}
+
+/// A thread's value for each of its rows into red[row][tx], for rowSum.
+LORA_HOST_DEVICE inline void shareRowValues(int thread, float *red,
+                                            const float (&values)[kPer]) {
+  int ty = thread / kSide, tx = thread % kSide;
+  for (int i = 0; i < kPer; ++i)
+    red[(ty * kPer + i) * kReduceStride + tx] = values[i];
+}
+
+/// The online softmax's step for a thread's rows, after maskedScores and a
+/// barrier: each row's new maximum from `red`, its running sum rescaled
+/// (the factor into `shrink`) and the piece's weights exp(score − max)
+/// added, and written to `weights` ([kTile, kScoreStride]) when given.
+LORA_HOST_DEVICE inline void softmaxStep(int thread, const float *red,
+                                         const float (&score)[kPer][kPer],
+                                         float (&top)[kPer],
+                                         float (&sum)[kPer],
+                                         float (&shrink)[kPer],
+                                         float *weights) {
+  int ty = thread / kSide, tx = thread % kSide;
+  for (int i = 0; i < kPer; ++i) {
+    int r = ty * kPer + i;
+    float grown = rowMax(red, r, top[i]);
+    // A row past the sequence has no key: it stays empty.
+    shrink[i] = grown == -INFINITY ? 1.0f : expf(top[i] - grown);
+    sum[i] *= shrink[i];
+    for (int j = 0; j < kPer; ++j) {
+      float p = score[i][j] == -INFINITY ? 0.0f : expf(score[i][j] - grown);
+      sum[i] += p;
+      if (weights)
+        weights[r * kScoreStride + tx + kSide * j] = p;
+    }
+    top[i] = grown;
+  }
+}
+
+/// The last row a query tile starting at `first` holds.
+LORA_HOST_DEVICE inline int64_t lastRow(int64_t first, int64_t seq) {
+  return (first + kTile < seq ? first + kTile : seq) - 1;
+}
+
+/// The online softmax of a query tile (rows first.., already in `qs`) over
+/// the key tiles it sees: per key tile, K into `ks` (and V into `vs` when
+/// given), masked scores and the rows' maxima, then softmaxStep on each
+/// thread's state (`score`, `top`, `sum`; the weights into `ps` when
+/// given), `rescale(thread, shrink)` in the same phase and, with V, after
+/// a barrier `accumulate(thread)` (the forward's P·V). At the end each
+/// thread's `sum` holds its rows' whole sums.
+LORA_NO_EXEC_CHECK
+template <class Block, class KeyAt, class Local, class Rescale,
+          class Accumulate>
+LORA_HOST_DEVICE void softmaxPass(Block &block, const Shape &s, int64_t first,
+                                  const float *k, const float *v,
+                                  const KeyAt &keyAt, const float *qs,
+                                  float *ks, float *vs, float *ps, float *red,
+                                  Local &state, Rescale &&rescale,
+                                  Accumulate &&accumulate) {
+  // Causal: the keys up to the tile's last row.
+  int64_t last = lastRow(first, s.seq);
+  for (int64_t keyTile = 0; keyTile <= last / kTile; ++keyTile) {
+    int64_t keys = keyTile * kTile;
+    block.sync();
+    block.each([&](int thread) {
+      loadTile(thread, ks, k, keys, s.seq, s.headDim, keyAt);
+      if (vs)
+        loadTile(thread, vs, v, keys, s.seq, s.headDim, keyAt);
+    });
+    block.sync();
+    block.each([&](int thread) {
+      maskedScores(s, qs, ks, first, keys, thread / kSide, thread % kSide,
+                   state(thread).score, red);
+    });
+    block.sync();
+    block.each([&](int thread) {
+      auto &x = state(thread);
+      float shrink[kPer];
+      softmaxStep(thread, red, x.score, x.top, x.sum, shrink, ps);
+      rescale(thread, shrink);
+    });
+    if (vs) {
+      block.sync();
+      block.each([&](int thread) { accumulate(thread); });
+    }
+  }
+  // Each thread summed its own columns' weights: the rows' sums.
+  block.sync();
+  block.each(
+      [&](int thread) { shareRowValues(thread, red, state(thread).sum); });
+  block.sync();
+  block.each([&](int thread) {
+    auto &x = state(thread);
+    for (int i = 0; i < kPer; ++i)
+      x.sum[i] = rowSum(red, thread / kSide * kPer + i);
+  });
+}
+
 template <int C> struct ForwardState {
   float o[kPer][C];
   float score[kPer][kPer];
@@ -168,72 +301,17 @@ LORA_HOST_DEVICE void forwardTile(Block &block, const Shape &s,
         x.o[i][c] = 0;
     }
   });
-  // Causal: the keys up to the tile's last row.
-  int64_t last = (first + kTile < s.seq ? first + kTile : s.seq) - 1;
-  for (int64_t keyTile = 0; keyTile <= last / kTile; ++keyTile) {
-    int64_t keys = keyTile * kTile;
-    block.sync();
-    block.each([&](int thread) {
-      loadTile(thread, ks, k, keys, s.seq, D, keyAt);
-      loadTile(thread, vs, v, keys, s.seq, D, keyAt);
-    });
-    block.sync();
-    // Scores, masked, and each thread's row maxima.
-    block.each([&](int thread) {
-      int ty = thread / kSide, tx = thread % kSide;
-      ForwardState<C> &x = state(thread);
-      float acc[kPer][kPer] = {};
-      scorePiece(qs, ks, D, ty, tx, acc);
-      for (int i = 0; i < kPer; ++i) {
-        int64_t t = first + ty * kPer + i;
-        float top = -INFINITY;
-        for (int j = 0; j < kPer; ++j) {
-          int64_t key = keys + tx + kSide * j;
-          x.score[i][j] = key <= t && key < s.seq ? s.scale * acc[i][j]
-                                                  : -INFINITY;
-          top = fmaxf(top, x.score[i][j]);
-        }
-        red[(ty * kPer + i) * kReduceStride + tx] = top;
-      }
-    });
-    block.sync();
-    // The rows' new maxima: rescale, weights into shared memory.
-    block.each([&](int thread) {
-      int ty = thread / kSide, tx = thread % kSide;
-      ForwardState<C> &x = state(thread);
-      for (int i = 0; i < kPer; ++i) {
-        int r = ty * kPer + i;
-        float top = x.top[i];
-        for (int u = 0; u < kSide; ++u)
-          top = fmaxf(top, red[r * kReduceStride + u]);
-        // A row past the sequence has no key: it stays empty.
-        float shrink = top == -INFINITY ? 1.0f : expf(x.top[i] - top);
-        x.sum[i] *= shrink;
-        for (int c = 0; c < C; ++c)
-          x.o[i][c] *= shrink;
-        for (int j = 0; j < kPer; ++j) {
-          float p = x.score[i][j] == -INFINITY ? 0.0f
-                                               : expf(x.score[i][j] - top);
-          x.sum[i] += p;
-          ps[r * kScoreStride + tx + kSide * j] = p;
-        }
-        x.top[i] = top;
-      }
-    });
-    block.sync();
-    block.each([&](int thread) {
-      accumulatePiece<C>(ps, vs, D, thread / kSide, thread % kSide,
-                         state(thread).o);
-    });
-  }
-  // Each thread summed its own columns' weights: the rows' sums.
-  block.sync();
-  block.each([&](int thread) {
-    int ty = thread / kSide, tx = thread % kSide;
-    for (int i = 0; i < kPer; ++i)
-      red[(ty * kPer + i) * kReduceStride + tx] = state(thread).sum[i];
-  });
-  block.sync();
+  softmaxPass(block, s, first, k, v, keyAt, qs, ks, vs, ps, red, state,
+              [&](int thread, const float (&shrink)[kPer]) {
+                ForwardState<C> &x = state(thread);
+                for (int i = 0; i < kPer; ++i)
+                  for (int c = 0; c < C; ++c)
+                    x.o[i][c] *= shrink[i];
+              },
+              [&](int thread) {
+                accumulatePiece<C>(ps, vs, D, thread / kSide, thread % kSide,
+                                   state(thread).o);
+              });
   block.each([&](int thread) {
     int ty = thread / kSide, tx = thread % kSide;
     ForwardState<C> &x = state(thread);
@@ -242,9 +320,7 @@ LORA_HOST_DEVICE void forwardTile(Block &block, const Shape &s,
       int64_t t = first + r;
       if (t >= s.seq)
         continue;
-      float sum = 0;
-      for (int u = 0; u < kSide; ++u)
-        sum += red[r * kReduceStride + u];
+      float sum = x.sum[i];
       float *row = out + queryAt(t);
       for (int c = 0; c < C; ++c) {
         int64_t d = tx + kSide * c;
@@ -311,74 +387,19 @@ LORA_HOST_DEVICE void queryGradTile(Block &block, const Shape &s,
   block.each([&](int thread) {
     int ty = thread / kSide;
     QueryGradState<C> &x = state(thread);
-    for (int i = 0; i < kPer; ++i) {
-      int r = ty * kPer + i;
-      float total = 0;
-      for (int u = 0; u < kSide; ++u)
-        total += red[r * kReduceStride + u];
-      x.delta[i] = total;
-    }
-  });
-  int64_t last = (first + kTile < s.seq ? first + kTile : s.seq) - 1;
-  // Pass 1: the log-sum-exp (scores only).
-  for (int64_t keyTile = 0; keyTile <= last / kTile; ++keyTile) {
-    int64_t keys = keyTile * kTile;
-    block.sync();
-    block.each([&](int thread) {
-      loadTile(thread, ks, k, keys, s.seq, D, keyAt);
-    });
-    block.sync();
-    block.each([&](int thread) {
-      int ty = thread / kSide, tx = thread % kSide;
-      QueryGradState<C> &x = state(thread);
-      float acc[kPer][kPer] = {};
-      scorePiece(qs, ks, D, ty, tx, acc);
-      for (int i = 0; i < kPer; ++i) {
-        int64_t t = first + ty * kPer + i;
-        float top = -INFINITY;
-        for (int j = 0; j < kPer; ++j) {
-          int64_t key = keys + tx + kSide * j;
-          x.score[i][j] = key <= t && key < s.seq ? s.scale * acc[i][j]
-                                                  : -INFINITY;
-          top = fmaxf(top, x.score[i][j]);
-        }
-        red[(ty * kPer + i) * kReduceStride + tx] = top;
-      }
-    });
-    block.sync();
-    block.each([&](int thread) {
-      int ty = thread / kSide;
-      QueryGradState<C> &x = state(thread);
-      for (int i = 0; i < kPer; ++i) {
-        int r = ty * kPer + i;
-        float top = x.top[i];
-        for (int u = 0; u < kSide; ++u)
-          top = fmaxf(top, red[r * kReduceStride + u]);
-        float sum = top == -INFINITY ? 0.0f : x.sum[i] * expf(x.top[i] - top);
-        for (int j = 0; j < kPer; ++j)
-          if (x.score[i][j] != -INFINITY)
-            sum += expf(x.score[i][j] - top);
-        x.sum[i] = sum;
-        x.top[i] = top;
-      }
-    });
-  }
-  block.sync();
-  block.each([&](int thread) {
-    int ty = thread / kSide, tx = thread % kSide;
     for (int i = 0; i < kPer; ++i)
-      red[(ty * kPer + i) * kReduceStride + tx] = state(thread).sum[i];
+      x.delta[i] = rowSum(red, ty * kPer + i);
   });
-  block.sync();
+  // Pass 1: the log-sum-exp (scores only).
+  softmaxPass(block, s, first, k, nullptr, keyAt, qs, ks, nullptr, nullptr,
+              red, state, [](int, const float (&)[kPer]) {}, [](int) {});
+  int64_t last = lastRow(first, s.seq);
   block.each([&](int thread) {
     int ty = thread / kSide, tx = thread % kSide;
     QueryGradState<C> &x = state(thread);
     for (int i = 0; i < kPer; ++i) {
       int r = ty * kPer + i;
-      float sum = 0;
-      for (int u = 0; u < kSide; ++u)
-        sum += red[r * kReduceStride + u];
-      x.lse[i] = x.top[i] + logf(sum);
+      x.lse[i] = x.top[i] + logf(x.sum[i]);
       int64_t t = first + r;
       if (tx == 0 && t < s.seq) {
         lse[s.statOffset(b, h, t)] = x.lse[i];
@@ -543,6 +564,21 @@ LORA_HOST_DEVICE inline float sumGroupShares(const Shape &s,
   for (int64_t j = 0; j < s.group(); ++j)
     sum += shares[j * size + e];
   return sum;
+}
+
+/// f(std::integral_constant<int, C>) with C the columns per thread of
+/// head_dim (host code: picks the tile functions' instantiation).
+template <class F> void withColumns(int64_t headDim, F &&f) {
+  switch (columnsPerThread(headDim)) {
+  case 1:
+    return f(std::integral_constant<int, 1>());
+  case 2:
+    return f(std::integral_constant<int, 2>());
+  case 4:
+    return f(std::integral_constant<int, 4>());
+  default:
+    return f(std::integral_constant<int, 8>());
+  }
 }
 
 /// The block of the CPU: the threads' phases one after another, each

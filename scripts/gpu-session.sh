@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Everything issue 6 checks on a GPU, for a GPU machine without MLIR, in
+# one package and one command (docs/Gpu.md):
+#
+#   scripts/gpu-session.sh prepare DIR   # here: the tiny steps
+#                                        # (gpu-check.sh prepare), the
+#                                        # runtime and its libraries
+#                                        # (gpu-check.sh bundle), the 1B
+#                                        # step and the 8B step with
+#                                        # --recompute layer, packed into
+#                                        # DIR/bundle.tar.xz (about 9 MB)
+#   scripts/gpu-session.sh run DIR [OUT] # there: FlashTilesTest on the GPU,
+#                                        # gpu-check.sh run, the 1B step's
+#                                        # LORA_GPU_PROFILE, then the
+#                                        # benchmark (lora-train first,
+#                                        # PyTorch + PEFT after); logs and
+#                                        # profiles into OUT
+#
+# `run` keeps going when a part fails or runs out of its time, so what did
+# run is reported; each part prints the seconds since the start.
+set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+mode=${1:?prepare or run}
+dir=${2:?folder}
+case $mode in
+prepare)
+  set -e
+  work=$(mktemp -d)
+  "$root/scripts/gpu-check.sh" prepare "$work/tiny"
+  "$root/scripts/gpu-check.sh" bundle "$work/tiny"
+  python3 "$root/bench/gpu_training_step.py" --compile "$work/bench" \
+    --models 1b
+  python3 "$root/bench/gpu_training_step.py" --compile "$work/bench8" \
+    --models 8b --recompute layer
+  mkdir -p "$dir"
+  tar -C "$work" -cJf "$dir/bundle.tar.xz" tiny bench bench8
+  rm -rf "$work"
+  ls -l "$dir/bundle.tar.xz"
+  ;;
+run)
+  out=${3:-${OUT:-$dir}}
+  mkdir -p "$out"
+  export PYTHONUNBUFFERED=1
+  work=$(mktemp -d)
+  start=$(date +%s)
+  part() { echo "[+$(($(date +%s) - start)) s] $*"; }
+  tar -C "$work" -xJf "$dir/bundle.tar.xz"
+  runtime=$work/tiny/runtime
+  export LD_LIBRARY_PATH=$runtime/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  nvidia-smi --query-gpu=name,memory.total,driver_version \
+    --format=csv,noheader
+  part "FlashTilesTest (the GPU entry points against the row functions)"
+  timeout 120 "$runtime/bin/LoraRuntimeTests" --gtest_filter='*FlashTiles*' \
+    >"$out/tiles.log" 2>&1
+  echo "rc=$?"
+  grep -E "^\[  (FAILED|PASSED|SKIPPED) \]|differ|lora:" "$out/tiles.log"
+  part "gpu-check.sh run (the tiny step on the GPU against the CPU)"
+  timeout 180 "$root/scripts/gpu-check.sh" run "$work/tiny" \
+    >"$out/check.log" 2>&1
+  echo "rc=$?"
+  grep -E "tests|losses agree|tensors|GPU busy|lora:" "$out/check.log"
+  part "the 1B step's profile (LORA_GPU_PROFILE, 4 steps)"
+  LORA_GPU_PROFILE=$out/profile-1b.jsonl timeout 150 "$runtime/bin/lora-train" \
+    --artifact "$work/bench/1b" --train_file "$work/bench/tokens.bin" \
+    --max_steps 4 --logging_steps 1 \
+    --output_dir "$work/profile-run" >"$out/profile-1b.log" 2>&1
+  echo "rc=$?"
+  tail -2 "$out/profile-1b.log"
+  python3 "$root/scripts/gpu_profile.py" "$out/profile-1b.jsonl" \
+    --artifact "$work/bench/1b" --metrics "$work/profile-run/metrics.jsonl" \
+    --top 15
+  # bench SECONDS FOLDER FLAGS...: one invocation of the benchmark.
+  bench() {
+    local limit=$1 folder=$2
+    shift 2
+    timeout "$limit" python3 "$root/bench/gpu_training_step.py" \
+      --run "$folder" --lora-train "$runtime/bin/lora-train" "$@" 2>&1 |
+      tee -a "$out/bench.log"
+  }
+  part "benchmark: lora-train"
+  bench 120 "$work/bench" --models 1b --sides ours --timeout 110
+  bench 200 "$work/bench8" --models 8b --steps 4 --sides ours --timeout 190
+  part "benchmark: PyTorch + PEFT"
+  bench 330 "$work/bench" --models 1b --sides eager,compile --timeout 160
+  bench 420 "$work/bench8" --models 8b --steps 4 --sides eager,compile \
+    --timeout 200
+  part "done"
+  rm -rf "$work"
+  ;;
+*)
+  echo "usage: $0 prepare DIR | run DIR [OUT]" >&2
+  exit 2
+  ;;
+esac
