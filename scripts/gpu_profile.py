@@ -61,6 +61,9 @@ def main():
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args()
 
+    if not os.path.exists(args.profile):
+        sys.exit(f"{args.profile}: no such file (the run writes it when "
+                 f"LORA_GPU_PROFILE names it and a GPU step finishes)")
     steps = [json.loads(line) for line in open(args.profile) if line.strip()]
     if not steps:
         sys.exit(f"{args.profile}: no steps")
