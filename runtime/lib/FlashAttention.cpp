@@ -80,24 +80,24 @@ void lora::runtime::flashTilesBackwardCpu(const flash::Shape &s,
         for (int64_t tile = 0; tile < tiles::tileCount(s.seq); ++tile)
           tiles::queryGradTile<C>(block, s, q, k, v, out, dOut, lse.data(),
                                   delta.data(), dq, b, h, tile, shared.data());
-    // One share of dK and dV per query head of a group, added after.
+    // With grouped heads, one share of dK and dV per query head of a
+    // group (laid out as on the GPU), added after.
     int64_t size = s.keyRows() * s.headDim, group = s.group();
     std::vector<float> shares(size_t(group > 1 ? 2 * group * size : 0));
+    float *dkShares = group > 1 ? shares.data() : dk;
+    float *dvShares = group > 1 ? shares.data() + group * size : dv;
     for (int64_t b = 0; b < s.batch; ++b)
       for (int64_t h = 0; h < s.heads; ++h)
         for (int64_t tile = 0; tile < tiles::tileCount(s.seq); ++tile) {
-          int64_t share = (h % group) * size;
-          tiles::keyGradTile<C>(
-              block, s, q, k, v, dOut, lse.data(), delta.data(),
-              group > 1 ? shares.data() + share : dk,
-              group > 1 ? shares.data() + group * size + share : dv, b, h,
-              tile, shared.data());
+          int64_t share = tiles::shareOffset(s, h);
+          tiles::keyGradTile<C>(block, s, q, k, v, dOut, lse.data(),
+                                delta.data(), dkShares + share,
+                                dvShares + share, b, h, tile, shared.data());
         }
     if (group > 1)
       for (int64_t e = 0; e < size; ++e) {
-        dk[e] = flash::tiles::sumGroupShares(s, shares.data(), e);
-        dv[e] = flash::tiles::sumGroupShares(s, shares.data() + group * size,
-                                             e);
+        dk[e] = tiles::sumGroupShares(s, dkShares, e);
+        dv[e] = tiles::sumGroupShares(s, dvShares, e);
       }
   });
 }

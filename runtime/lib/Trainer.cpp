@@ -212,9 +212,12 @@ Status Trainer::train(Batcher &batcher, const TrainOptions &options,
   if (lossResult < 0)
     return Status::error("the compiled step returns no 'loss'");
   std::vector<bool> copiesBack(feedsArgument.size(), false);
-  for (size_t r = 0; r < feedsArgument.size(); ++r)
+  bool copiesOnGpu = false;
+  for (size_t r = 0; r < feedsArgument.size(); ++r) {
     copiesBack[r] = feedsArgument[r] >= 0 &&
                     step.arguments()[feedsArgument[r]].role == "lora";
+    copiesOnGpu = copiesOnGpu || (copiesBack[r] && step.runsOnGpu());
+  }
   // A GPU step's parameters were written on the host (initialization, a
   // checkpoint): moved to the GPU once, not page by page in the first
   // kernels that read them.
@@ -332,7 +335,7 @@ Status Trainer::train(Batcher &batcher, const TrainOptions &options,
         std::memcpy(next.data(), result.data(), next.size());
     }
     // The host reads adapters (checkpoints, exports) only after the copies.
-    if (step.runsOnGpu())
+    if (copiesOnGpu)
       cudaSynchronizeStepStream();
     tokens += int64_t(batch.inputIds.size()) * worldSize;
 

@@ -39,7 +39,7 @@ struct Driver {
   X(cuModuleLoadDataEx) X(cuModuleGetFunction) X(cuModuleUnload)               \
   X(cuLaunchKernel) X(cuStreamCreate) X(cuStreamSynchronize)                   \
   X(cuStreamDestroy) X(cuMemAllocManaged) X(cuMemFree) X(cuEventCreate)     \
-  X(cuEventRecord) X(cuEventElapsedTime) X(cuEventDestroy) X(cuMemcpyAsync)  \
+  X(cuEventRecord) X(cuEventElapsedTime) X(cuMemcpyAsync)                    \
   X(cuMemPrefetchAsync)
   // clang-format on
   // cuda.h maps some names to versioned symbols (cuMemFree_v2): the

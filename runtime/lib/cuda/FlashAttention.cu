@@ -95,8 +95,8 @@ __global__ void __launch_bounds__(tiles::kThreads)
 }
 
 // Key tiles walk the query tiles after them: block x = 0 (the first tile)
-// runs the longest. y is the query head: with grouped heads, each writes
-// its share (`shares` + (h % group) · size) and groupSumKernel adds them.
+// runs the longest. y is the query head: with grouped heads, dk and dv
+// are the group's shares (shareOffset), which groupSumKernel adds.
 template <int C>
 __global__ void __launch_bounds__(tiles::kThreads)
     keyGradTileKernel(flash::Shape s, const float *q, const float *k,
@@ -104,14 +104,9 @@ __global__ void __launch_bounds__(tiles::kThreads)
                       const float *delta, float *dk, float *dv) {
   extern __shared__ float shared[];
   GpuBlock block;
-  int64_t h = blockIdx.y;
-  if (s.group() > 1) {
-    int64_t share = (h % s.group()) * s.keyRows() * s.headDim;
-    dk += share;
-    dv += share;
-  }
-  tiles::keyGradTile<C>(block, s, q, k, v, dOut, lse, delta, dk, dv,
-                        blockIdx.z, h, blockIdx.x, shared);
+  int64_t h = blockIdx.y, share = tiles::shareOffset(s, h);
+  tiles::keyGradTile<C>(block, s, q, k, v, dOut, lse, delta, dk + share,
+                        dv + share, blockIdx.z, h, blockIdx.x, shared);
 }
 
 /// dK and dV from their group's shares (dkShares, then dvShares).

@@ -207,7 +207,8 @@ INSTANTIATE_TEST_SUITE_P(
                     Case{1, 65, 6, 3, 24},   // one row past a tile, 2 columns
                     Case{1, 130, 2, 1, 64},  // three tiles, 4 columns
                     Case{1, 70, 4, 1, 128},  // 8 columns, group of 4
-                    Case{1, 40, 2, 1, 160}), // past the tiles: row kernels
+                    Case{1, 40, 2, 1, 160}), // past the tiles: the entry points
+                                             // must fall back to the rows
     name);
 
 } // namespace

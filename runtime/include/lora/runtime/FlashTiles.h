@@ -137,6 +137,12 @@ LORA_HOST_DEVICE inline void accumulatePiece(const float *w, const float *m,
   }
 }
 
+/// Whether query row t attends to key row `key`: causal, and t (so also
+/// the key) inside the sequence; a tile's rows past it are padding.
+LORA_HOST_DEVICE inline bool attends(int64_t t, int64_t key, int64_t seq) {
+  return key <= t && t < seq;
+}
+
 /// A thread's piece of the scaled, causally masked scores of query rows
 /// first.. against key rows keys.. (-inf where masked), and each of its
 /// rows' maximum over the piece into red[row][tx].
@@ -152,8 +158,7 @@ LORA_HOST_DEVICE inline void maskedScores(const Shape &s, const float *qs,
     float top = -INFINITY;
     for (int j = 0; j < kPer; ++j) {
       int64_t key = keys + tx + kSide * j;
-      score[i][j] =
-          key <= t && t < s.seq && key < s.seq ? s.scale * acc[i][j] : -INFINITY;
+      score[i][j] = attends(t, key, s.seq) ? s.scale * acc[i][j] : -INFINITY;
       top = fmaxf(top, score[i][j]);
     }
     red[(ty * kPer + i) * kReduceStride + tx] = top;
@@ -426,7 +431,7 @@ LORA_HOST_DEVICE void queryGradTile(Block &block, const Shape &s,
         int64_t t = first + ty * kPer + i;
         for (int j = 0; j < kPer; ++j) {
           int64_t key = keys + tx + kSide * j;
-          float p = key <= t && t < s.seq && key < s.seq
+          float p = attends(t, key, s.seq)
                         ? expf(s.scale * score[i][j] - x.lse[i])
                         : 0.0f;
           ss[(ty * kPer + i) * kScoreStride + tx + kSide * j] =
@@ -518,7 +523,7 @@ LORA_HOST_DEVICE void keyGradTile(Block &block, const Shape &s, const float *q,
         for (int j = 0; j < kPer; ++j) {
           int r = tx + kSide * j;
           int64_t t = first + r;
-          float p = key <= t && t < s.seq && key < s.seq
+          float p = attends(t, key, s.seq)
                         ? expf(s.scale * score[i][j] - ls[r])
                         : 0.0f;
           ps[(ty * kPer + i) * kScoreStride + r] = p;
@@ -552,6 +557,13 @@ LORA_HOST_DEVICE void keyGradTile(Block &block, const Shape &s, const float *q,
       }
     }
   });
+}
+
+/// Where query head h's share of dK (or dV) starts in a group's shares
+/// (group() tensors of [batch, seq, kv_heads, head_dim], one after
+/// another); 0 without grouped heads, where the head writes dK itself.
+LORA_HOST_DEVICE inline int64_t shareOffset(const Shape &s, int64_t h) {
+  return s.group() > 1 ? (h % s.group()) * s.keyRows() * s.headDim : 0;
 }
 
 /// dK (or dV) element `e` of [batch, seq, kv_heads, head_dim]: the sum
