@@ -106,7 +106,8 @@ LogicalResult mlir::lora::buildBufferizationPipeline(OpPassManager &pm,
                                                      StringRef flashAttention,
                                                      int64_t splitSumsFrom,
                                                      int64_t splitRowsFrom,
-                                                     bool adapterGradCalls) {
+                                                     bool adapterGradCalls,
+                                                     bool bf16) {
   // The textual pipeline names upstream passes; make sure they are known
   // when a program other than lora-opt (lora-run, tests) builds it.
   // Registering a pass again is harmless.
@@ -118,7 +119,13 @@ LogicalResult mlir::lora::buildBufferizationPipeline(OpPassManager &pm,
   ConvertLoraToLinalgOptions options;
   options.flashAttention = flashAttention.str();
   options.adapterGradCalls = adapterGradCalls;
+  // bf16: frozen weights stored in bf16, every GEMM's inputs in bf16
+  // (rounded on tensors, so the rounding joins its producer's kernel).
+  if (bf16)
+    pm.addPass(createStoreFrozenBf16());
   pm.addPass(createConvertLoraToLinalg(options));
+  if (bf16)
+    pm.addPass(createBf16GemmInputs());
   return parsePassPipeline(
       llvm::formatv(kToBuffers, splitSumsFrom, splitRowsFrom).str(), pm);
 }
@@ -135,7 +142,7 @@ LogicalResult mlir::lora::buildCpuLoweringPipeline(OpPassManager &pm,
   // except where bf16 GEMM inputs are asked for: its three GEMMs round them.
   if (failed(buildBufferizationPipeline(pm, flashAttention ? "cpu" : "none",
                                         splitSumsFrom, splitRowsFrom,
-                                        /*adapterGradCalls=*/!bf16)))
+                                        /*adapterGradCalls=*/!bf16, bf16)))
     return failure();
   // LORA_PROFILE_IR=<file>: the loop-level IR goes to <file> and becomes
   // the code's line table, so a profiler (perf report --sort srcline)

@@ -32,7 +32,9 @@ mlir::lora::buildGpuLoweringPipeline(OpPassManager &pm,
   // (RMSNorm over the hidden size, the loss over a vocabulary chunk) get
   // up to 32 threads each instead of one.
   if (failed(buildBufferizationPipeline(pm, "gpu", /*splitSumsFrom=*/256,
-                                        /*splitRowsFrom=*/1024)))
+                                        /*splitRowsFrom=*/1024,
+                                        /*adapterGradCalls=*/false,
+                                        options.bf16)))
     return failure();
   std::string toolkit = cudaToolkit(options.cudaPath);
   std::string pipeline = llvm::formatv(

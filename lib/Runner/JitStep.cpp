@@ -2,6 +2,7 @@
 
 #include "lora/Runner/JitStep.h"
 
+#include "lora/Conversion/Passes.h"
 #include "lora/Dialect/Lora/IR/LoraDialect.h"
 #include "lora/Dialect/Lora/Transforms/BufferizableOpInterfaceImpl.h"
 #include "lora/Pipelines/CpuPipeline.h"
@@ -81,10 +82,19 @@ llvm::Error mlir::lora::collectBufferSpecs(ModuleOp module, StringRef name,
 
 /// Records the specs, prepares @`name`'s interface and runs the pipeline
 /// `build` adds; `device` names the target in errors.
+/// `bf16`: the frozen parameters are stored in bf16 (lora-store-frozen-bf16,
+/// which the pipeline runs too), so the specs say so.
 static llvm::Error
 lowerStep(ModuleOp module, StringRef name, std::vector<BufferSpec> &arguments,
-          std::vector<BufferSpec> &results, StringRef device,
+          std::vector<BufferSpec> &results, StringRef device, bool bf16,
           llvm::function_ref<LogicalResult(OpPassManager &)> build) {
+  if (bf16) {
+    PassManager retype(module.getContext());
+    retype.addPass(createStoreFrozenBf16());
+    if (failed(retype.run(module)))
+      return jitError("storing @" + name + "'s frozen parameters in bf16 "
+                      "failed");
+  }
   if (llvm::Error error = collectBufferSpecs(module, name, arguments, results))
     return error;
   auto function = module.lookupSymbol<func::FuncOp>(name);
@@ -125,7 +135,7 @@ llvm::Error mlir::lora::lowerStepForCpu(ModuleOp module, StringRef name,
                                         std::vector<BufferSpec> &results,
                                         bool flashAttention, bool bf16,
                                         int64_t splitRowsFrom) {
-  return lowerStep(module, name, arguments, results, "CPU",
+  return lowerStep(module, name, arguments, results, "CPU", bf16,
                    [&](OpPassManager &pm) {
                      return buildCpuLoweringPipeline(pm, flashAttention,
                                                      /*openmp=*/true, bf16,
@@ -137,7 +147,7 @@ llvm::Error mlir::lora::lowerStepForGpu(ModuleOp module, StringRef name,
                                         std::vector<BufferSpec> &arguments,
                                         std::vector<BufferSpec> &results,
                                         StringRef chips, bool bf16) {
-  return lowerStep(module, name, arguments, results, "GPU",
+  return lowerStep(module, name, arguments, results, "GPU", bf16,
                    [&](OpPassManager &pm) {
                      GpuPipelineOptions options;
                      options.chips = chips.str();

@@ -66,8 +66,8 @@ int64_t streamKey(uint64_t seed, const std::string &name) {
 
 /// data[e] = value(e) for e in [0, count), on the runtime's OpenMP threads
 /// where it has them: an 8B model's 8e9 draws take minutes on one core.
-template <typename Value>
-void fillElements(float *data, int64_t count, Value value) {
+template <typename Element, typename Value>
+void fillElements(Element *data, int64_t count, Value value) {
 #ifdef LORA_HAVE_OPENMP
 #pragma omp parallel for schedule(static)
 #endif
@@ -125,10 +125,23 @@ Status Trainer::initialize(const std::string &baseWeights, uint64_t seed) {
     const BufferInfo &info = step.arguments()[i];
     if (info.role.empty())
       continue; // batches, moments, lr, step: set elsewhere or zero
-    if (info.dtype != DType::F32)
-      return Status::error("parameter '" + info.name + "' is not f32");
-    auto *data = reinterpret_cast<float *>(argumentData[i].data());
+    // Frozen parameters may be stored in bf16 (lora-store-frozen-bf16):
+    // made in f32 as below, then rounded to nearest even.
+    bool bf16 = info.dtype == DType::BF16 && info.role == "frozen";
+    if (info.dtype != DType::F32 && !bf16)
+      return Status::error("parameter '" + info.name + "' is " +
+                           std::string(dtypeName(info.dtype)) +
+                           ": only f32, or bf16 for a frozen one");
     int64_t count = info.numElements();
+    std::vector<float> staging(bf16 ? count : 0);
+    auto *data = bf16 ? staging.data()
+                      : reinterpret_cast<float *>(argumentData[i].data());
+    auto store = [&] {
+      if (!bf16)
+        return;
+      auto *bits = reinterpret_cast<uint16_t *>(argumentData[i].data());
+      fillElements(bits, count, [&](int64_t e) { return f32ToBF16(data[e]); });
+    };
     if (info.role == "lora") {
       if (endsWith(info.name, "lora_B.weight")) {
         std::fill(data, data + count, 0.0f);
@@ -158,19 +171,29 @@ Status Trainer::initialize(const std::string &baseWeights, uint64_t seed) {
                      std::cos(2 * M_PI * u2));
       });
     }
+    store();
   }
   return Status::success();
 }
 
 bool Trainer::read(const std::string &name, std::vector<float> &out) const {
   auto it = argumentIndex.find(name);
-  if (it == argumentIndex.end() ||
-      step.arguments()[it->second].dtype != DType::F32)
+  if (it == argumentIndex.end())
     return false;
+  const BufferInfo &info = step.arguments()[it->second];
   const Span &bytes = argumentData[it->second];
-  out.resize(bytes.size() / sizeof(float));
-  std::memcpy(out.data(), bytes.data(), bytes.size());
-  return true;
+  out.resize(size_t(info.numElements()));
+  if (info.dtype == DType::F32) {
+    std::memcpy(out.data(), bytes.data(), bytes.size());
+    return true;
+  }
+  if (info.dtype == DType::BF16) {
+    auto *bits = reinterpret_cast<const uint16_t *>(bytes.data());
+    for (size_t e = 0; e < out.size(); ++e)
+      out[e] = bf16ToF32(bits[e]);
+    return true;
+  }
+  return false;
 }
 
 Trainer::Span *Trainer::argument(const char *name) {

@@ -149,10 +149,10 @@ static cl::opt<bool> flashAttention(
     cl::init(false));
 static cl::opt<bool> bf16(
     "bf16", BOTH, cl::cat(trainingCategory),
-    cl::desc("Mixed precision as torch.autocast's bf16: every GEMM's inputs "
-             "rounded to bf16 (tensor cores on a GPU), accumulated in fp32; "
-             "the other kernels, the parameters and the optimizer state stay "
-             "fp32"),
+    cl::desc("Mixed precision: frozen weights stored in bf16, every GEMM's "
+             "inputs bf16 (tensor cores on a GPU), accumulated in fp32; the "
+             "trainable parameters (fp32 master weights), the optimizer "
+             "state and the other kernels stay fp32"),
     cl::init(false));
 static cl::opt<bool> fuseLoss(
     "fuse_loss", BOTH, cl::cat(trainingCategory),
@@ -502,6 +502,7 @@ static rt::BufferInfo toBufferInfo(const mlir::lora::BufferSpec &spec) {
   info.shape = spec.shape;
   info.role = spec.role;
   info.dtype = spec.elementType.isF32()         ? rt::DType::F32
+               : spec.elementType.isBF16()        ? rt::DType::BF16
                : spec.elementType.isInteger(32) ? rt::DType::I32
                                                 : rt::DType::I64;
   return info;

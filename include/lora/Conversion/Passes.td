@@ -63,8 +63,9 @@ def MatmulToBlas : Pass<"lora-matmul-to-blas", "ModuleOp"> {
     to new row-major bf16 buffers (a `linalg.generic` of `arith.truncf`
     each, so a kernel like any other) and the GEMM goes to `bf16-callee`:
     bf16 inputs, fp32 accumulation into the f32 C, as tensor cores and
-    torch.autocast do. Everything else, the parameters and the optimizer
-    state stay f32.
+    torch.autocast do. Inputs that are bf16 already (`lora-bf16-gemm-inputs`
+    rounds on tensors, and reads frozen weights stored in bf16 as they
+    are) go to it unchanged.
   }];
   let options = [
     Option<"callee", "callee", "std::string", "\"lora_sgemm_f32\"",
@@ -78,6 +79,60 @@ def MatmulToBlas : Pass<"lora-matmul-to-blas", "ModuleOp"> {
     "::mlir::arith::ArithDialect", "::mlir::func::FuncDialect",
     "::mlir::linalg::LinalgDialect", "::mlir::memref::MemRefDialect"
   ];
+}
+
+def StoreFrozenBf16 : Pass<"lora-store-frozen-bf16", "ModuleOp"> {
+  let summary = "Store frozen parameters in bf16; trainable ones stay fp32";
+  let description = [{
+    Mixed precision as the issue for the GPU backend asks for it: bf16
+    compute with fp32 master weights and optimizer state for the
+    trainable parameters only. Every f32 tensor argument of a function
+    whose `lora.role` is `frozen` becomes a bf16 tensor of the same shape
+    and its uses read `arith.extf` of it, so the step computes what it
+    computed before on weights rounded once, when the runtime stored them
+    (round to nearest even). Trainable parameters (`lora`, `full`), their
+    moments and everything else keep their types. Frozen weights then take
+    half the memory they took in f32.
+
+    `lora-bf16-gemm-inputs` then reads them in bf16 where they feed a
+    GEMM, so nothing widens them but the kernels that need f32 (RMSNorm's
+    weights, the embedding rows a step gathers).
+
+    ```mlir
+    func.func @step(%w: tensor<32x32xf32> {lora.role = #lora.role<frozen>}, ...)
+    // becomes
+    func.func @step(%w: tensor<32x32xbf16> {lora.role = #lora.role<frozen>}, ...) {
+      %0 = arith.extf %w : tensor<32x32xbf16> to tensor<32x32xf32>
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
+}
+
+def Bf16GemmInputs : Pass<"lora-bf16-gemm-inputs", "ModuleOp"> {
+  let summary = "Give every GEMM bf16 inputs on tensors, from bf16 weights "
+                "without widening them";
+  let description = [{
+    After `convert-lora-to-linalg`, on tensors: each `linalg.matmul` with
+    f32 inputs gets bf16 inputs (fp32 accumulation into its f32 output, as
+    tensor cores and torch.autocast do), so that `lora-matmul-to-blas`
+    calls the bf16 GEMM on them as they are. An input is
+    - `arith.extf` of a bf16 tensor (a frozen weight under
+      `lora-store-frozen-bf16`): that tensor;
+    - a `tensor.concat` (lora-fuse-adapters' [W; A]): the concatenation of
+      its parts' bf16 forms, made where the GEMM runs, so no f32 copy of
+      the weight exists and each GEMM's concatenation lives only while it
+      runs;
+    - anything else: `arith.truncf` of it, which `lora-fuse-elementwise`
+      merges into the kernel that produces it where that kernel has no
+      other reader.
+    Before that, `arith.extf` of a tensor is moved below the
+    `tensor.extract` and `tensor.extract_slice` ops that read it (the
+    embedding's gathered rows, the fused loss's vocabulary chunks), so
+    that they read the bf16 tensor and widen only what they take.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect"];
 }
 
 def TileForGpu : Pass<"lora-tile-for-gpu"> {

@@ -22,20 +22,23 @@ namespace mlir::lora {
 /// `splitRowsFrom` elements or more (0: none) get several partials per row:
 /// on the GPU, several threads per row instead of one. `adapterGradCalls`:
 /// f32 adapter backwards (lora.adapter_grad) become calls to the runtime's
-/// one-pass CPU kernel instead of three GEMMs.
+/// one-pass CPU kernel instead of three GEMMs. `bf16`: frozen parameters
+/// stored in bf16 and every GEMM's inputs bf16 (lora-store-frozen-bf16,
+/// lora-bf16-gemm-inputs).
 LogicalResult buildBufferizationPipeline(OpPassManager &pm,
                                          StringRef flashAttention = "none",
                                          int64_t splitSumsFrom = 4096,
                                          int64_t splitRowsFrom = 0,
-                                         bool adapterGradCalls = false);
+                                         bool adapterGradCalls = false,
+                                         bool bf16 = false);
 
 /// buildBufferizationPipeline, then GEMMs as OpenBLAS calls, the rest as
 /// vectorized loops -> LLVM dialect. With `openmp`, each loop nest's
 /// outermost parallel loop runs on OpenMP threads (the code then calls
 /// libomp's __kmpc_* entry points, which the runtime links).
-/// `bf16`: GEMM inputs rounded to bf16, fp32 accumulation
-/// (lora-matmul-to-blas{precision=bf16}). `splitRowsFrom` above 0 splits
-/// row reductions, and whole-tensor sums, from that many elements as the
+/// `bf16`: frozen parameters stored in bf16, GEMM inputs in bf16, fp32
+/// accumulation (lora-matmul-to-blas{precision=bf16}). `splitRowsFrom`
+/// above 0 splits row reductions, and whole-tensor sums, from that many elements as the
 /// GPU pipeline does (buildBufferizationPipeline): slower on the CPU, there
 /// so that tests run the GPU's form of them. Loop nests of fewer than
 /// `parallelFrom` innermost iterations (vectors where vectorized) run on
@@ -59,7 +62,8 @@ struct CpuPipelineOptions : public PassPipelineOptions<CpuPipelineOptions> {
                      "OpenMP threads (libomp)"),
       llvm::cl::init(true)};
   Option<bool> bf16{*this, "bf16",
-                    llvm::cl::desc("GEMM inputs in bf16, accumulated in fp32"),
+                    llvm::cl::desc("Frozen parameters stored in bf16; GEMM "
+                                   "inputs in bf16, accumulated in fp32"),
                     llvm::cl::init(false)};
   Option<int64_t> splitRowsFrom{
       *this, "split-rows-from",

@@ -27,7 +27,8 @@ struct GpuPipelineOptions : public PassPipelineOptions<GpuPipelineOptions> {
                      "(default: $CUDA_HOME, else /usr/local/cuda)"),
       llvm::cl::init("")};
   Option<bool> bf16{*this, "bf16",
-                    llvm::cl::desc("GEMM inputs in bf16 (tensor cores), "
+                    llvm::cl::desc("Frozen parameters stored in bf16; GEMM "
+                                   "inputs in bf16 (tensor cores), "
                                    "accumulated in fp32"),
                     llvm::cl::init(false)};
 };

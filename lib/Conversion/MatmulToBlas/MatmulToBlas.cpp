@@ -56,10 +56,10 @@ Value roundedToBf16(PatternRewriter &rewriter, Location loc, Value value) {
   return copy;
 }
 
-/// A rank-2 f32 memref whose rows are contiguous.
-bool isBlasOperand(Type type) {
+/// A rank-2 memref of `element`s whose rows are contiguous.
+bool isBlasOperand(Type type, Type element) {
   auto memref = dyn_cast<MemRefType>(type);
-  if (!memref || memref.getRank() != 2 || !memref.getElementType().isF32())
+  if (!memref || memref.getRank() != 2 || memref.getElementType() != element)
     return false;
   SmallVector<int64_t> strides;
   int64_t offset;
@@ -102,10 +102,19 @@ struct MatmulToBlasCall : OpRewritePattern<linalg::MatmulOp> {
                                 PatternRewriter &rewriter) const override {
     if (!op.hasPureBufferSemantics())
       return rewriter.notifyMatchFailure(op, "not on buffers yet");
-    for (Value operand : op->getOperands())
-      if (!isBlasOperand(operand.getType()))
+    // Inputs f32, or bf16 where the bf16 GEMM is asked for (a frozen
+    // weight stored in bf16, lora-bf16-gemm-inputs); C f32.
+    bool bf16 = !bf16CalleeName.empty();
+    Type f32 = rewriter.getF32Type(), bf16Type = rewriter.getBF16Type();
+    for (Value operand : op.getDpsInputs())
+      if (!isBlasOperand(operand.getType(), f32) &&
+          !(bf16 && isBlasOperand(operand.getType(), bf16Type)))
         return rewriter.notifyMatchFailure(
-            op, "operands must be rank-2 f32 memrefs with contiguous rows");
+            op, "inputs must be rank-2 f32 (or bf16) memrefs with "
+                "contiguous rows");
+    if (!isBlasOperand(op.getDpsInits()[0].getType(), f32))
+      return rewriter.notifyMatchFailure(
+          op, "the output must be a rank-2 f32 memref with contiguous rows");
     MLIRContext *context = op.getContext();
     auto map = [&](ArrayRef<unsigned> dims) {
       SmallVector<AffineExpr> exprs;
@@ -128,7 +137,6 @@ struct MatmulToBlasCall : OpRewritePattern<linalg::MatmulOp> {
       rewriter.eraseOp(zeroFill);
 
     auto module = op->getParentOfType<ModuleOp>();
-    bool bf16 = !bf16CalleeName.empty();
     MemRefType matrix = genericMatrixType(rewriter.getF32Type());
     MemRefType input =
         bf16 ? genericMatrixType(rewriter.getBF16Type()) : matrix;
@@ -146,7 +154,7 @@ struct MatmulToBlasCall : OpRewritePattern<linalg::MatmulOp> {
     SmallVector<Value> rounded;
     for (Value operand : op.getDpsInputs()) {
       Value value = operand;
-      if (bf16)
+      if (bf16 && getElementTypeOrSelf(operand.getType()).isF32())
         rounded.push_back(value = roundedToBf16(rewriter, loc, operand));
       args.push_back(memref::CastOp::create(rewriter, loc, input, value));
     }

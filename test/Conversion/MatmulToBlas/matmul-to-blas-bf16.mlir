@@ -32,3 +32,24 @@ func.func @gemm(%x: memref<6x8xf32>, %wa: memref<20x8xf32>, %c: memref<6x16xf32,
       ins(%x, %w : memref<6x8xf32>, memref<16x8xf32, strided<[8, 1]>>) outs(%c : memref<6x16xf32, strided<[20, 1]>>)
   return
 }
+
+// An input that is bf16 already (a frozen weight stored in bf16) goes to
+// the GEMM as it is; only the f32 one is rounded. Under precision=f32 the
+// mixed GEMM is left alone (lowered to loops).
+// CHECK-LABEL: func.func @mixed
+// CHECK-SAME: (%[[X2:.+]]: memref<6x8xf32>, %[[W2:.+]]: memref<16x8xbf16>, %[[C2:.+]]: memref<6x16xf32>)
+// CHECK: %[[XB2:.+]] = memref.alloc() : memref<6x8xbf16>
+// CHECK: arith.truncf
+// CHECK-NOT: memref.alloc
+// CHECK: %[[CW2:.+]] = memref.cast %[[W2]] : memref<16x8xbf16> to memref<?x?xbf16, strided<[?, ?], offset: ?>>
+// CHECK: call @lora_gemm_bf16(%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %[[CW2]], %{{.+}})
+// CHECK: memref.dealloc %[[XB2]]
+// CHECK-NEXT: return
+// RUN: lora-opt %s -lora-matmul-to-blas | FileCheck %s --check-prefix=F32
+// F32-LABEL: func.func @mixed
+// F32: linalg.matmul
+func.func @mixed(%x: memref<6x8xf32>, %w: memref<16x8xbf16>, %c: memref<6x16xf32>) {
+  linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
+      ins(%x, %w : memref<6x8xf32>, memref<16x8xbf16>) outs(%c : memref<6x16xf32>)
+  return
+}

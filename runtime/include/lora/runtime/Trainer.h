@@ -212,8 +212,9 @@ public:
   /// error naming this rank when not.
   Status checkRanksAgree(Communicator &communicator) const;
 
-  /// Copies the current value of f32 argument `name` (a parameter, a
-  /// moment) into `out`; false when there is no such argument.
+  /// Copies the current value of float argument `name` (a parameter, a
+  /// moment; bf16 ones widened) into `out`; false when there is no such
+  /// argument or it holds integers.
   bool read(const std::string &name, std::vector<float> &out) const;
 
 private:
