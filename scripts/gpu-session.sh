@@ -6,8 +6,9 @@
 #                                        # (gpu-check.sh prepare), the
 #                                        # runtime and its libraries
 #                                        # (gpu-check.sh bundle), the 1B
-#                                        # step and the 8B step with
-#                                        # --recompute layer, packed into
+#                                        # step and the 8B step (frozen
+#                                        # weights in bf16: no recompute
+#                                        # needed on 80 GB), packed into
 #                                        # DIR/bundle.tar.xz (about 9 MB)
 #   scripts/gpu-session.sh run DIR [OUT] # there: FlashTilesTest on the GPU,
 #                                        # gpu-check.sh run, the 1B step's
@@ -18,8 +19,10 @@
 #                                        # profiles into OUT
 #
 # QUICK=1 in the environment of both: the 1B model only, and no
-# torch.compile side (about 4 minutes on the GPU instead of 9; prepare
-# skips the 8B compile).
+# torch.compile side (53 s of commands on an H100 instead of about 8
+# minutes; prepare skips the 8B compile). PARTS="tiles check profile 1b
+# 8b" (the default: all) picks what `run` runs. RECOMPUTE_8B=layer makes
+# prepare compile the 8B step with per-layer recomputation.
 #
 # `run` keeps going when a part fails or runs out of its time, so what did
 # run is reported; each part prints the seconds since the start. The
@@ -41,7 +44,7 @@ prepare)
   parts="tiny bench"
   if [[ ${QUICK:-0} != 1 ]]; then
     python3 "$root/bench/gpu_training_step.py" --compile "$work/bench8" \
-      --models 8b --recompute layer
+      --models 8b --recompute "${RECOMPUTE_8B:-none}"
     parts+=" bench8"
   fi
   mkdir -p "$dir"
@@ -57,31 +60,39 @@ run)
   work=$(mktemp -d)
   start=$(date +%s)
   part() { echo "[+$(($(date +%s) - start)) s] $*"; }
+  parts=" ${PARTS:-tiles check profile 1b 8b} "
+  wants() { [[ $parts == *" $1 "* ]]; }
   tar -C "$work" -xJf "$dir/bundle.tar.xz"
   runtime=$work/tiny/runtime
   export LD_LIBRARY_PATH=$runtime/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   nvidia-smi --query-gpu=name,memory.total,driver_version \
     --format=csv,noheader
-  part "FlashTilesTest (the GPU entry points against the row functions)"
-  timeout 60 "$runtime/bin/LoraRuntimeTests" --gtest_filter='*FlashTiles*' \
-    >"$out/tiles.log" 2>&1
-  echo "rc=$?"
-  grep -E "^\[  (FAILED|PASSED|SKIPPED) \]|differ|lora:" "$out/tiles.log"
-  part "gpu-check.sh run (the tiny step on the GPU against the CPU)"
-  timeout 90 "$root/scripts/gpu-check.sh" run "$work/tiny" \
-    >"$out/check.log" 2>&1
-  echo "rc=$?"
-  grep -E "tests|losses agree|tensors|GPU busy|lora:" "$out/check.log"
-  part "the 1B step's profile (LORA_GPU_PROFILE, 4 steps)"
-  LORA_GPU_PROFILE=$out/profile-1b.jsonl timeout 90 "$runtime/bin/lora-train" \
-    --artifact "$work/bench/1b" --train_file "$work/bench/tokens.bin" \
-    --max_steps 4 --logging_steps 1 \
-    --output_dir "$work/profile-run" >"$out/profile-1b.log" 2>&1
-  echo "rc=$?"
-  tail -2 "$out/profile-1b.log"
-  python3 "$root/scripts/gpu_profile.py" "$out/profile-1b.jsonl" \
-    --artifact "$work/bench/1b" --metrics "$work/profile-run/metrics.jsonl" \
-    --top 15
+  if wants tiles; then
+    part "FlashTilesTest (the GPU entry points against the row functions)"
+    timeout 60 "$runtime/bin/LoraRuntimeTests" --gtest_filter='*FlashTiles*' \
+      >"$out/tiles.log" 2>&1
+    echo "rc=$?"
+    grep -E "^\[  (FAILED|PASSED|SKIPPED) \]|differ|lora:" "$out/tiles.log"
+  fi
+  if wants check; then
+    part "gpu-check.sh run (the tiny step on the GPU against the CPU)"
+    timeout 90 "$root/scripts/gpu-check.sh" run "$work/tiny" \
+      >"$out/check.log" 2>&1
+    echo "rc=$?"
+    grep -E "tests|losses agree|tensors|GPU busy|lora:" "$out/check.log"
+  fi
+  if wants profile; then
+    part "the 1B step's profile (LORA_GPU_PROFILE, 4 steps)"
+    LORA_GPU_PROFILE=$out/profile-1b.jsonl timeout 90 "$runtime/bin/lora-train" \
+      --artifact "$work/bench/1b" --train_file "$work/bench/tokens.bin" \
+      --max_steps 4 --logging_steps 1 \
+      --output_dir "$work/profile-run" >"$out/profile-1b.log" 2>&1
+    echo "rc=$?"
+    tail -2 "$out/profile-1b.log"
+    python3 "$root/scripts/gpu_profile.py" "$out/profile-1b.jsonl" \
+      --artifact "$work/bench/1b" --metrics "$work/profile-run/metrics.jsonl" \
+      --top 15
+  fi
   # bench SECONDS FOLDER FLAGS...: one invocation of the benchmark.
   bench() {
     local limit=$1 folder=$2
@@ -92,13 +103,15 @@ run)
   }
   # Each model's sides in one invocation, so the rows carry the ratios to
   # lora-train's step time.
-  if [[ ${QUICK:-0} == 1 ]]; then
+  if [[ ${QUICK:-0} == 1 ]] && wants 1b; then
     part "benchmark: 1B (lora-train, PyTorch + PEFT eager)"
     bench 200 "$work/bench" --models 1b --sides ours,eager --timeout 140
-  else
+  elif wants 1b; then
     part "benchmark: 1B (lora-train, PyTorch + PEFT eager, torch.compile)"
     bench 300 "$work/bench" --models 1b --timeout 140
-    part "benchmark: 8B (lora-train with --recompute layer, PyTorch + PEFT)"
+  fi
+  if [[ ${QUICK:-0} != 1 ]] && wants 8b; then
+    part "benchmark: 8B (lora-train, PyTorch + PEFT)"
     bench 330 "$work/bench8" --models 8b --steps 4 --timeout 150
   fi
   part "done"
