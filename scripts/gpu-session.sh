@@ -21,7 +21,7 @@
 # QUICK=1 in the environment of both: the 1B model only, and no
 # torch.compile side (53 s of commands on an H100 instead of about 8
 # minutes; prepare skips the 8B compile). PARTS="tiles check profile 1b
-# 8b" (the default: all) picks what `run` runs. RECOMPUTE_8B=layer makes
+# 8b" (the default: all; with QUICK=1 all but 8b) picks what `run` runs. RECOMPUTE_8B=layer makes
 # prepare compile the 8B step with per-layer recomputation.
 #
 # `run` keeps going when a part fails or runs out of its time, so what did
@@ -60,7 +60,9 @@ run)
   work=$(mktemp -d)
   start=$(date +%s)
   part() { echo "[+$(($(date +%s) - start)) s] $*"; }
-  parts=" ${PARTS:-tiles check profile 1b 8b} "
+  all="tiles check profile 1b 8b"
+  [[ ${QUICK:-0} == 1 ]] && all="tiles check profile 1b"
+  parts=" ${PARTS:-$all} "
   wants() { [[ $parts == *" $1 "* ]]; }
   tar -C "$work" -xJf "$dir/bundle.tar.xz"
   runtime=$work/tiny/runtime
@@ -103,16 +105,17 @@ run)
   }
   # Each model's sides in one invocation, so the rows carry the ratios to
   # lora-train's step time.
-  if [[ ${QUICK:-0} == 1 ]] && wants 1b; then
-    part "benchmark: 1B (lora-train, PyTorch + PEFT eager)"
-    bench 200 "$work/bench" --models 1b --sides ours,eager --timeout 140
-  elif wants 1b; then
-    part "benchmark: 1B (lora-train, PyTorch + PEFT eager, torch.compile)"
-    bench 300 "$work/bench" --models 1b --timeout 140
+  # QUICK=1: no torch.compile side.
+  sides=ours,eager,compile
+  [[ ${QUICK:-0} == 1 ]] && sides=ours,eager
+  if wants 1b; then
+    part "benchmark: 1B ($sides)"
+    bench 300 "$work/bench" --models 1b --sides "$sides" --timeout 140
   fi
-  if [[ ${QUICK:-0} != 1 ]] && wants 8b; then
-    part "benchmark: 8B (lora-train, PyTorch + PEFT)"
-    bench 330 "$work/bench8" --models 8b --steps 4 --timeout 150
+  if wants 8b; then
+    part "benchmark: 8B ($sides)"
+    bench 330 "$work/bench8" --models 8b --sides "$sides" --steps 4 \
+      --timeout 150
   fi
   part "done"
   rm -rf "$work"
