@@ -31,7 +31,9 @@ mlir::lora::buildGpuLoweringPipeline(OpPassManager &pm,
   // host, moving it off the GPU and back every step. Rows of 1024 or more
   // (RMSNorm over the hidden size, the loss over a vocabulary chunk) get
   // up to 32 threads each instead of one.
-  if (failed(buildBufferizationPipeline(pm, "gpu", /*splitSumsFrom=*/256,
+  // bf16: attention's products on the tensor cores too.
+  if (failed(buildBufferizationPipeline(pm, options.bf16 ? "gpu-bf16" : "gpu",
+                                        /*splitSumsFrom=*/256,
                                         /*splitRowsFrom=*/1024,
                                         /*adapterGradCalls=*/false,
                                         options.bf16)))

@@ -22,7 +22,9 @@ def ConvertLoraToLinalg : Pass<"convert-lora-to-linalg", "ModuleOp"> {
     `lora.attention_grad` stay, marked `lora.flash`, and bufferize into
     calls to the runtime's flash attention (`lora_attention_f32`, or
     `lora_gpu_attention_f32` on device buffers): an online softmax row by
-    row, the [seq, seq] matrix never stored.
+    row, the [seq, seq] matrix never stored. `gpu-bf16` calls
+    `lora_gpu_attention_bf16` instead: the same on device buffers, with
+    the products on bf16 tensor cores.
 
     With `adapter-grad-calls`, f32 `lora.adapter_grad` ops stay, marked
     `lora.runtime_call`, and bufferize into calls to
@@ -31,8 +33,8 @@ def ConvertLoraToLinalg : Pass<"convert-lora-to-linalg", "ModuleOp"> {
   }];
   let options = [
     Option<"flashAttention", "flash-attention", "std::string", "\"none\"",
-           "none (score blocks per head), cpu or gpu (runtime flash "
-           "attention)">,
+           "none (score blocks per head), cpu, gpu or gpu-bf16 (runtime "
+           "flash attention; gpu-bf16 on tensor cores)">,
     Option<"adapterGradCalls", "adapter-grad-calls", "bool", "false",
            "leave f32 lora.adapter_grad to the runtime's one-pass kernel "
            "(CPU) instead of lowering it to three GEMMs">

@@ -14,8 +14,8 @@ namespace mlir::lora {
 
 /// lora ops -> linalg on tensors -> bufferized, results as out-parameters,
 /// temporaries in one planned arena (both backends start so).
-/// `flashAttention`: "none", or "cpu"/"gpu" to leave attention to the
-/// runtime's flash kernels. Whole-tensor sums of `splitSumsFrom` elements
+/// `flashAttention`: "none", or "cpu"/"gpu"/"gpu-bf16" to leave attention
+/// to the runtime's flash kernels. Whole-tensor sums of `splitSumsFrom` elements
 /// or more become parallel partial sums (lora-split-reductions): on the
 /// CPU only where threads pay for themselves, on the GPU every sum a host
 /// loop would otherwise run over managed memory. Row reductions over

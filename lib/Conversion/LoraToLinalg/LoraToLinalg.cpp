@@ -1295,10 +1295,11 @@ struct ConvertLoraToLinalgPass
 
   void runOnOperation() override {
     StringRef flash = flashAttention;
-    if (flash != "none" && flash != "cpu" && flash != "gpu") {
+    if (flash != "none" && flash != "cpu" && flash != "gpu" &&
+        flash != "gpu-bf16") {
       getOperation().emitError()
-          << "convert-lora-to-linalg: flash-attention must be none, cpu or "
-             "gpu, got '"
+          << "convert-lora-to-linalg: flash-attention must be none, cpu, gpu "
+             "or gpu-bf16, got '"
           << flash << "'";
       return signalPassFailure();
     }

@@ -755,5 +755,9 @@ lora::runtime::cudaEntryPoints() {
             &_mlir_ciface_lora_gpu_attention_f32),
       entry("_mlir_ciface_lora_gpu_attention_grad_f32",
             &_mlir_ciface_lora_gpu_attention_grad_f32),
+      entry("_mlir_ciface_lora_gpu_attention_bf16",
+            &_mlir_ciface_lora_gpu_attention_bf16),
+      entry("_mlir_ciface_lora_gpu_attention_grad_bf16",
+            &_mlir_ciface_lora_gpu_attention_grad_bf16),
   };
 }

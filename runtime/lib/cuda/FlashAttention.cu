@@ -7,6 +7,13 @@
 // Larger heads run the row functions of FlashAttention.h, one thread per
 // row. Buffers are device-visible (managed) memory.
 //
+// The bf16 entry points (steps compiled with --bf16) run the products on
+// the tensor cores instead, for head_dim a multiple of 16 up to 128: Q, K,
+// V and dO tiles rounded to bf16 in shared memory, the probabilities and
+// dS rounded to bf16 before their products, every product accumulated in
+// fp32 (wmma 16x16x16), the softmax statistics in fp32. Other head sizes
+// take the fp32 path.
+//
 //===----------------------------------------------------------------------===//
 
 #include "lora/runtime/Attention.h"
@@ -15,7 +22,9 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
+#include <mma.h>
 #include <string>
 #include <type_traits>
 
@@ -193,12 +202,11 @@ float *scratch(int slot, int64_t floats) {
 float *statistics(int64_t rows, int which) { return scratch(which, rows); }
 float *shares(int64_t floats) { return scratch(2, floats); }
 
-/// Launches kernel<<<grid, 256, bytes>>>, raising the kernel's shared
+/// Launches kernel<<<grid, threads, bytes>>>, raising the kernel's shared
 /// memory limit first (above 48 KB it must be asked for).
 template <class Kernel, class... Args>
-void launchTiles(Kernel kernel, dim3 grid, int64_t sharedFloats,
-                 const char *what, Args... args) {
-  size_t bytes = size_t(sharedFloats) * sizeof(float);
+void launchBlocks(Kernel kernel, dim3 grid, int threads, size_t bytes,
+                  const char *what, Args... args) {
   if (cudaError_t error = cudaFuncSetAttribute(
           kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
       error != cudaSuccess) {
@@ -206,12 +214,420 @@ void launchTiles(Kernel kernel, dim3 grid, int64_t sharedFloats,
                  bytes, cudaGetErrorString(error));
     std::exit(1);
   }
-  kernel<<<grid, tiles::kThreads, bytes, stepStream()>>>(args...);
+  kernel<<<grid, threads, bytes, stepStream()>>>(args...);
   finish(what);
+}
+
+/// The fp32 tiles: 256 threads, `sharedFloats` of shared memory.
+template <class Kernel, class... Args>
+void launchTiles(Kernel kernel, dim3 grid, int64_t sharedFloats,
+                 const char *what, Args... args) {
+  launchBlocks(kernel, grid, tiles::kThreads,
+               size_t(sharedFloats) * sizeof(float), what, args...);
 }
 
 const float *in(const LoraMemRef3DF32 *m) { return m->aligned + m->offset; }
 float *out(LoraMemRef3DF32 *m) { return m->aligned + m->offset; }
+
+//===----------------------------------------------------------------------===//
+// bf16 tensor-core attention
+//===----------------------------------------------------------------------===//
+
+namespace mma {
+
+using namespace nvcuda;
+using bf16 = __nv_bfloat16;
+using FragA = wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major>;
+using FragB = wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major>;
+using FragBt = wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major>;
+using FragC = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
+
+/// A block: 4 warps over a tile of 64 rows (queries, or keys in the key
+/// gradient), 16 rows each; the other side passes in tiles of 64 rows.
+constexpr int kRows = 64, kWarps = 4, kThreads = 32 * kWarps;
+
+/// Shared-memory strides in elements: rows padded (fragments start 32-byte
+/// aligned; rows do not all start on one bank).
+template <int D> struct Layout {
+  static constexpr int kLd = D + 8;        // bf16 [64][D] tiles
+  static constexpr int kLdScore = kRows + 4; // fp32 [64][64] scores
+  static constexpr int kLdP = kRows + 8;   // bf16 [64][64] P or dS
+  static constexpr int kLdOut = D + 4;     // fp32 [64][D] accumulator
+  static constexpr size_t kTile = size_t(kRows) * kLd * sizeof(bf16);
+  static constexpr size_t kScore = size_t(kRows) * kLdScore * sizeof(float);
+  static constexpr size_t kP = size_t(kRows) * kLdP * sizeof(bf16);
+  static constexpr size_t kOut = size_t(kRows) * kLdOut * sizeof(float);
+  static constexpr size_t kStats = size_t(kRows) * sizeof(float);
+  static constexpr size_t forwardBytes() {
+    return 3 * kTile + kScore + kP + kOut + 2 * kStats;
+  }
+  static constexpr size_t queryGradBytes() {
+    return 4 * kTile + 2 * kScore + kP + 4 * kStats;
+  }
+  static constexpr size_t keyGradBytes() {
+    return 4 * kTile + 2 * kScore + 2 * kP + 2 * kStats;
+  }
+};
+
+/// Carves a block's shared memory into its arrays, in order.
+struct Carve {
+  unsigned char *next;
+  template <class T> __device__ T *take(size_t bytes) {
+    T *p = reinterpret_cast<T *>(next);
+    next += bytes;
+    return p;
+  }
+};
+
+/// Rows [first, first + 64) of one head of `x` into a bf16 tile; `offset`
+/// gives a row's first element, rows at or past `seq` are zero.
+template <int D, class Offset>
+__device__ void loadTile(bf16 *tile, const float *x, int64_t first,
+                         int64_t seq, Offset offset) {
+  for (int i = threadIdx.x; i < kRows * D; i += kThreads) {
+    int r = i / D, c = i % D;
+    float value = first + r < seq ? x[offset(first + r) + c] : 0.0f;
+    tile[r * Layout<D>::kLd + c] = __float2bfloat16(value);
+  }
+}
+
+/// scores[16][64] = rows[16][D] · other[64][D]ᵀ, one warp.
+template <int D>
+__device__ void scoreTile(const bf16 *rows, const bf16 *other, float *scores) {
+  using L = Layout<D>;
+  for (int j = 0; j < kRows / 16; ++j) {
+    FragC acc;
+    wmma::fill_fragment(acc, 0.0f);
+    for (int kk = 0; kk < D / 16; ++kk) {
+      FragA a;
+      FragBt b;
+      wmma::load_matrix_sync(a, rows + kk * 16, L::kLd);
+      wmma::load_matrix_sync(b, other + j * 16 * L::kLd + kk * 16, L::kLd);
+      wmma::mma_sync(acc, a, b, acc);
+    }
+    wmma::store_matrix_sync(scores + j * 16, acc, L::kLdScore,
+                            wmma::mem_row_major);
+  }
+}
+
+/// acc[n] += p[16][64] · other[64][D] columns 16n.., one warp.
+template <int D>
+__device__ void accumulate(FragC (&acc)[D / 16], const bf16 *p,
+                           const bf16 *other) {
+  using L = Layout<D>;
+  for (int kk = 0; kk < kRows / 16; ++kk) {
+    FragA a;
+    wmma::load_matrix_sync(a, p + kk * 16, L::kLdP);
+    for (int n = 0; n < D / 16; ++n) {
+      FragB b;
+      wmma::load_matrix_sync(b, other + kk * 16 * L::kLd + n * 16, L::kLd);
+      wmma::mma_sync(acc[n], a, b, acc[n]);
+    }
+  }
+}
+
+/// Writes a warp's 16 rows of acc · factor to global memory through a
+/// 16x16 scratch of its own; `offset(r)` gives row r's first element, or
+/// -1 for a row past the sequence.
+template <int D, class Offset>
+__device__ void storeRows(FragC (&acc)[D / 16], float factor, float *scratch,
+                          float *x, Offset offset) {
+  int lane = threadIdx.x % 32;
+  for (int n = 0; n < D / 16; ++n) {
+    wmma::store_matrix_sync(scratch, acc[n], Layout<D>::kLdScore,
+                            wmma::mem_row_major);
+    __syncwarp();
+    for (int i = lane; i < 256; i += 32) {
+      int r = i / 16, c = i % 16;
+      int64_t at = offset(r);
+      if (at >= 0)
+        x[at + n * 16 + c] = factor * scratch[r * Layout<D>::kLdScore + c];
+    }
+    __syncwarp();
+  }
+}
+
+/// The online softmax over one warp's 16 score rows (two lanes a row, 32
+/// columns each): masks keys after the row's query (and past the
+/// sequence), scales, and updates the row's running maximum and sum.
+/// With `p`, writes the probabilities against the new maximum there (bf16)
+/// and returns the factor the row's earlier output shrinks by.
+template <int D>
+__device__ float softmaxStep(const flash::Shape &s, float *scoreRow,
+                             bf16 *pRow, int64_t t, int64_t firstKey,
+                             float *rowMax, float *rowSum, int r) {
+  int half = threadIdx.x % 2;
+  float top = -INFINITY;
+  for (int c = half * 32; c < half * 32 + 32; ++c) {
+    int64_t key = firstKey + c;
+    float x = key <= t && key < s.seq ? scoreRow[c] * s.scale : -INFINITY;
+    scoreRow[c] = x;
+    top = fmaxf(top, x);
+  }
+  top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 1));
+  // Key 0 is in the first tile and attends for every row: the maximum is
+  // finite from then on.
+  float old = rowMax[r], next = fmaxf(old, top), sum = 0;
+  for (int c = half * 32; c < half * 32 + 32; ++c) {
+    float p = expf(scoreRow[c] - next);
+    if (pRow)
+      pRow[c] = __float2bfloat16(p);
+    sum += p;
+  }
+  sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+  float shrink = expf(old - next);
+  __syncwarp();
+  if (half == 0) {
+    rowMax[r] = next;
+    rowSum[r] = rowSum[r] * shrink + sum;
+  }
+  __syncwarp();
+  return shrink;
+}
+
+// Grids as the fp32 tiles': x the tiles (query tiles longest first), y
+// the query heads, z the batch.
+template <int D>
+__global__ void __launch_bounds__(kThreads)
+    forwardKernel(flash::Shape s, const float *q, const float *k,
+                  const float *v, float *out) {
+  using L = Layout<D>;
+  extern __shared__ __align__(128) unsigned char shared[];
+  Carve carve{shared};
+  bf16 *qs = carve.take<bf16>(L::kTile), *ks = carve.take<bf16>(L::kTile),
+       *vs = carve.take<bf16>(L::kTile);
+  float *scores = carve.take<float>(L::kScore);
+  bf16 *ps = carve.take<bf16>(L::kP);
+  float *os = carve.take<float>(L::kOut);
+  float *rowMax = carve.take<float>(L::kStats),
+        *rowSum = carve.take<float>(L::kStats);
+  int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  int64_t tile = tiles::tileCount(s.seq) - 1 - blockIdx.x, h = blockIdx.y,
+          b = blockIdx.z, g = h / s.group(), first = tile * kRows;
+  loadTile<D>(qs, q, first, s.seq,
+              [&](int64_t t) { return s.queryOffset(b, t, h); });
+  for (int i = threadIdx.x; i < kRows * L::kLdOut; i += kThreads)
+    os[i] = 0;
+  if (threadIdx.x < kRows) {
+    rowMax[threadIdx.x] = -INFINITY;
+    rowSum[threadIdx.x] = 0;
+  }
+  int r = warp * 16 + lane / 2, half = lane % 2;
+  int64_t t = first + r;
+  int64_t last = first + kRows - 1 < s.seq - 1 ? first + kRows - 1 : s.seq - 1;
+  for (int64_t kt = 0; kt <= last / kRows; ++kt) {
+    __syncthreads();
+    auto kvRow = [&](int64_t j) { return s.kvOffset(b, j, g); };
+    loadTile<D>(ks, k, kt * kRows, s.seq, kvRow);
+    loadTile<D>(vs, v, kt * kRows, s.seq, kvRow);
+    __syncthreads();
+    float *warpScores = scores + warp * 16 * L::kLdScore;
+    scoreTile<D>(qs + warp * 16 * L::kLd, ks, warpScores);
+    __syncwarp();
+    float shrink = softmaxStep<D>(s, scores + r * L::kLdScore,
+                                  ps + r * L::kLdP, t, kt * kRows, rowMax,
+                                  rowSum, r);
+    for (int c = half * (D / 2); c < (half + 1) * (D / 2); ++c)
+      os[r * L::kLdOut + c] *= shrink;
+    __syncwarp();
+    FragC acc[D / 16];
+    float *warpOut = os + warp * 16 * L::kLdOut;
+    for (int n = 0; n < D / 16; ++n)
+      wmma::load_matrix_sync(acc[n], warpOut + n * 16, L::kLdOut,
+                             wmma::mem_row_major);
+    accumulate<D>(acc, ps + warp * 16 * L::kLdP, vs);
+    for (int n = 0; n < D / 16; ++n)
+      wmma::store_matrix_sync(warpOut + n * 16, acc[n], L::kLdOut,
+                              wmma::mem_row_major);
+    __syncwarp();
+  }
+  if (t < s.seq) {
+    float *o = out + s.queryOffset(b, t, h);
+    float inverse = 1.0f / rowSum[r];
+    for (int c = half * (D / 2); c < (half + 1) * (D / 2); ++c)
+      o[c] = os[r * L::kLdOut + c] * inverse;
+  }
+}
+
+/// Per query tile: the log-sum-exp (a pass over the keys), delta = dO·O,
+/// then dQ = scale · Σ_keys P (dP − delta) K with dP = dO·Vᵀ.
+template <int D>
+__global__ void __launch_bounds__(kThreads)
+    queryGradKernel(flash::Shape s, const float *q, const float *k,
+                    const float *v, const float *out, const float *dOut,
+                    float *lse, float *delta, float *dq) {
+  using L = Layout<D>;
+  extern __shared__ __align__(128) unsigned char shared[];
+  Carve carve{shared};
+  bf16 *qs = carve.take<bf16>(L::kTile), *dos = carve.take<bf16>(L::kTile),
+       *ks = carve.take<bf16>(L::kTile), *vs = carve.take<bf16>(L::kTile);
+  float *scores = carve.take<float>(L::kScore),
+        *dps = carve.take<float>(L::kScore);
+  bf16 *dss = carve.take<bf16>(L::kP);
+  float *rowMax = carve.take<float>(L::kStats),
+        *rowSum = carve.take<float>(L::kStats),
+        *rowLse = carve.take<float>(L::kStats),
+        *rowDelta = carve.take<float>(L::kStats);
+  int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  int64_t tile = tiles::tileCount(s.seq) - 1 - blockIdx.x, h = blockIdx.y,
+          b = blockIdx.z, g = h / s.group(), first = tile * kRows;
+  auto queryRow = [&](int64_t t) { return s.queryOffset(b, t, h); };
+  auto kvRow = [&](int64_t j) { return s.kvOffset(b, j, g); };
+  loadTile<D>(qs, q, first, s.seq, queryRow);
+  loadTile<D>(dos, dOut, first, s.seq, queryRow);
+  if (threadIdx.x < kRows) {
+    rowMax[threadIdx.x] = -INFINITY;
+    rowSum[threadIdx.x] = 0;
+  }
+  int r = warp * 16 + lane / 2, half = lane % 2;
+  int64_t t = first + r;
+  int64_t last = first + kRows - 1 < s.seq - 1 ? first + kRows - 1 : s.seq - 1;
+  float *warpScores = scores + warp * 16 * L::kLdScore,
+        *warpDp = dps + warp * 16 * L::kLdScore;
+  for (int64_t kt = 0; kt <= last / kRows; ++kt) {
+    __syncthreads();
+    loadTile<D>(ks, k, kt * kRows, s.seq, kvRow);
+    __syncthreads();
+    scoreTile<D>(qs + warp * 16 * L::kLd, ks, warpScores);
+    __syncwarp();
+    softmaxStep<D>(s, scores + r * L::kLdScore, nullptr, t, kt * kRows,
+                   rowMax, rowSum, r);
+  }
+  // delta: each lane of the row's pair half of dO·O, in fp32.
+  float partial = 0;
+  if (t < s.seq)
+    for (int c = half * (D / 2); c < (half + 1) * (D / 2); ++c)
+      partial += dOut[queryRow(t) + c] * out[queryRow(t) + c];
+  partial += __shfl_xor_sync(0xffffffffu, partial, 1);
+  if (half == 0) {
+    rowLse[r] = rowMax[r] + logf(rowSum[r]);
+    rowDelta[r] = partial;
+    if (t < s.seq) {
+      lse[s.statOffset(b, h, t)] = rowLse[r];
+      delta[s.statOffset(b, h, t)] = partial;
+    }
+  }
+  __syncwarp();
+  FragC acc[D / 16];
+  for (int n = 0; n < D / 16; ++n)
+    wmma::fill_fragment(acc[n], 0.0f);
+  for (int64_t kt = 0; kt <= last / kRows; ++kt) {
+    __syncthreads();
+    loadTile<D>(ks, k, kt * kRows, s.seq, kvRow);
+    loadTile<D>(vs, v, kt * kRows, s.seq, kvRow);
+    __syncthreads();
+    scoreTile<D>(qs + warp * 16 * L::kLd, ks, warpScores);
+    scoreTile<D>(dos + warp * 16 * L::kLd, vs, warpDp);
+    __syncwarp();
+    for (int c = half * 32; c < half * 32 + 32; ++c) {
+      int64_t key = kt * kRows + c;
+      float p = key <= t && key < s.seq
+                    ? expf(scores[r * L::kLdScore + c] * s.scale - rowLse[r])
+                    : 0.0f;
+      dss[r * L::kLdP + c] =
+          __float2bfloat16(p * (dps[r * L::kLdScore + c] - rowDelta[r]));
+    }
+    __syncwarp();
+    accumulate<D>(acc, dss + warp * 16 * L::kLdP, ks);
+  }
+  storeRows<D>(acc, s.scale, warpScores, dq, [&](int row) -> int64_t {
+    int64_t at = first + warp * 16 + row;
+    return at < s.seq ? queryRow(at) : -1;
+  });
+}
+
+/// Per key tile and query head: over the query tiles from the key tile's
+/// on, dV = Σ Pᵀ dO and dK = scale · Σ dSᵀ Q, with the key rows as the
+/// warps' rows (Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ). With grouped heads, dk and dv
+/// are the head's share (shareOffset), which groupSumKernel adds.
+template <int D>
+__global__ void __launch_bounds__(kThreads)
+    keyGradKernel(flash::Shape s, const float *q, const float *k,
+                  const float *v, const float *dOut, const float *lse,
+                  const float *delta, float *dk, float *dv) {
+  using L = Layout<D>;
+  extern __shared__ __align__(128) unsigned char shared[];
+  Carve carve{shared};
+  bf16 *ks = carve.take<bf16>(L::kTile), *vs = carve.take<bf16>(L::kTile),
+       *qs = carve.take<bf16>(L::kTile), *dos = carve.take<bf16>(L::kTile);
+  float *scores = carve.take<float>(L::kScore),
+        *dps = carve.take<float>(L::kScore);
+  bf16 *ps = carve.take<bf16>(L::kP), *dss = carve.take<bf16>(L::kP);
+  float *colLse = carve.take<float>(L::kStats),
+        *colDelta = carve.take<float>(L::kStats);
+  int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  int64_t h = blockIdx.y, b = blockIdx.z, g = h / s.group(),
+          first = int64_t(blockIdx.x) * kRows;
+  int64_t share = tiles::shareOffset(s, h);
+  auto queryRow = [&](int64_t t) { return s.queryOffset(b, t, h); };
+  auto kvRow = [&](int64_t j) { return s.kvOffset(b, j, g); };
+  loadTile<D>(ks, k, first, s.seq, kvRow);
+  loadTile<D>(vs, v, first, s.seq, kvRow);
+  int r = warp * 16 + lane / 2, half = lane % 2;
+  int64_t key = first + r;
+  float *warpScores = scores + warp * 16 * L::kLdScore,
+        *warpDp = dps + warp * 16 * L::kLdScore;
+  FragC dkAcc[D / 16], dvAcc[D / 16];
+  for (int n = 0; n < D / 16; ++n) {
+    wmma::fill_fragment(dkAcc[n], 0.0f);
+    wmma::fill_fragment(dvAcc[n], 0.0f);
+  }
+  for (int64_t qt = blockIdx.x; qt < tiles::tileCount(s.seq); ++qt) {
+    __syncthreads();
+    loadTile<D>(qs, q, qt * kRows, s.seq, queryRow);
+    loadTile<D>(dos, dOut, qt * kRows, s.seq, queryRow);
+    if (threadIdx.x < kRows) {
+      int64_t t = qt * kRows + threadIdx.x;
+      colLse[threadIdx.x] = t < s.seq ? lse[s.statOffset(b, h, t)] : 0.0f;
+      colDelta[threadIdx.x] = t < s.seq ? delta[s.statOffset(b, h, t)] : 0.0f;
+    }
+    __syncthreads();
+    scoreTile<D>(ks + warp * 16 * L::kLd, qs, warpScores);
+    scoreTile<D>(vs + warp * 16 * L::kLd, dos, warpDp);
+    __syncwarp();
+    for (int c = half * 32; c < half * 32 + 32; ++c) {
+      int64_t t = qt * kRows + c;
+      float p = key <= t && t < s.seq
+                    ? expf(scores[r * L::kLdScore + c] * s.scale - colLse[c])
+                    : 0.0f;
+      ps[r * L::kLdP + c] = __float2bfloat16(p);
+      dss[r * L::kLdP + c] =
+          __float2bfloat16(p * (dps[r * L::kLdScore + c] - colDelta[c]));
+    }
+    __syncwarp();
+    accumulate<D>(dvAcc, ps + warp * 16 * L::kLdP, dos);
+    accumulate<D>(dkAcc, dss + warp * 16 * L::kLdP, qs);
+  }
+  auto keyRow = [&](int row) -> int64_t {
+    int64_t j = first + warp * 16 + row;
+    return j < s.seq ? share + kvRow(j) : -1;
+  };
+  storeRows<D>(dkAcc, s.scale, warpScores, dk, keyRow);
+  storeRows<D>(dvAcc, 1.0f, warpScores, dv, keyRow);
+}
+
+/// Calls f(std::integral_constant<int, D>) for the head sizes the tensor
+/// cores take; false for the others.
+template <class F> bool withHeadDim(int64_t headDim, F &&f) {
+  switch (headDim) {
+  case 16:
+    f(std::integral_constant<int, 16>());
+    return true;
+  case 32:
+    f(std::integral_constant<int, 32>());
+    return true;
+  case 64:
+    f(std::integral_constant<int, 64>());
+    return true;
+  case 128:
+    f(std::integral_constant<int, 128>());
+    return true;
+  default:
+    return false;
+  }
+}
+
+} // namespace mma
 
 } // namespace
 
@@ -294,4 +710,71 @@ extern "C" void _mlir_ciface_lora_gpu_attention_grad_f32(
   keyKernel<<<blocks(s.keyRows()), kThreads, 0, stepStream()>>>(
       s, in(q), in(k), in(v), in(dOut), lse, delta, out(dk), out(dv));
   finish("the flash attention key-gradient kernel");
+}
+
+extern "C" void
+_mlir_ciface_lora_gpu_attention_bf16(LoraMemRef3DF32 *q, LoraMemRef3DF32 *k,
+                                     LoraMemRef3DF32 *v, LoraMemRef3DF32 *o,
+                                     int64_t heads, int64_t kvHeads,
+                                     int64_t headDim, float scale) {
+  flash::Shape s = attentionShape(*q, *k, heads, kvHeads, headDim, scale,
+                                  "lora_gpu_attention_bf16");
+  useDriversDevice();
+  bool ran = mma::withHeadDim(s.headDim, [&](auto dim) {
+    constexpr int D = decltype(dim)::value;
+    CudaProfileScope span([] { return "flash attention forward (bf16)"; });
+    launchBlocks(mma::forwardKernel<D>,
+                 dim3(unsigned(tiles::tileCount(s.seq)), unsigned(s.heads),
+                      unsigned(s.batch)),
+                 mma::kThreads, mma::Layout<D>::forwardBytes(),
+                 "the bf16 flash attention forward kernel", s, in(q), in(k),
+                 in(v), out(o));
+  });
+  if (!ran)
+    _mlir_ciface_lora_gpu_attention_f32(q, k, v, o, heads, kvHeads, headDim,
+                                        scale);
+}
+
+extern "C" void _mlir_ciface_lora_gpu_attention_grad_bf16(
+    LoraMemRef3DF32 *q, LoraMemRef3DF32 *k, LoraMemRef3DF32 *v,
+    LoraMemRef3DF32 *o, LoraMemRef3DF32 *dOut, LoraMemRef3DF32 *dq,
+    LoraMemRef3DF32 *dk, LoraMemRef3DF32 *dv, int64_t heads, int64_t kvHeads,
+    int64_t headDim, float scale) {
+  flash::Shape s = attentionShape(*q, *k, heads, kvHeads, headDim, scale,
+                                  "lora_gpu_attention_grad_bf16");
+  useDriversDevice();
+  bool ran = mma::withHeadDim(s.headDim, [&](auto dim) {
+    constexpr int D = decltype(dim)::value;
+    float *lse = statistics(s.queryRows(), 0),
+          *delta = statistics(s.queryRows(), 1);
+    dim3 grid(unsigned(tiles::tileCount(s.seq)), unsigned(s.heads),
+              unsigned(s.batch));
+    {
+      CudaProfileScope span(
+          [] { return "flash attention query gradient (bf16)"; });
+      launchBlocks(mma::queryGradKernel<D>, grid, mma::kThreads,
+                   mma::Layout<D>::queryGradBytes(),
+                   "the bf16 flash attention query-gradient kernel", s, in(q),
+                   in(k), in(v), in(o), in(dOut), lse, delta, out(dq));
+    }
+    CudaProfileScope span([] { return "flash attention key gradient (bf16)"; });
+    int64_t size = s.keyRows() * s.headDim;
+    float *dkShares = out(dk), *dvShares = out(dv);
+    if (s.group() > 1) {
+      dkShares = shares(2 * s.group() * size);
+      dvShares = dkShares + s.group() * size;
+    }
+    launchBlocks(mma::keyGradKernel<D>, grid, mma::kThreads,
+                 mma::Layout<D>::keyGradBytes(),
+                 "the bf16 flash attention key-gradient kernel", s, in(q),
+                 in(k), in(v), in(dOut), lse, delta, dkShares, dvShares);
+    if (s.group() > 1) {
+      groupSumKernel<<<blocks(size), kThreads, 0, stepStream()>>>(
+          s, dkShares, dvShares, out(dk), out(dv));
+      finish("the flash attention group-sum kernel");
+    }
+  });
+  if (!ran)
+    _mlir_ciface_lora_gpu_attention_grad_f32(q, k, v, o, dOut, dq, dk, dv,
+                                             heads, kvHeads, headDim, scale);
 }

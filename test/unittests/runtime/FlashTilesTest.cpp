@@ -5,15 +5,20 @@
 // compiled-step tests check against the reference evaluator): the output,
 // the log-sum-exp, dQ, dK and dV, for sequences that do and do not fill
 // the last tile, grouped-query heads and every columns-per-thread width.
+// The GPU's bf16 entry points (tensor cores) against the row functions on
+// the same inputs rounded to bf16, within 1% of each tensor's largest
+// magnitude (the kernels also round the probabilities and dS).
 //
 //===----------------------------------------------------------------------===//
 
 #include "lora/runtime/Attention.h"
 #include "lora/runtime/Cuda.h"
+#include "lora/runtime/DType.h"
 #include "lora/runtime/FlashTiles.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <ostream>
@@ -63,6 +68,14 @@ struct Attention {
     fill(dOut, s.queryRows());
   }
 
+  /// Rounds the inputs to bf16 (nearest even), as the bf16 kernels read
+  /// them.
+  void roundInputs() {
+    for (std::vector<float> *x : {&q, &k, &v, &dOut})
+      for (float &e : *x)
+        e = lora::runtime::bf16ToF32(lora::runtime::f32ToBF16(e));
+  }
+
   /// The row functions' results (the reference).
   void rows() {
     namespace flash = lora::runtime::flash;
@@ -86,13 +99,20 @@ struct Attention {
   }
 };
 
+/// Within 2e-5 + 2e-4 |expected| of each element, or with `ofLargest`
+/// above 0 within that fraction of the largest |expected|.
 void expectClose(const std::vector<float> &actual,
-                 const std::vector<float> &expected, const char *what) {
+                 const std::vector<float> &expected, const char *what,
+                 float ofLargest = 0) {
   ASSERT_EQ(actual.size(), expected.size()) << what;
+  float largest = 0;
+  for (float e : expected)
+    largest = std::max(largest, std::fabs(e));
   size_t wrong = 0, first = 0;
   for (size_t i = 0; i < actual.size(); ++i)
     if (!(std::fabs(actual[i] - expected[i]) <=
-          2e-5f + 2e-4f * std::fabs(expected[i])) &&
+          (ofLargest > 0 ? ofLargest * largest
+                         : 2e-5f + 2e-4f * std::fabs(expected[i]))) &&
         wrong++ == 0)
       first = i;
   EXPECT_EQ(wrong, 0u) << what << ": " << wrong << " of " << actual.size()
@@ -103,12 +123,12 @@ void expectClose(const std::vector<float> &actual,
 /// The entry points of compiled steps (CPU or GPU: tiles for head_dim <=
 /// 128, rows above) on buffers from `allocate`, against the rows: the
 /// forward, then the backward from the rows' output, as a step passes its
-/// forward's.
+/// forward's. `ofLargest`: expectClose's tolerance.
 template <class Allocate, class Release, class Forward, class Backward,
           class Wait>
 void checkEntryPoints(Attention &a, const char *side, Allocate allocate,
                       Release release, Forward forward, Backward backward,
-                      Wait wait) {
+                      Wait wait, float ofLargest = 0) {
   const Shape &s = a.s;
   std::vector<float *> owned;
   auto buffer = [&](const std::vector<float> &init, int64_t heads) {
@@ -131,14 +151,15 @@ void checkEntryPoints(Attention &a, const char *side, Allocate allocate,
   std::string what = side;
   forward(&q, &k, &v, &out, s.heads, s.kvHeads, s.headDim, s.scale);
   wait();
-  expectClose(copy(out, a.q.size()), a.out, (what + " output").c_str());
+  expectClose(copy(out, a.q.size()), a.out, (what + " output").c_str(),
+              ofLargest);
   std::memcpy(out.aligned, a.out.data(), a.out.size() * sizeof(float));
   backward(&q, &k, &v, &out, &dOut, &dq, &dk, &dv, s.heads, s.kvHeads,
            s.headDim, s.scale);
   wait();
-  expectClose(copy(dq, a.q.size()), a.dq, (what + " dQ").c_str());
-  expectClose(copy(dk, a.k.size()), a.dk, (what + " dK").c_str());
-  expectClose(copy(dv, a.k.size()), a.dv, (what + " dV").c_str());
+  expectClose(copy(dq, a.q.size()), a.dq, (what + " dQ").c_str(), ofLargest);
+  expectClose(copy(dk, a.k.size()), a.dk, (what + " dK").c_str(), ofLargest);
+  expectClose(copy(dv, a.k.size()), a.dv, (what + " dV").c_str(), ofLargest);
   for (float *data : owned)
     release(data);
 }
@@ -199,6 +220,32 @@ TEST_P(FlashTilesTest, GpuEntryPointsMatchRows) {
 #endif
 }
 
+/// What a GPU step compiled with --bf16 calls: the tensor-core kernels for
+/// head_dim 16, 32, 64 and 128 (the fp32 ones for the others), against the
+/// rows on bf16-rounded inputs.
+TEST_P(FlashTilesTest, GpuBf16EntryPointsMatchRows) {
+#ifndef LORA_TEST_HAVE_CUDA
+  GTEST_SKIP() << "the runtime was built without the CUDA backend";
+#else
+  std::string device;
+  if (!lora::runtime::cudaDevice(device).ok())
+    GTEST_SKIP() << "no CUDA GPU";
+  Attention a(GetParam());
+  a.roundInputs();
+  a.rows();
+  checkEntryPoints(
+      a, "GPU bf16",
+      [](size_t n) {
+        return static_cast<float *>(
+            lora::runtime::cudaAllocateShared(n * sizeof(float)));
+      },
+      [](float *p) { lora::runtime::cudaFreeShared(p); },
+      _mlir_ciface_lora_gpu_attention_bf16,
+      _mlir_ciface_lora_gpu_attention_grad_bf16,
+      [] { lora::runtime::cudaSynchronizeStepStream(); }, 1e-2f);
+#endif
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Shapes, FlashTilesTest,
     testing::Values(Case{1, 1, 2, 1, 8},     // one row
@@ -206,6 +253,7 @@ INSTANTIATE_TEST_SUITE_P(
                     Case{1, 64, 2, 2, 16},   // one full tile
                     Case{1, 65, 6, 3, 24},   // one row past a tile, 2 columns
                     Case{1, 130, 2, 1, 64},  // three tiles, 4 columns
+                    Case{2, 200, 4, 2, 128}, // four tiles, batch 2, GQA
                     Case{1, 70, 4, 1, 128},  // 8 columns, group of 4
                     Case{1, 40, 2, 1, 160}), // past the tiles: the entry points
                                              // must fall back to the rows

@@ -155,9 +155,13 @@ struct FlashAttentionModel
         rewriter.getF32FloatAttr(float(attention.getScaleOrDefault()))));
     types.push_back(rewriter.getF32Type());
 
-    std::string name = (flash.getValue() == "gpu" ? "lora_gpu_" : "lora_") +
-                       std::string(isa<AttentionOp>(op) ? "attention_f32"
-                                                        : "attention_grad_f32");
+    // "cpu": lora_attention_f32; "gpu": lora_gpu_attention_f32;
+    // "gpu-bf16": lora_gpu_attention_bf16 (f32 buffers, bf16 products).
+    StringRef where = flash.getValue();
+    std::string name =
+        (where.starts_with("gpu") ? "lora_gpu_" : "lora_") +
+        std::string(isa<AttentionOp>(op) ? "attention_" : "attention_grad_") +
+        (where == "gpu-bf16" ? "bf16" : "f32");
     declareRuntimeFunction(rewriter, op->getParentOfType<ModuleOp>(), name,
                            rewriter.getFunctionType(types, {}));
     func::CallOp::create(rewriter, loc, name, TypeRange(), arguments);

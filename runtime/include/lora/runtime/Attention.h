@@ -49,6 +49,22 @@ void _mlir_ciface_lora_gpu_attention_grad_f32(
     LoraMemRef3DF32 *dk, LoraMemRef3DF32 *dv, int64_t heads, int64_t kvHeads,
     int64_t headDim, float scale);
 
+/// The same with the products on bf16 tensor cores (steps compiled with
+/// --bf16): Q, K, V, dO and the probabilities rounded to bf16, fp32
+/// accumulation and softmax. Head sizes other than 16, 32, 64 and 128 run
+/// the fp32 kernels.
+void _mlir_ciface_lora_gpu_attention_bf16(LoraMemRef3DF32 *q,
+                                          LoraMemRef3DF32 *k,
+                                          LoraMemRef3DF32 *v,
+                                          LoraMemRef3DF32 *out, int64_t heads,
+                                          int64_t kvHeads, int64_t headDim,
+                                          float scale);
+void _mlir_ciface_lora_gpu_attention_grad_bf16(
+    LoraMemRef3DF32 *q, LoraMemRef3DF32 *k, LoraMemRef3DF32 *v,
+    LoraMemRef3DF32 *out, LoraMemRef3DF32 *dOut, LoraMemRef3DF32 *dq,
+    LoraMemRef3DF32 *dk, LoraMemRef3DF32 *dv, int64_t heads, int64_t kvHeads,
+    int64_t headDim, float scale);
+
 } // extern "C"
 
 namespace lora::runtime {

@@ -16,8 +16,8 @@ namespace mlir {
 class DialectRegistry;
 namespace lora {
 /// Collectives become calls to the runtime's reducer; attention marked
-/// `lora.flash` ("cpu" or "gpu") calls to the runtime's flash attention;
-/// lora.adapter_grad marked `lora.runtime_call` a call to the runtime's
+/// `lora.flash` ("cpu", "gpu" or "gpu-bf16") calls to the runtime's flash
+/// attention; lora.adapter_grad marked `lora.runtime_call` a call to the runtime's
 /// adapter backward.
 void registerBufferizableOpInterfaceExternalModels(DialectRegistry &registry);
 
