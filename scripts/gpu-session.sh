@@ -110,7 +110,7 @@ run)
   [[ ${QUICK:-0} == 1 ]] && sides=ours,eager
   if wants 1b; then
     part "benchmark: 1B ($sides)"
-    bench 300 "$work/bench" --models 1b --sides "$sides" --timeout 140
+    bench 360 "$work/bench" --models 1b --sides "$sides" --timeout 200
   fi
   if wants 8b; then
     part "benchmark: 8B ($sides)"
