@@ -241,7 +241,8 @@ def main():
         if os.path.exists(manifest):
             gemms = json.load(open(manifest))["metadata"].get(
                 "gemm_precision", "f32")
-        ours_dtype = "bf16 GEMMs, fp32 rest" if gemms == "bf16" else "fp32"
+        ours_dtype = ("bf16, fp32 master weights" if gemms == "bf16"
+                      else "fp32")
         runs = {
             "ours": ("lora-train", ours_dtype, lambda: run_ours(
                 args.run, name, args.lora_train, args.steps, args.timeout)),

@@ -90,8 +90,10 @@ run)
   losses_agree cuda cpu 1e-4
   python3 "$inputs/compare_tensors.py" "$dir/cuda-run/adapter_model.safetensors" \
     "$dir/cpu-run/adapter_model.safetensors" 1e-3
-  # bf16 GEMM inputs (cuBLASLt's tensor cores against the CPU's widened
-  # sgemm): the same rounding, other summation orders.
+  # --bf16 (frozen weights and GEMM inputs in bf16: cuBLASLt's tensor
+  # cores against the CPU's widened sgemm, the same rounding, other
+  # summation orders; the GPU's attention also on the tensor cores, with
+  # its probabilities rounded to bf16, the CPU's in fp32).
   if [[ -d $dir/cuda-bf16 ]]; then
     train cpu-bf16 >/dev/null
     train cuda-bf16 >/dev/null

@@ -102,7 +102,9 @@ int main(int argc, char **argv) {
                  "lora-train: %s step from %s (batch %lld x %lld tokens%s)\n",
                  run.method.c_str(), artifact.c_str(), (long long)run.batchSize,
                  (long long)run.sequenceLength,
-                 bf16 ? "; bf16 GEMM inputs, fp32 accumulation" : "");
+                 bf16 ? "; frozen weights and GEMM inputs in bf16, fp32 "
+                        "accumulation"
+                      : "");
   if (rt::Status status = rt::runTraining(*step, run); !status.ok())
     return fail(status.message());
   return 0;
