@@ -226,6 +226,25 @@ void launchTiles(Kernel kernel, dim3 grid, int64_t sharedFloats,
                size_t(sharedFloats) * sizeof(float), what, args...);
 }
 
+/// The key gradient into dk and dv: `launch(dkShares, dvShares)` writes
+/// them, or with grouped heads one share per head of a group, which the
+/// group-sum kernel then adds into dk and dv.
+template <class Launch>
+void keyGradient(const flash::Shape &s, float *dk, float *dv, Launch launch) {
+  int64_t size = s.keyRows() * s.headDim;
+  float *dkShares = dk, *dvShares = dv;
+  if (s.group() > 1) {
+    dkShares = shares(2 * s.group() * size);
+    dvShares = dkShares + s.group() * size;
+  }
+  launch(dkShares, dvShares);
+  if (s.group() > 1) {
+    groupSumKernel<<<blocks(size), kThreads, 0, stepStream()>>>(
+        s, dkShares, dvShares, dk, dv);
+    finish("the flash attention group-sum kernel");
+  }
+}
+
 const float *in(const LoraMemRef3DF32 *m) { return m->aligned + m->offset; }
 float *out(LoraMemRef3DF32 *m) { return m->aligned + m->offset; }
 
@@ -385,6 +404,23 @@ __device__ float softmaxStep(const flash::Shape &s, float *scoreRow,
   return shrink;
 }
 
+/// One lane's half of a warp row of dS = P (dP − delta), P = exp(scale ·
+/// S − lse) where `attends(c)`, else 0; lse and delta per column c (the
+/// row's own in the query gradient, the query's in the key gradient). With
+/// `pRow`, P too (bf16).
+template <class Attends, class Lse, class Delta>
+__device__ void gradientRow(const flash::Shape &s, const float *scoreRow,
+                            const float *dpRow, bf16 *pRow, bf16 *dsRow,
+                            Attends attends, Lse lse, Delta delta) {
+  int half = threadIdx.x % 2;
+  for (int c = half * 32; c < half * 32 + 32; ++c) {
+    float p = attends(c) ? expf(scoreRow[c] * s.scale - lse(c)) : 0.0f;
+    if (pRow)
+      pRow[c] = __float2bfloat16(p);
+    dsRow[c] = __float2bfloat16(p * (dpRow[c] - delta(c)));
+  }
+}
+
 // Grids as the fp32 tiles': x the tiles (query tiles longest first), y
 // the query heads, z the batch.
 template <int D>
@@ -519,14 +555,14 @@ __global__ void __launch_bounds__(kThreads)
     scoreTile<D>(qs + warp * 16 * L::kLd, ks, warpScores);
     scoreTile<D>(dos + warp * 16 * L::kLd, vs, warpDp);
     __syncwarp();
-    for (int c = half * 32; c < half * 32 + 32; ++c) {
-      int64_t key = kt * kRows + c;
-      float p = key <= t && key < s.seq
-                    ? expf(scores[r * L::kLdScore + c] * s.scale - rowLse[r])
-                    : 0.0f;
-      dss[r * L::kLdP + c] =
-          __float2bfloat16(p * (dps[r * L::kLdScore + c] - rowDelta[r]));
-    }
+    gradientRow(
+        s, scores + r * L::kLdScore, dps + r * L::kLdScore, nullptr,
+        dss + r * L::kLdP,
+        [&](int c) {
+          int64_t key = kt * kRows + c;
+          return key <= t && key < s.seq;
+        },
+        [&](int) { return rowLse[r]; }, [&](int) { return rowDelta[r]; });
     __syncwarp();
     accumulate<D>(acc, dss + warp * 16 * L::kLdP, ks);
   }
@@ -563,7 +599,7 @@ __global__ void __launch_bounds__(kThreads)
   auto kvRow = [&](int64_t j) { return s.kvOffset(b, j, g); };
   loadTile<D>(ks, k, first, s.seq, kvRow);
   loadTile<D>(vs, v, first, s.seq, kvRow);
-  int r = warp * 16 + lane / 2, half = lane % 2;
+  int r = warp * 16 + lane / 2;
   int64_t key = first + r;
   float *warpScores = scores + warp * 16 * L::kLdScore,
         *warpDp = dps + warp * 16 * L::kLdScore;
@@ -585,15 +621,14 @@ __global__ void __launch_bounds__(kThreads)
     scoreTile<D>(ks + warp * 16 * L::kLd, qs, warpScores);
     scoreTile<D>(vs + warp * 16 * L::kLd, dos, warpDp);
     __syncwarp();
-    for (int c = half * 32; c < half * 32 + 32; ++c) {
-      int64_t t = qt * kRows + c;
-      float p = key <= t && t < s.seq
-                    ? expf(scores[r * L::kLdScore + c] * s.scale - colLse[c])
-                    : 0.0f;
-      ps[r * L::kLdP + c] = __float2bfloat16(p);
-      dss[r * L::kLdP + c] =
-          __float2bfloat16(p * (dps[r * L::kLdScore + c] - colDelta[c]));
-    }
+    gradientRow(
+        s, scores + r * L::kLdScore, dps + r * L::kLdScore, ps + r * L::kLdP,
+        dss + r * L::kLdP,
+        [&](int c) {
+          int64_t t = qt * kRows + c;
+          return key <= t && t < s.seq;
+        },
+        [&](int c) { return colLse[c]; }, [&](int c) { return colDelta[c]; });
     __syncwarp();
     accumulate<D>(dvAcc, ps + warp * 16 * L::kLdP, dos);
     accumulate<D>(dkAcc, dss + warp * 16 * L::kLdP, qs);
@@ -680,23 +715,14 @@ extern "C" void _mlir_ciface_lora_gpu_attention_grad_f32(
                     in(k), in(v), in(o), in(dOut), lse, delta, out(dq));
       }
       CudaProfileScope span([] { return "flash attention key gradient"; });
-      int64_t size = s.keyRows() * s.headDim;
-      float *dkShares = out(dk), *dvShares = out(dv);
-      if (s.group() > 1) {
-        dkShares = shares(2 * s.group() * size);
-        dvShares = dkShares + s.group() * size;
-      }
-      launchTiles(keyGradTileKernel<C>,
-                  dim3(unsigned(tiles::tileCount(s.seq)), unsigned(s.heads),
-                       unsigned(s.batch)),
-                  tiles::keyGradSharedFloats(s.headDim),
-                  "the flash attention key-gradient kernel", s, in(q), in(k),
-                  in(v), in(dOut), lse, delta, dkShares, dvShares);
-      if (s.group() > 1) {
-        groupSumKernel<<<blocks(size), kThreads, 0, stepStream()>>>(
-            s, dkShares, dvShares, out(dk), out(dv));
-        finish("the flash attention group-sum kernel");
-      }
+      keyGradient(s, out(dk), out(dv), [&](float *dkShares, float *dvShares) {
+        launchTiles(keyGradTileKernel<C>,
+                    dim3(unsigned(tiles::tileCount(s.seq)), unsigned(s.heads),
+                         unsigned(s.batch)),
+                    tiles::keyGradSharedFloats(s.headDim),
+                    "the flash attention key-gradient kernel", s, in(q),
+                    in(k), in(v), in(dOut), lse, delta, dkShares, dvShares);
+      });
     });
     return;
   }
@@ -758,21 +784,12 @@ extern "C" void _mlir_ciface_lora_gpu_attention_grad_bf16(
                    in(k), in(v), in(o), in(dOut), lse, delta, out(dq));
     }
     CudaProfileScope span([] { return "flash attention key gradient (bf16)"; });
-    int64_t size = s.keyRows() * s.headDim;
-    float *dkShares = out(dk), *dvShares = out(dv);
-    if (s.group() > 1) {
-      dkShares = shares(2 * s.group() * size);
-      dvShares = dkShares + s.group() * size;
-    }
-    launchBlocks(mma::keyGradKernel<D>, grid, mma::kThreads,
-                 mma::Layout<D>::keyGradBytes(),
-                 "the bf16 flash attention key-gradient kernel", s, in(q),
-                 in(k), in(v), in(dOut), lse, delta, dkShares, dvShares);
-    if (s.group() > 1) {
-      groupSumKernel<<<blocks(size), kThreads, 0, stepStream()>>>(
-          s, dkShares, dvShares, out(dk), out(dv));
-      finish("the flash attention group-sum kernel");
-    }
+    keyGradient(s, out(dk), out(dv), [&](float *dkShares, float *dvShares) {
+      launchBlocks(mma::keyGradKernel<D>, grid, mma::kThreads,
+                   mma::Layout<D>::keyGradBytes(),
+                   "the bf16 flash attention key-gradient kernel", s, in(q),
+                   in(k), in(v), in(dOut), lse, delta, dkShares, dvShares);
+    });
   });
   if (!ran)
     _mlir_ciface_lora_gpu_attention_grad_f32(q, k, v, o, dOut, dq, dk, dv,

@@ -197,26 +197,40 @@ TEST_P(FlashTilesTest, CpuEntryPointsMatchRows) {
       _mlir_ciface_lora_attention_grad_f32, [] {});
 }
 
-/// What a GPU step calls, on managed buffers.
-TEST_P(FlashTilesTest, GpuEntryPointsMatchRows) {
-#ifndef LORA_TEST_HAVE_CUDA
-  GTEST_SKIP() << "the runtime was built without the CUDA backend";
-#else
-  std::string device;
-  if (!lora::runtime::cudaDevice(device).ok())
-    GTEST_SKIP() << "no CUDA GPU";
-  Attention a(GetParam());
-  a.rows();
+#ifdef LORA_TEST_HAVE_CUDA
+/// A GPU step's entry points on managed buffers, against the rows.
+template <class Forward, class Backward>
+void checkGpuEntryPoints(Attention &a, const char *side, Forward forward,
+                         Backward backward, float ofLargest = 0) {
   checkEntryPoints(
-      a, "GPU",
+      a, side,
       [](size_t n) {
         return static_cast<float *>(
             lora::runtime::cudaAllocateShared(n * sizeof(float)));
       },
-      [](float *p) { lora::runtime::cudaFreeShared(p); },
-      _mlir_ciface_lora_gpu_attention_f32,
-      _mlir_ciface_lora_gpu_attention_grad_f32,
-      [] { lora::runtime::cudaSynchronizeStepStream(); });
+      [](float *p) { lora::runtime::cudaFreeShared(p); }, forward, backward,
+      [] { lora::runtime::cudaSynchronizeStepStream(); }, ofLargest);
+}
+#endif
+
+/// Skips the test where no GPU can run it.
+#define SKIP_WITHOUT_GPU()                                                     \
+  do {                                                                         \
+    std::string device;                                                        \
+    if (!lora::runtime::cudaDevice(device).ok())                               \
+      GTEST_SKIP() << "no CUDA GPU";                                           \
+  } while (false)
+
+/// What a GPU step calls.
+TEST_P(FlashTilesTest, GpuEntryPointsMatchRows) {
+#ifndef LORA_TEST_HAVE_CUDA
+  GTEST_SKIP() << "the runtime was built without the CUDA backend";
+#else
+  SKIP_WITHOUT_GPU();
+  Attention a(GetParam());
+  a.rows();
+  checkGpuEntryPoints(a, "GPU", _mlir_ciface_lora_gpu_attention_f32,
+                      _mlir_ciface_lora_gpu_attention_grad_f32);
 #endif
 }
 
@@ -227,22 +241,12 @@ TEST_P(FlashTilesTest, GpuBf16EntryPointsMatchRows) {
 #ifndef LORA_TEST_HAVE_CUDA
   GTEST_SKIP() << "the runtime was built without the CUDA backend";
 #else
-  std::string device;
-  if (!lora::runtime::cudaDevice(device).ok())
-    GTEST_SKIP() << "no CUDA GPU";
+  SKIP_WITHOUT_GPU();
   Attention a(GetParam());
   a.roundInputs();
   a.rows();
-  checkEntryPoints(
-      a, "GPU bf16",
-      [](size_t n) {
-        return static_cast<float *>(
-            lora::runtime::cudaAllocateShared(n * sizeof(float)));
-      },
-      [](float *p) { lora::runtime::cudaFreeShared(p); },
-      _mlir_ciface_lora_gpu_attention_bf16,
-      _mlir_ciface_lora_gpu_attention_grad_bf16,
-      [] { lora::runtime::cudaSynchronizeStepStream(); }, 1e-2f);
+  checkGpuEntryPoints(a, "GPU bf16", _mlir_ciface_lora_gpu_attention_bf16,
+                      _mlir_ciface_lora_gpu_attention_grad_bf16, 1e-2f);
 #endif
 }
 

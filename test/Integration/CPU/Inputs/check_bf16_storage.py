@@ -9,26 +9,10 @@ rounded to bf16 (nearest even): both runs start from the same seeded
 initialization, so the bf16 run must have rounded each frozen weight once
 when it stored it and widened it exactly when it exported it."""
 import json
-import struct
 import sys
 
 import numpy as np
-
-
-def read(path):
-    with open(path, "rb") as f:
-        (length,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(length))
-        data = f.read()
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        assert info["dtype"] == "F32", (path, name, info["dtype"])
-        begin, end = info["data_offsets"]
-        out[name] = np.frombuffer(data[begin:end], dtype="<f4").reshape(
-            info["shape"])
-    return out
+from safetensors_f32 import read
 
 
 def to_bf16(values):

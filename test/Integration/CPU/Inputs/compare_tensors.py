@@ -1,28 +1,10 @@
 """Compares the F32 tensors of two safetensors files: the same names and
 shapes, and the largest difference relative to the largest magnitude of
 each tensor. Prints one line per file pair; exits 1 above the tolerance."""
-import json
-import struct
 import sys
 
 import numpy as np
-
-
-def read(path):
-    with open(path, "rb") as f:
-        (length,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(length))
-        data = f.read()
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        assert info["dtype"] == "F32", (path, name, info["dtype"])
-        begin, end = info["data_offsets"]
-        out[name] = np.frombuffer(data[begin:end], dtype="<f4").reshape(
-            info["shape"])
-    return out
-
+from safetensors_f32 import read
 
 a_path, b_path, tolerance = sys.argv[1], sys.argv[2], float(sys.argv[3])
 a, b = read(a_path), read(b_path)
