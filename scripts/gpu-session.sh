@@ -21,8 +21,9 @@
 # QUICK=1 in the environment of both: the 1B model only, and no
 # torch.compile side (53 s of commands on an H100 instead of about 8
 # minutes; prepare skips the 8B compile). PARTS="tiles check profile 1b
-# 8b" (the default: all; with QUICK=1 all but 8b) picks what `run` runs. RECOMPUTE_8B=layer makes
-# prepare compile the 8B step with per-layer recomputation.
+# 8b" (the default: all; with QUICK=1 all but 8b) picks what `run` runs.
+# RECOMPUTE_8B=layer makes prepare compile the 8B step with per-layer
+# recomputation.
 #
 # `run` keeps going when a part fails or runs out of its time, so what did
 # run is reported; each part prints the seconds since the start. The

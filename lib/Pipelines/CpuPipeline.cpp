@@ -55,12 +55,11 @@ static constexpr const char *kToBuffers =
 /// is split across OpenMP threads: the same pool the runtime's GEMMs run
 /// on (runtime/lib/Gemm.cpp), so no second set of threads spins against
 /// it.
-static std::string loweringPipeline(bool openmp, bool bf16,
-                                    int64_t parallelFrom) {
+static std::string loweringPipeline(bool openmp, int64_t parallelFrom) {
   // [W; A] read where the runtime put W and A, when they are adjacent.
   std::string pipeline = "lora-adjacent-arguments, ";
-  pipeline +=
-      bf16 ? "lora-matmul-to-blas{precision=bf16}, " : "lora-matmul-to-blas, ";
+  // GEMMs to BLAS: bf16 inputs (--bf16) to the bf16 GEMM.
+  pipeline += "lora-matmul-to-blas, ";
   pipeline +=
       // Non-GEMM kernels: affine loops, whose innermost contiguous loops
       // the super-vectorizer turns into 8-wide vector code (reductions
@@ -155,7 +154,7 @@ LogicalResult mlir::lora::buildCpuLoweringPipeline(OpPassManager &pm,
           pm)))
     return failure();
   if (failed(
-          parsePassPipeline(loweringPipeline(openmp, bf16, parallelFrom), pm)))
+          parsePassPipeline(loweringPipeline(openmp, parallelFrom), pm)))
     return failure();
   if (profileIr)
     return parsePassPipeline(

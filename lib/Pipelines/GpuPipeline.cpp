@@ -41,7 +41,7 @@ mlir::lora::buildGpuLoweringPipeline(OpPassManager &pm,
   std::string toolkit = cudaToolkit(options.cudaPath);
   std::string pipeline = llvm::formatv(
       "lora-adjacent-arguments, "
-      "lora-matmul-to-blas{{callee=lora_gpu_sgemm_f32 precision={1} "
+      "lora-matmul-to-blas{{callee=lora_gpu_sgemm_f32 "
       "bf16-callee=lora_gpu_gemm_bf16}, "
       // Every copy a kernel: a memref.copy left to the host code would
       // pull the buffers (each frozen weight into [W; A], every step) from
@@ -57,7 +57,7 @@ mlir::lora::buildGpuLoweringPipeline(OpPassManager &pm,
       // Kernels, GEMMs and attention in order on one stream; the host
       // waits only where it reads the GPU's results.
       "lora-async-launches, ",
-      int64_t(options.threads), options.bf16 ? "bf16" : "f32");
+      int64_t(options.threads));
   // One PTX per chip; libdevice gives exp, log and friends.
   std::string libdevice = toolkit + "/nvvm/libdevice/libdevice.10.bc";
   SmallVector<StringRef> chips;

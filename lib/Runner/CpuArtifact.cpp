@@ -41,14 +41,11 @@ static llvm::Error artifactError(const Twine &message) {
 static llvm::json::Array describe(const std::vector<BufferSpec> &specs) {
   llvm::json::Array list;
   for (const BufferSpec &spec : specs) {
-    std::string dtype = spec.elementType.isF32()         ? "F32"
-                        : spec.elementType.isBF16()        ? "BF16"
-                        : spec.elementType.isInteger(32) ? "I32"
-                                                         : "I64";
-    list.push_back(llvm::json::Object{{"name", spec.name},
-                                      {"shape", llvm::json::Array(spec.shape)},
-                                      {"dtype", dtype},
-                                      {"role", spec.role}});
+    list.push_back(llvm::json::Object{
+        {"name", spec.name},
+        {"shape", llvm::json::Array(spec.shape)},
+        {"dtype", std::string(::lora::runtime::dtypeName(spec.dtype()))},
+        {"role", spec.role}});
   }
   return list;
 }

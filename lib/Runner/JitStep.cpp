@@ -33,6 +33,14 @@ int64_t BufferSpec::numElements() const {
   return count;
 }
 
+::lora::runtime::DType BufferSpec::dtype() const {
+  using ::lora::runtime::DType;
+  return elementType.isF32()          ? DType::F32
+         : elementType.isBF16()       ? DType::BF16
+         : elementType.isInteger(32) ? DType::I32
+                                      : DType::I64;
+}
+
 JitStep::~JitStep() = default;
 
 static llvm::Error jitError(const Twine &message) {

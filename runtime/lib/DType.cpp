@@ -45,6 +45,32 @@ std::optional<DType> parseDType(std::string_view name) {
   return std::nullopt;
 }
 
+bool widenToF32(DType dtype, const void *data, size_t count, float *out) {
+  auto *bytes = static_cast<const uint8_t *>(data);
+  switch (dtype) {
+  case DType::F32:
+    std::memcpy(out, bytes, count * sizeof(float));
+    return true;
+  case DType::F64:
+    for (size_t i = 0; i < count; ++i) {
+      double value;
+      std::memcpy(&value, bytes + 8 * i, 8);
+      out[i] = float(value);
+    }
+    return true;
+  case DType::BF16:
+  case DType::F16:
+    for (size_t i = 0; i < count; ++i) {
+      uint16_t bits;
+      std::memcpy(&bits, bytes + 2 * i, 2);
+      out[i] = dtype == DType::BF16 ? bf16ToF32(bits) : f16ToF32(bits);
+    }
+    return true;
+  default:
+    return false;
+  }
+}
+
 float bf16ToF32(uint16_t bits) { return floatOf(uint32_t(bits) << 16); }
 
 uint16_t f32ToBF16(float value) {

@@ -222,32 +222,13 @@ SafetensorsFile::readF32(std::string_view name, std::vector<float> &out,
                            ", expected " + shapeString(expectedShape));
   size_t count = size_t(tensor->numElements());
   out.resize(count);
-  const uint8_t *data = bytes(*tensor);
-  // The data section need not be aligned: copy element by element.
-  switch (tensor->dtype) {
-  case DType::F32:
-    std::memcpy(out.data(), data, count * sizeof(float));
-    return Status::success();
-  case DType::F64:
-    for (size_t i = 0; i < count; ++i) {
-      double value;
-      std::memcpy(&value, data + 8 * i, 8);
-      out[i] = float(value);
-    }
-    return Status::success();
-  case DType::BF16:
-  case DType::F16:
-    for (size_t i = 0; i < count; ++i) {
-      uint16_t bits;
-      std::memcpy(&bits, data + 2 * i, 2);
-      out[i] = tensor->dtype == DType::BF16 ? bf16ToF32(bits) : f16ToF32(bits);
-    }
-    return Status::success();
-  default:
+  // The data section need not be aligned: widenToF32 copies element by
+  // element.
+  if (!widenToF32(tensor->dtype, bytes(*tensor), count, out.data()))
     return tensorError(filePath, name,
                        "has dtype " + std::string(dtypeName(tensor->dtype)) +
                            ", expected a float type");
-  }
+  return Status::success();
 }
 
 Status ModelWeights::open(const std::string &path,

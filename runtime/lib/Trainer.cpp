@@ -126,7 +126,7 @@ Status Trainer::initialize(const std::string &baseWeights, uint64_t seed) {
     if (info.role.empty())
       continue; // batches, moments, lr, step: set elsewhere or zero
     // Frozen parameters may be stored in bf16 (lora-store-frozen-bf16):
-    // made in f32 as below, then rounded to nearest even.
+    // made in f32 as below, then rounded to nearest even at the end.
     bool bf16 = info.dtype == DType::BF16 && info.role == "frozen";
     if (info.dtype != DType::F32 && !bf16)
       return Status::error("parameter '" + info.name + "' is " +
@@ -136,12 +136,6 @@ Status Trainer::initialize(const std::string &baseWeights, uint64_t seed) {
     std::vector<float> staging(bf16 ? count : 0);
     auto *data = bf16 ? staging.data()
                       : reinterpret_cast<float *>(argumentData[i].data());
-    auto store = [&] {
-      if (!bf16)
-        return;
-      auto *bits = reinterpret_cast<uint16_t *>(argumentData[i].data());
-      fillElements(bits, count, [&](int64_t e) { return f32ToBF16(data[e]); });
-    };
     if (info.role == "lora") {
       if (endsWith(info.name, "lora_B.weight")) {
         std::fill(data, data + count, 0.0f);
@@ -171,7 +165,9 @@ Status Trainer::initialize(const std::string &baseWeights, uint64_t seed) {
                      std::cos(2 * M_PI * u2));
       });
     }
-    store();
+    if (bf16)
+      fillElements(reinterpret_cast<uint16_t *>(argumentData[i].data()),
+                   count, [&](int64_t e) { return f32ToBF16(data[e]); });
   }
   return Status::success();
 }
@@ -181,19 +177,9 @@ bool Trainer::read(const std::string &name, std::vector<float> &out) const {
   if (it == argumentIndex.end())
     return false;
   const BufferInfo &info = step.arguments()[it->second];
-  const Span &bytes = argumentData[it->second];
   out.resize(size_t(info.numElements()));
-  if (info.dtype == DType::F32) {
-    std::memcpy(out.data(), bytes.data(), bytes.size());
-    return true;
-  }
-  if (info.dtype == DType::BF16) {
-    auto *bits = reinterpret_cast<const uint16_t *>(bytes.data());
-    for (size_t e = 0; e < out.size(); ++e)
-      out[e] = bf16ToF32(bits[e]);
-    return true;
-  }
-  return false;
+  return widenToF32(info.dtype, argumentData[it->second].data(), out.size(),
+                    out.data());
 }
 
 Trainer::Span *Trainer::argument(const char *name) {

@@ -501,10 +501,7 @@ static rt::BufferInfo toBufferInfo(const mlir::lora::BufferSpec &spec) {
   info.name = spec.name;
   info.shape = spec.shape;
   info.role = spec.role;
-  info.dtype = spec.elementType.isF32()         ? rt::DType::F32
-               : spec.elementType.isBF16()        ? rt::DType::BF16
-               : spec.elementType.isInteger(32) ? rt::DType::I32
-                                                : rt::DType::I64;
+  info.dtype = spec.dtype();
   return info;
 }
 

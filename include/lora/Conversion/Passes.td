@@ -48,7 +48,7 @@ def ConvertLoraToLinalg : Pass<"convert-lora-to-linalg", "ModuleOp"> {
 }
 
 def MatmulToBlas : Pass<"lora-matmul-to-blas", "ModuleOp"> {
-  let summary = "Run f32 linalg.matmul on memrefs through the runtime's BLAS";
+  let summary = "Run linalg.matmul on memrefs through the runtime's BLAS";
   let description = [{
     After bufferization, every `linalg.matmul` on f32 memrefs whose rows
     are contiguous and whose indexing maps are a plain or transposed GEMM
@@ -61,25 +61,21 @@ def MatmulToBlas : Pass<"lora-matmul-to-blas", "ModuleOp"> {
     pipeline names `lora_gpu_sgemm_f32` instead (cuBLASLt on device
     buffers).
 
-    With `precision=bf16` (`lora-run --bf16`), A and B are first rounded
-    to new row-major bf16 buffers (a `linalg.generic` of `arith.truncf`
-    each, so a kernel like any other) and the GEMM goes to `bf16-callee`:
-    bf16 inputs, fp32 accumulation into the f32 C, as tensor cores and
-    torch.autocast do. Inputs that are bf16 already (`lora-bf16-gemm-inputs`
-    rounds on tensors, and reads frozen weights stored in bf16 as they
-    are) go to it unchanged.
+    A GEMM whose A and B are both bf16 (under `lora-run --bf16`,
+    `lora-bf16-gemm-inputs` gives every GEMM bf16 inputs, on tensors) goes
+    to `bf16-callee` instead: bf16 inputs, fp32 accumulation into the f32
+    C, as tensor cores and torch.autocast do. One f32 and one bf16 input
+    are left to the loops.
   }];
   let options = [
     Option<"callee", "callee", "std::string", "\"lora_sgemm_f32\"",
            "The runtime GEMM to call">,
-    Option<"precision", "precision", "std::string", "\"f32\"",
-           "GEMM inputs: f32, or bf16 (rounded, fp32 accumulation)">,
     Option<"bf16Callee", "bf16-callee", "std::string",
            "\"lora_gemm_bf16\"", "The runtime GEMM with bf16 inputs">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::func::FuncDialect",
-    "::mlir::linalg::LinalgDialect", "::mlir::memref::MemRefDialect"
+    "::mlir::memref::MemRefDialect"
   ];
 }
 

@@ -15,10 +15,10 @@ namespace mlir::lora {
 /// lora ops -> linalg on tensors -> bufferized, results as out-parameters,
 /// temporaries in one planned arena (both backends start so).
 /// `flashAttention`: "none", or "cpu"/"gpu"/"gpu-bf16" to leave attention
-/// to the runtime's flash kernels. Whole-tensor sums of `splitSumsFrom` elements
-/// or more become parallel partial sums (lora-split-reductions): on the
-/// CPU only where threads pay for themselves, on the GPU every sum a host
-/// loop would otherwise run over managed memory. Row reductions over
+/// to the runtime's flash kernels. Whole-tensor sums of `splitSumsFrom`
+/// elements or more become parallel partial sums (lora-split-reductions):
+/// on the CPU only where threads pay for themselves, on the GPU every sum a
+/// host loop would otherwise run over managed memory. Row reductions over
 /// `splitRowsFrom` elements or more (0: none) get several partials per row:
 /// on the GPU, several threads per row instead of one. `adapterGradCalls`:
 /// f32 adapter backwards (lora.adapter_grad) become calls to the runtime's
@@ -37,9 +37,9 @@ LogicalResult buildBufferizationPipeline(OpPassManager &pm,
 /// outermost parallel loop runs on OpenMP threads (the code then calls
 /// libomp's __kmpc_* entry points, which the runtime links).
 /// `bf16`: frozen parameters stored in bf16, GEMM inputs in bf16, fp32
-/// accumulation (lora-matmul-to-blas{precision=bf16}). `splitRowsFrom`
-/// above 0 splits row reductions, and whole-tensor sums, from that many elements as the
-/// GPU pipeline does (buildBufferizationPipeline): slower on the CPU, there
+/// accumulation (the bf16 GEMM). `splitRowsFrom` above 0 splits row
+/// reductions, and whole-tensor sums, from that many elements as the GPU
+/// pipeline does (buildBufferizationPipeline): slower on the CPU, there
 /// so that tests run the GPU's form of them. Loop nests of fewer than
 /// `parallelFrom` innermost iterations (vectors where vectorized) run on
 /// one thread (lora-serialize-small-loops).

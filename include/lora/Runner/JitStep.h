@@ -9,6 +9,7 @@
 #ifndef LORA_RUNNER_JITSTEP_H
 #define LORA_RUNNER_JITSTEP_H
 
+#include "lora/runtime/DType.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/Error.h"
 
@@ -29,6 +30,9 @@ struct BufferSpec {
   std::vector<int64_t> shape;
   Type elementType;
   int64_t numElements() const;
+  /// The element type as the runtime and manifests name it: F32, BF16,
+  /// I32, else I64.
+  ::lora::runtime::DType dtype() const;
 };
 
 /// The buffer specs of @`name`: its arguments and results, by name and role.

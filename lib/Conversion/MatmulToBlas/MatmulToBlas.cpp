@@ -32,30 +32,6 @@ MemRefType genericMatrixType(Type element) {
       StridedLayoutAttr::get(context, dynamic, {dynamic, dynamic}));
 }
 
-/// A new row-major bf16 copy of the f32 matrix `value` (rounded to nearest
-/// even by arith.truncf), made by a linalg.generic: a kernel like any other.
-Value roundedToBf16(PatternRewriter &rewriter, Location loc, Value value) {
-  auto type = cast<MemRefType>(value.getType());
-  SmallVector<Value> dynamicSizes;
-  for (int64_t d = 0; d < type.getRank(); ++d)
-    if (type.isDynamicDim(d))
-      dynamicSizes.push_back(memref::DimOp::create(rewriter, loc, value, d));
-  auto bf16 = MemRefType::get(type.getShape(), rewriter.getBF16Type());
-  Value copy = memref::AllocOp::create(rewriter, loc, bf16, dynamicSizes);
-  AffineMap identity = rewriter.getMultiDimIdentityMap(type.getRank());
-  SmallVector<utils::IteratorType> iterators(type.getRank(),
-                                             utils::IteratorType::parallel);
-  linalg::GenericOp::create(
-      rewriter, loc, ValueRange{value}, ValueRange{copy},
-      ArrayRef<AffineMap>{identity, identity}, iterators,
-      [&](OpBuilder &b, Location nested, ValueRange args) {
-        Value rounded =
-            arith::TruncFOp::create(b, nested, b.getBF16Type(), args[0]);
-        linalg::YieldOp::create(b, nested, rounded);
-      });
-  return copy;
-}
-
 /// A rank-2 memref of `element`s whose rows are contiguous.
 bool isBlasOperand(Type type, Type element) {
   auto memref = dyn_cast<MemRefType>(type);
@@ -90,8 +66,6 @@ linalg::FillOp findZeroFill(linalg::MatmulOp op) {
 }
 
 struct MatmulToBlasCall : OpRewritePattern<linalg::MatmulOp> {
-  /// `bf16Callee` non-empty: A and B rounded to bf16 first and the GEMM
-  /// (fp32 accumulation into the f32 C) called through it.
   MatmulToBlasCall(MLIRContext *context, StringRef callee,
                    StringRef bf16Callee)
       : OpRewritePattern(context), calleeName(callee.str()),
@@ -102,17 +76,18 @@ struct MatmulToBlasCall : OpRewritePattern<linalg::MatmulOp> {
                                 PatternRewriter &rewriter) const override {
     if (!op.hasPureBufferSemantics())
       return rewriter.notifyMatchFailure(op, "not on buffers yet");
-    // Inputs f32, or bf16 where the bf16 GEMM is asked for (a frozen
-    // weight stored in bf16, lora-bf16-gemm-inputs); C f32.
-    bool bf16 = !bf16CalleeName.empty();
-    Type f32 = rewriter.getF32Type(), bf16Type = rewriter.getBF16Type();
+    // Both inputs f32 (the f32 GEMM) or both bf16 (the bf16 one, which
+    // lora-bf16-gemm-inputs gives every GEMM under --bf16); C f32.
+    Type element = getElementTypeOrSelf(op.getDpsInputs()[0].getType());
+    if (!element.isF32() && !element.isBF16())
+      return rewriter.notifyMatchFailure(op, "inputs neither f32 nor bf16");
+    bool bf16 = element.isBF16();
     for (Value operand : op.getDpsInputs())
-      if (!isBlasOperand(operand.getType(), f32) &&
-          !(bf16 && isBlasOperand(operand.getType(), bf16Type)))
+      if (!isBlasOperand(operand.getType(), element))
         return rewriter.notifyMatchFailure(
-            op, "inputs must be rank-2 f32 (or bf16) memrefs with "
-                "contiguous rows");
-    if (!isBlasOperand(op.getDpsInits()[0].getType(), f32))
+            op, "inputs must be rank-2 memrefs of one type (f32 or bf16) "
+                "with contiguous rows");
+    if (!isBlasOperand(op.getDpsInits()[0].getType(), rewriter.getF32Type()))
       return rewriter.notifyMatchFailure(
           op, "the output must be a rank-2 f32 memref with contiguous rows");
     MLIRContext *context = op.getContext();
@@ -138,8 +113,7 @@ struct MatmulToBlasCall : OpRewritePattern<linalg::MatmulOp> {
 
     auto module = op->getParentOfType<ModuleOp>();
     MemRefType matrix = genericMatrixType(rewriter.getF32Type());
-    MemRefType input =
-        bf16 ? genericMatrixType(rewriter.getBF16Type()) : matrix;
+    MemRefType input = genericMatrixType(element);
     Type i32 = rewriter.getI32Type();
     auto callee = declareRuntimeFunction(
         rewriter, module, bf16 ? bf16CalleeName : calleeName,
@@ -151,18 +125,11 @@ struct MatmulToBlasCall : OpRewritePattern<linalg::MatmulOp> {
     };
     SmallVector<Value> args = {flag(transposeA), flag(transposeB),
                                flag(/*accumulate=*/!zeroFill)};
-    SmallVector<Value> rounded;
-    for (Value operand : op.getDpsInputs()) {
-      Value value = operand;
-      if (bf16 && getElementTypeOrSelf(operand.getType()).isF32())
-        rounded.push_back(value = roundedToBf16(rewriter, loc, operand));
-      args.push_back(memref::CastOp::create(rewriter, loc, input, value));
-    }
+    for (Value operand : op.getDpsInputs())
+      args.push_back(memref::CastOp::create(rewriter, loc, input, operand));
     args.push_back(memref::CastOp::create(rewriter, loc, matrix,
                                           op.getDpsInits()[0]));
     func::CallOp::create(rewriter, loc, callee, args);
-    for (Value copy : rounded)
-      memref::DeallocOp::create(rewriter, loc, copy);
     rewriter.eraseOp(op);
     return success();
   }
@@ -173,15 +140,7 @@ struct MatmulToBlasPass
   using Base::Base;
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    if (precision != "f32" && precision != "bf16") {
-      getOperation()->emitError()
-          << "lora-matmul-to-blas: precision must be f32 or bf16, got '"
-          << precision << "'";
-      return signalPassFailure();
-    }
-    patterns.add<MatmulToBlasCall>(&getContext(), callee,
-                                   precision == "bf16" ? StringRef(bf16Callee)
-                                                       : StringRef());
+    patterns.add<MatmulToBlasCall>(&getContext(), callee, bf16Callee);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
   }

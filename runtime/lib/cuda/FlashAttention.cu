@@ -262,8 +262,10 @@ using FragBt = wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major>
 using FragC = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
 
 /// A block: 4 warps over a tile of 64 rows (queries, or keys in the key
-/// gradient), 16 rows each; the other side passes in tiles of 64 rows.
-constexpr int kRows = 64, kWarps = 4, kThreads = 32 * kWarps;
+/// gradient), 16 rows each; the other side passes in tiles of 64 rows. The
+/// fp32 tiles' size, so that their tile count and last row serve here.
+constexpr int kRows = tiles::kTile, kWarps = 4, kThreads = 32 * kWarps;
+static_assert(kRows == 16 * kWarps, "a warp's 16 rows per 16 x 16 fragment");
 
 /// Shared-memory strides in elements: rows padded (fragments start 32-byte
 /// aligned; rows do not all start on one bank).
@@ -367,11 +369,12 @@ __device__ void storeRows(FragC (&acc)[D / 16], float factor, float *scratch,
 }
 
 /// The online softmax over one warp's 16 score rows (two lanes a row, 32
-/// columns each): masks keys after the row's query (and past the
-/// sequence), scales, and updates the row's running maximum and sum.
+/// columns each): masks keys after the row's query and past the sequence
+/// (not tiles::attends, which masks whole rows past it: a padding row
+/// keeps key 0, so its maximum stays finite), scales, and updates the
+/// row's running maximum and sum.
 /// With `p`, writes the probabilities against the new maximum there (bf16)
 /// and returns the factor the row's earlier output shrinks by.
-template <int D>
 __device__ float softmaxStep(const flash::Shape &s, float *scoreRow,
                              bf16 *pRow, int64_t t, int64_t firstKey,
                              float *rowMax, float *rowSum, int r) {
@@ -450,7 +453,7 @@ __global__ void __launch_bounds__(kThreads)
   }
   int r = warp * 16 + lane / 2, half = lane % 2;
   int64_t t = first + r;
-  int64_t last = first + kRows - 1 < s.seq - 1 ? first + kRows - 1 : s.seq - 1;
+  int64_t last = tiles::lastRow(first, s.seq);
   for (int64_t kt = 0; kt <= last / kRows; ++kt) {
     __syncthreads();
     auto kvRow = [&](int64_t j) { return s.kvOffset(b, j, g); };
@@ -460,7 +463,7 @@ __global__ void __launch_bounds__(kThreads)
     float *warpScores = scores + warp * 16 * L::kLdScore;
     scoreTile<D>(qs + warp * 16 * L::kLd, ks, warpScores);
     __syncwarp();
-    float shrink = softmaxStep<D>(s, scores + r * L::kLdScore,
+    float shrink = softmaxStep(s, scores + r * L::kLdScore,
                                   ps + r * L::kLdP, t, kt * kRows, rowMax,
                                   rowSum, r);
     for (int c = half * (D / 2); c < (half + 1) * (D / 2); ++c)
@@ -517,7 +520,7 @@ __global__ void __launch_bounds__(kThreads)
   }
   int r = warp * 16 + lane / 2, half = lane % 2;
   int64_t t = first + r;
-  int64_t last = first + kRows - 1 < s.seq - 1 ? first + kRows - 1 : s.seq - 1;
+  int64_t last = tiles::lastRow(first, s.seq);
   float *warpScores = scores + warp * 16 * L::kLdScore,
         *warpDp = dps + warp * 16 * L::kLdScore;
   for (int64_t kt = 0; kt <= last / kRows; ++kt) {
@@ -526,7 +529,7 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();
     scoreTile<D>(qs + warp * 16 * L::kLd, ks, warpScores);
     __syncwarp();
-    softmaxStep<D>(s, scores + r * L::kLdScore, nullptr, t, kt * kRows,
+    softmaxStep(s, scores + r * L::kLdScore, nullptr, t, kt * kRows,
                    rowMax, rowSum, r);
   }
   // delta: each lane of the row's pair half of dO·O, in fp32.
@@ -625,8 +628,7 @@ __global__ void __launch_bounds__(kThreads)
         s, scores + r * L::kLdScore, dps + r * L::kLdScore, ps + r * L::kLdP,
         dss + r * L::kLdP,
         [&](int c) {
-          int64_t t = qt * kRows + c;
-          return key <= t && t < s.seq;
+          return tiles::attends(qt * kRows + c, key, s.seq);
         },
         [&](int c) { return colLse[c]; }, [&](int c) { return colDelta[c]; });
     __syncwarp();

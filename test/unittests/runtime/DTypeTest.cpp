@@ -6,6 +6,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <vector>
 
 using namespace lora::runtime;
 
@@ -61,4 +63,33 @@ TEST(DType, BF16RoundsToNearestEven) {
     if (!std::isnan(value))
       ASSERT_EQ(f32ToBF16(value), bits) << "bf16 bits " << bits;
   }
+}
+
+/// widenToF32 (safetensors reads, the trainer's reads of bf16 parameters)
+/// from unaligned bytes of every float type; integers refused.
+TEST(DType, WidenToF32FromEveryFloatType) {
+  std::vector<uint8_t> bytes(1 + 2 * sizeof(double));
+  uint8_t *unaligned = bytes.data() + 1;
+  float out[2] = {0, 0};
+  float f32[2] = {1.5f, -2.25f};
+  std::memcpy(unaligned, f32, sizeof f32);
+  ASSERT_TRUE(widenToF32(DType::F32, unaligned, 2, out));
+  EXPECT_EQ(out[0], 1.5f);
+  EXPECT_EQ(out[1], -2.25f);
+  double f64[2] = {0.1, -3.0};
+  std::memcpy(unaligned, f64, sizeof f64);
+  ASSERT_TRUE(widenToF32(DType::F64, unaligned, 2, out));
+  EXPECT_EQ(out[0], 0.1f);
+  EXPECT_EQ(out[1], -3.0f);
+  uint16_t bf16[2] = {0x3fc0, 0xc010}; // 1.5, -2.25
+  std::memcpy(unaligned, bf16, sizeof bf16);
+  ASSERT_TRUE(widenToF32(DType::BF16, unaligned, 2, out));
+  EXPECT_EQ(out[0], 1.5f);
+  EXPECT_EQ(out[1], -2.25f);
+  uint16_t f16[2] = {0x3e00, 0xc080}; // 1.5, -2.25
+  std::memcpy(unaligned, f16, sizeof f16);
+  ASSERT_TRUE(widenToF32(DType::F16, unaligned, 2, out));
+  EXPECT_EQ(out[0], 1.5f);
+  EXPECT_EQ(out[1], -2.25f);
+  EXPECT_FALSE(widenToF32(DType::I32, unaligned, 2, out));
 }

@@ -25,6 +25,11 @@ std::optional<DType> parseDType(std::string_view name);
 /// Bytes per element.
 size_t dtypeSize(DType dtype);
 
+/// `count` elements of type `dtype` at `data` (any alignment) as f32 into
+/// `out`: exact for F32, BF16 and F16, rounded for F64. False for a type
+/// that is not a float.
+bool widenToF32(DType dtype, const void *data, size_t count, float *out);
+
 /// bfloat16 bits to f32 (exact).
 float bf16ToF32(uint16_t bits);
 /// f32 to bfloat16 bits, rounding to nearest even; NaN stays NaN.

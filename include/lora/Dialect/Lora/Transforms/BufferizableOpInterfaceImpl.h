@@ -17,8 +17,8 @@ class DialectRegistry;
 namespace lora {
 /// Collectives become calls to the runtime's reducer; attention marked
 /// `lora.flash` ("cpu", "gpu" or "gpu-bf16") calls to the runtime's flash
-/// attention; lora.adapter_grad marked `lora.runtime_call` a call to the runtime's
-/// adapter backward.
+/// attention; lora.adapter_grad marked `lora.runtime_call` a call to the
+/// runtime's adapter backward.
 void registerBufferizableOpInterfaceExternalModels(DialectRegistry &registry);
 
 /// The attribute that leaves lora.attention(_grad) to the runtime's flash
