@@ -245,6 +245,13 @@ void keyGradient(const flash::Shape &s, float *dk, float *dv, Launch launch) {
   }
 }
 
+/// The attention kernels' grid: x the 64-row tiles, y the query heads, z
+/// the batch.
+dim3 tileGrid(const flash::Shape &s) {
+  return dim3(unsigned(tiles::tileCount(s.seq)), unsigned(s.heads),
+              unsigned(s.batch));
+}
+
 const float *in(const LoraMemRef3DF32 *m) { return m->aligned + m->offset; }
 float *out(LoraMemRef3DF32 *m) { return m->aligned + m->offset; }
 
@@ -678,11 +685,9 @@ _mlir_ciface_lora_gpu_attention_f32(LoraMemRef3DF32 *q, LoraMemRef3DF32 *k,
   useDriversDevice();
   CudaProfileScope span([] { return "flash attention forward"; });
   if (s.headDim <= tiles::kMaxTileHeadDim) {
-    dim3 grid(unsigned(tiles::tileCount(s.seq)), unsigned(s.heads),
-              unsigned(s.batch));
     tiles::withColumns(s.headDim, [&](auto columns) {
       constexpr int C = decltype(columns)::value;
-      launchTiles(forwardTileKernel<C>, grid,
+      launchTiles(forwardTileKernel<C>, tileGrid(s),
                   tiles::forwardSharedFloats(s.headDim),
                   "the flash attention forward kernel", s, in(q), in(k),
                   in(v), out(o));
@@ -709,18 +714,14 @@ extern "C" void _mlir_ciface_lora_gpu_attention_grad_f32(
       {
         CudaProfileScope span(
             [] { return "flash attention query gradient"; });
-        launchTiles(queryGradTileKernel<C>,
-                    dim3(unsigned(tiles::tileCount(s.seq)), unsigned(s.heads),
-                         unsigned(s.batch)),
+        launchTiles(queryGradTileKernel<C>, tileGrid(s),
                     tiles::queryGradSharedFloats(s.headDim),
                     "the flash attention query-gradient kernel", s, in(q),
                     in(k), in(v), in(o), in(dOut), lse, delta, out(dq));
       }
       CudaProfileScope span([] { return "flash attention key gradient"; });
       keyGradient(s, out(dk), out(dv), [&](float *dkShares, float *dvShares) {
-        launchTiles(keyGradTileKernel<C>,
-                    dim3(unsigned(tiles::tileCount(s.seq)), unsigned(s.heads),
-                         unsigned(s.batch)),
+        launchTiles(keyGradTileKernel<C>, tileGrid(s),
                     tiles::keyGradSharedFloats(s.headDim),
                     "the flash attention key-gradient kernel", s, in(q),
                     in(k), in(v), in(dOut), lse, delta, dkShares, dvShares);
@@ -751,10 +752,8 @@ _mlir_ciface_lora_gpu_attention_bf16(LoraMemRef3DF32 *q, LoraMemRef3DF32 *k,
   bool ran = mma::withHeadDim(s.headDim, [&](auto dim) {
     constexpr int D = decltype(dim)::value;
     CudaProfileScope span([] { return "flash attention forward (bf16)"; });
-    launchBlocks(mma::forwardKernel<D>,
-                 dim3(unsigned(tiles::tileCount(s.seq)), unsigned(s.heads),
-                      unsigned(s.batch)),
-                 mma::kThreads, mma::Layout<D>::forwardBytes(),
+    launchBlocks(mma::forwardKernel<D>, tileGrid(s), mma::kThreads,
+                 mma::Layout<D>::forwardBytes(),
                  "the bf16 flash attention forward kernel", s, in(q), in(k),
                  in(v), out(o));
   });
@@ -775,8 +774,7 @@ extern "C" void _mlir_ciface_lora_gpu_attention_grad_bf16(
     constexpr int D = decltype(dim)::value;
     float *lse = statistics(s.queryRows(), 0),
           *delta = statistics(s.queryRows(), 1);
-    dim3 grid(unsigned(tiles::tileCount(s.seq)), unsigned(s.heads),
-              unsigned(s.batch));
+    dim3 grid = tileGrid(s);
     {
       CudaProfileScope span(
           [] { return "flash attention query gradient (bf16)"; });
