@@ -15,8 +15,13 @@ kv heads, MLP 1376, vocabulary 1024, sequence 256, batch 8; LoRA rank 16
      overhead of the adapter (GEMM FLOPs of the two compiled steps, counted
      by LORA_GEMM_TRACE). The "frozen step" has the same forward and the
      same activation-gradient backward but no adapter: only layer 0's input
-     norm trains, so the gradient must flow through every layer. PyTorch +
-     PEFT's overhead is measured the same way.
+     norm trains, so the gradient must flow through every layer. The LoRA
+     step it is compared with trains that norm too: a LoRA step alone
+     needs no input gradient in layer 0's attention (nothing below it
+     trains), so its backward would be shorter than the frozen step's by
+     three GEMMs and the difference would not be the adapter's alone.
+     That LoRA step alone is printed too, with its own FLOP overhead.
+     PyTorch + PEFT's overheads are measured the same ways.
   b. lora-run fused (lora-fuse-adapters, lora-fuse-linear-cross-entropy)
      vs unfused step time and peak memory.
   c. tokens/s and peak RSS against PyTorch + PEFT eager (and torch.compile
@@ -26,14 +31,13 @@ kv heads, MLP 1376, vocabulary 1024, sequence 256, batch 8; LoRA rank 16
      round; the fastest round counts.
 
 Step time is the median of the steps after the first, the fastest of
---repeat interleaved rounds. Row a is printed three times: from those
-fastest times; paired, as the median over rounds of the LoRA step against
-the frozen step run right after it; and interleaved, the steadiest: both
-steps compiled ahead of time and loaded into one process
-(bench/step_pair.cpp), their steps alternating, the median over
---pair-rounds pairs of neighbouring steps (a slow phase of the shared
-machine moves both of a pair). Peak memory is each process's maximum RSS.
-The GEMM traces come from the kept (fastest) runs.
+--repeat interleaved rounds. Row a is measured in one process: the steps
+compiled ahead of time and loaded by lora-step-pair (bench/step_pair.cpp),
+their steps alternating, the median over --pair-rounds pairs of
+neighbouring steps (a slow phase of the shared machine moves both of a
+pair), half of the pairs with each step loaded first (the first-loaded
+ran about 0.4% slower in docs/Performance.md's runs). Peak memory is each
+process's maximum RSS. The GEMM traces come from the kept (fastest) runs.
 """
 import argparse
 import json
@@ -68,12 +72,17 @@ config = LlamaConfig(**{k: v for k, v in json.load(open(config_path)).items()
                         if k not in ("architectures", "model_type")},
                      attn_implementation="eager")
 model = LlamaForCausalLM(config)
-if mode == "lora":
+if mode.startswith("lora"):
     model = get_peft_model(model, LoraConfig(r=RANK, lora_alpha=2 * RANK,
                                              target_modules="all-linear"))
-else:  # frozen: only layer 0's input norm trains
+# "lora+norm" and "frozen": layer 0's input norm trains too (alone when
+# frozen), so the gradient flows into layer 0's attention input.
+if mode != "lora":
     for name, p in model.named_parameters():
-        p.requires_grad = name == FROZEN + ".weight"
+        if name.endswith(FROZEN + ".weight"):
+            p.requires_grad = True
+        elif mode == "frozen":
+            p.requires_grad = False
 params = [p for p in model.parameters() if p.requires_grad]
 optimizer = torch.optim.AdamW(params, lr=5e-3)
 forward = torch.compile(model) if compiled == "1" else model
@@ -135,23 +144,46 @@ def run_ours(folder, name, steps, env, flags, trace=None):
     return median_after_first(times), float(child.stdout.strip())
 
 
-def step_pairs(folder, env, rounds):
-    """Row a from lora-step-pair: the LoRA and frozen steps compiled ahead
-    of time, loaded into one process, their steps alternating. Returns the
-    per-pair ratios LoRA / frozen - 1."""
-    dirs = []
-    for name, flags in (("pair-lora", []),
-                        ("pair-frozen", ["--method", "full", "--full_modules",
-                                         FROZEN_MODULE])):
-        out = os.path.join(folder, name)
+# The steps row a compares: lora-run flags for each.
+PAIR_STEPS = {"lora": [],
+              "lora+norm": ["--full_modules", FROZEN_MODULE],
+              "frozen": ["--method", "full", "--full_modules", FROZEN_MODULE]}
+
+
+def compile_pair_steps(folder, env):
+    """The steps of row a, compiled ahead of time; with each artifact the
+    GEMM FLOPs per step of a traced two-step run of it."""
+    artifacts = {}
+    for name, flags in PAIR_STEPS.items():
+        out = os.path.join(folder, "pair-" + name.replace("+", "-"))
         subprocess.run([os.path.join(BIN, "lora-run"), "compile",
                         *model_flags(folder), "-o", out, *flags],
                        env=env, capture_output=True, text=True, check=True)
-        dirs.append(out)
-    result = json.loads(subprocess.run(
-        [os.path.join(BIN, "lora-step-pair"), *dirs, "--rounds", str(rounds)],
-        env=env, capture_output=True, text=True, check=True).stdout)
-    return [a / b - 1 for a, b in zip(result["a"], result["b"])]
+        trace = out + ".gemm.jsonl"
+        subprocess.run([os.path.join(BIN, "lora-train"), "--artifact", out,
+                        "--train_file", os.path.join(folder, "tokens.bin"),
+                        "--max_steps", "2", "--output_dir", out + ".run"],
+                       env=dict(env, LORA_GEMM_TRACE=trace),
+                       capture_output=True, text=True, check=True)
+        artifacts[name] = (out, gemm_flops(trace))
+    return artifacts
+
+
+def step_pairs(env, first, second, rounds):
+    """lora-step-pair on two compiled steps: the per-pair ratios first /
+    second - 1, half of the rounds with each loaded first."""
+    ratios = []
+    for a, b, count in ((first, second, (rounds + 1) // 2),
+                        (second, first, rounds // 2)):
+        if count == 0:
+            continue
+        result = json.loads(subprocess.run(
+            [os.path.join(BIN, "lora-step-pair"), a, b, "--rounds",
+             str(count)], env=env, capture_output=True, text=True,
+            check=True).stdout)
+        ratios += [(x / y if a == first else y / x) - 1
+                   for x, y in zip(result["a"], result["b"])]
+    return ratios
 
 
 def run_torch(folder, steps, threads, env, mode, compiled):
@@ -177,8 +209,8 @@ def main():
                         help="drop OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for "
                              "every side (faster AVX-512 kernels)")
     parser.add_argument("--pair-rounds", type=int, default=16,
-                        help="LoRA and frozen step pairs timed in one "
-                             "process (lora-step-pair) for row a")
+                        help="step pairs timed in one process "
+                             "(lora-step-pair) for each comparison of row a")
     parser.add_argument("--torch-compile", action="store_true",
                         help="also measure torch.compile (slow to compile)")
     args = parser.parse_args()
@@ -186,7 +218,8 @@ def main():
         sys.exit("--steps must be at least 3 (the first step is not timed)")
     if args.pair_rounds < 1:
         sys.exit("--pair-rounds must be at least 1")
-    for tool in ("lora-run", "lora-gemm-limit", "lora-step-pair"):
+    for tool in ("lora-run", "lora-train", "lora-gemm-limit",
+                 "lora-step-pair"):
         if not os.access(os.path.join(BIN, tool), os.X_OK):
             sys.exit(f"{os.path.join(BIN, tool)} is missing: build first "
                      "(cmake --build build)")
@@ -216,27 +249,18 @@ def main():
         # Every configuration runs --repeat times, interleaved, and keeps
         # its fastest median (and that run's GEMM trace): the machine is
         # shared and noisy.
-        runs, limits, pairs = {}, {}, []
+        runs, limits = {}, {}
         def keep(name, value):
             time, extra = value
             if name not in runs or time < runs[name][0]:
                 runs[name] = (time, extra)
         for repeat in range(args.repeat):
             print(f"round {repeat + 1}/{args.repeat}: lora-run LoRA (fused), "
-                  "frozen, LoRA (unfused); PyTorch + PEFT LoRA, frozen ...",
-                  flush=True)
+                  "LoRA (unfused); PyTorch + PEFT LoRA, LoRA + norm, "
+                  "frozen ...", flush=True)
             trace = os.path.join(folder, f"lora.{repeat}.gemm.jsonl")
             time, rss = run_ours(folder, "fused", args.steps, env, [], trace)
             keep("fused", (time, (rss, trace)))
-            # The frozen step right after the LoRA step: the pair's ratio
-            # is row a's paired estimate, which a slow phase of the machine
-            # shifts less than it shifts two fastest rounds apart.
-            frozen_trace = os.path.join(folder, f"frozen.{repeat}.gemm.jsonl")
-            frozen_time, _ = run_ours(folder, "frozen", args.steps, env,
-                                      ["--method", "full", "--full_modules",
-                                       FROZEN_MODULE], frozen_trace)
-            keep("frozen", (frozen_time, frozen_trace))
-            pairs.append(time / frozen_time - 1)
             # The GEMM limit is timed in every round too, and the fastest
             # kept, like every other side.
             limits[trace] = json.loads(subprocess.run(
@@ -246,27 +270,27 @@ def main():
             keep("unfused", run_ours(folder, "unfused", args.steps, env,
                                      ["--fuse_adapters=false",
                                       "--fuse_loss=false"]))
-            result, why = run_torch(folder, args.steps, args.threads, env,
-                                    "lora", False)
-            if result is None:
-                sys.exit(f"PyTorch + PEFT baseline failed: {why}")
-            keep("torch_lora", result)
-            result, why = run_torch(folder, args.steps, args.threads, env,
-                                    "frozen", False)
-            if result is None:
-                sys.exit(f"PyTorch frozen baseline failed: {why}")
-            keep("torch_frozen", result)
+            for mode in ("lora", "lora+norm", "frozen"):
+                result, why = run_torch(folder, args.steps, args.threads, env,
+                                        mode, False)
+                if result is None:
+                    sys.exit(f"PyTorch + PEFT ({mode}) failed: {why}")
+                keep("torch_" + mode, result)
         fused, (fused_rss, lora_trace) = runs["fused"]
         unfused, unfused_rss = runs["unfused"]
-        frozen, frozen_trace = runs["frozen"]
-        torch_lora, torch_frozen = runs["torch_lora"], runs["torch_frozen"]
         limit = dict(limits[lora_trace])
         limit["sgemm_alone_seconds_per_step"] = min(
             l["sgemm_alone_seconds_per_step"] for l in limits.values())
-        flop_overhead = gemm_flops(lora_trace) / gemm_flops(frozen_trace) - 1
-        print(f"row a, interleaved: {args.pair_rounds} LoRA and frozen "
-              "step pairs in one process (lora-step-pair) ...", flush=True)
-        interleaved = step_pairs(folder, env, args.pair_rounds)
+        print(f"row a: {args.pair_rounds} step pairs per comparison in one "
+              "process (lora-step-pair) ...", flush=True)
+        steps = compile_pair_steps(folder, env)
+        frozen_dir, frozen_flops = steps["frozen"]
+        row_a = {}
+        for name in ("lora+norm", "lora"):
+            folder_of, flops = steps[name]
+            row_a[name] = (step_pairs(env, folder_of, frozen_dir,
+                                      args.pair_rounds),
+                           flops / frozen_flops - 1)
         compiled = why_compiled = None
         if args.torch_compile:
             print("torch.compile ...", flush=True)
@@ -276,28 +300,22 @@ def main():
     print()
     print("| row | measurement | lora-run | baseline | ratio |")
     print("|---|---|---|---|---|")
-    ours_overhead = fused / frozen - 1
-    torch_overhead = torch_lora[0] / torch_frozen[0] - 1
-    print(f"| a | LoRA step / frozen step - 1 (adapter GEMM FLOPs: "
-          f"+{100 * flop_overhead:.1f}%) | {100 * ours_overhead:+.1f}% "
-          f"({fused:.3f} / {frozen:.3f} s) | PyTorch + PEFT "
-          f"{100 * torch_overhead:+.1f}% ({torch_lora[0]:.3f} / "
-          f"{torch_frozen[0]:.3f} s) | time/FLOP overhead "
-          f"{ours_overhead / flop_overhead:.2f}x (target <= 1.2x) |")
-    paired = statistics.median(pairs)
-    print(f"| a | the same, paired: LoRA step / the frozen step run right "
-          f"after it - 1, median of {len(pairs)} rounds | "
-          f"{100 * paired:+.1f}% (rounds {100 * min(pairs):+.1f}% to "
-          f"{100 * max(pairs):+.1f}%) | | time/FLOP overhead "
-          f"{paired / flop_overhead:.2f}x (target <= 1.2x) |")
-    middle = statistics.median(interleaved)
-    ranked = sorted(interleaved)
-    quartiles = (ranked[len(ranked) // 4], ranked[(3 * len(ranked)) // 4])
-    print(f"| a | the same, interleaved: LoRA step / frozen step - 1, both "
-          f"steps in one process, alternating, median of {len(interleaved)} "
-          f"pairs | {100 * middle:+.1f}% (middle half {100 * quartiles[0]:+.1f}"
-          f"% to {100 * quartiles[1]:+.1f}%) | | time/FLOP overhead "
-          f"{middle / flop_overhead:.2f}x (target <= 1.2x) |")
+    torch_lora, torch_frozen = runs["torch_lora"], runs["torch_frozen"][0]
+    for name, what in (("lora+norm", "LoRA step (layer 0's input norm "
+                        "trains too, as in the frozen step) / frozen step - 1"),
+                       ("lora", "the same for the LoRA step alone (no input "
+                        "gradient in layer 0's attention)")):
+        ratios, flop_overhead = row_a[name]
+        middle, ranked = statistics.median(ratios), sorted(ratios)
+        quartiles = (ranked[len(ranked) // 4], ranked[(3 * len(ranked)) // 4])
+        torch_time = runs["torch_" + name][0]
+        print(f"| a | {what}, median of {len(ratios)} interleaved pairs "
+              f"(adapter GEMM FLOPs: +{100 * flop_overhead:.1f}%) | "
+              f"{100 * middle:+.1f}% (middle half {100 * quartiles[0]:+.1f}% "
+              f"to {100 * quartiles[1]:+.1f}%) | PyTorch + PEFT "
+              f"{100 * (torch_time / torch_frozen - 1):+.1f}% ({torch_time:.3f}"
+              f" / {torch_frozen:.3f} s) | time/FLOP overhead "
+              f"{middle / flop_overhead:.2f}x (target <= 1.2x) |")
     print(f"| b | step time (peak RSS), fused vs unfused | {fused:.3f} s "
           f"({fused_rss:.0f} MiB) | unfused {unfused:.3f} s "
           f"({unfused_rss:.0f} MiB) | {unfused / fused:.2f}x |")
