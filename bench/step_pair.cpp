@@ -1,22 +1,25 @@
 //===- step_pair.cpp - two compiled steps, timed step by step, interleaved ===//
 //
-// lora-step-pair DIR_A DIR_B [--rounds N] [--warmup W]
+// lora-step-pair DIR_A DIR_B [DIR_C ...] [--rounds N] [--warmup W]
 //
-// Row a of bench/training_step.py compares the LoRA step's time with the
-// frozen step's. Run as separate processes seconds apart, the two drift
-// with this shared machine's phases by more than the adapter costs. Here
-// both artifacts live in one process and their steps alternate (A B in
-// one round, B A in the next), so neighbouring steps see the same machine.
+// Row a of bench/training_step.py compares the LoRA steps' times with the
+// frozen step's. Run as separate processes seconds apart, they drift with
+// this shared machine's phases by more than the adapter costs. Here all
+// artifacts live in one process and each round runs every step once, so
+// the steps of a round see the same machine. The order turns with the
+// rounds (A B C, B C A, C A B, then the same backwards: C B A, ...), so no
+// step always runs right after the same other one.
 // The arguments are laid out as lora-train lays them out
 // (lora::runtime::bufferOffsets, so [W; A] is read in place) and filled
 // with random values:
 // parameters in ±0.02, second moments positive, token ids below the
 // vocabulary. Results are not fed back: every step runs the same
-// arguments, which is the same work. Prints one JSON object:
+// arguments, which is the same work. Prints one JSON object, one key per
+// folder in order:
 //
-//   {"a": [seconds, ...], "b": [seconds, ...]}
+//   {"a": [seconds, ...], "b": [seconds, ...], ...}
 //
-// with a[i] and b[i] from round i.
+// with a[i], b[i], ... from round i.
 //
 //===----------------------------------------------------------------------===//
 
@@ -42,7 +45,7 @@ namespace {
 int usage(const std::string &message) {
   std::fprintf(stderr,
                "lora-step-pair: %s\nusage: lora-step-pair DIR_A DIR_B "
-               "[--rounds N] [--warmup W]\n",
+               "[DIR_C ...] [--rounds N] [--warmup W]\n",
                message.c_str());
   return 2;
 }
@@ -128,14 +131,15 @@ int main(int argc, char **argv) {
       directories.push_back(arg);
     }
   }
-  if (directories.size() != 2)
-    return usage("give two artifact folders (lora-run compile -o DIR)");
+  if (directories.size() < 2 || directories.size() > 26)
+    return usage("give two or more artifact folders (lora-run compile -o DIR)");
 
   rt::configureThreads(1);
-  std::unique_ptr<rt::ArtifactStep> steps[2];
-  Buffers buffers[2];
+  size_t count = directories.size();
+  std::vector<std::unique_ptr<rt::ArtifactStep>> steps(count);
+  std::vector<Buffers> buffers(count);
   std::mt19937_64 rng(7);
-  for (int s = 0; s < 2; ++s) {
+  for (size_t s = 0; s < count; ++s) {
     if (rt::Status status = rt::ArtifactStep::open(directories[s], steps[s]);
         !status.ok()) {
       std::fprintf(stderr, "lora-step-pair: %s: %s\n", directories[s].c_str(),
@@ -152,7 +156,7 @@ int main(int argc, char **argv) {
     buffers[s].results = layOut(steps[s]->results(), buffers[s]);
     fill(steps[s]->arguments(), buffers[s].arguments, rng);
   }
-  auto run = [&](int s) {
+  auto run = [&](size_t s) {
     auto start = std::chrono::steady_clock::now();
     if (rt::Status status =
             steps[s]->run(buffers[s].arguments, buffers[s].results);
@@ -165,24 +169,27 @@ int main(int argc, char **argv) {
                                          start)
         .count();
   };
-  for (long i = 0; i < warmup; ++i) {
-    run(0);
-    run(1);
-  }
-  std::vector<double> seconds[2];
+  for (long i = 0; i < warmup; ++i)
+    for (size_t s = 0; s < count; ++s)
+      run(s);
+  std::vector<std::vector<double>> seconds(count);
   for (long round = 0; round < rounds; ++round) {
-    // A B, then B A: neither side always runs right after the other.
-    int first = round % 2;
-    double t0 = run(first), t1 = run(1 - first);
-    seconds[first].push_back(t0);
-    seconds[1 - first].push_back(t1);
+    // Rotated by the round, backwards every other cycle of rotations (for
+    // two steps: A B, then B A).
+    size_t shift = size_t(round) % count;
+    bool backwards = (size_t(round) / count) % 2 == 1;
+    for (size_t i = 0; i < count; ++i) {
+      size_t s = (shift + (backwards ? count - 1 - i : i)) % count;
+      seconds[s].push_back(run(s));
+    }
   }
-  std::printf("{\"a\": [");
-  for (size_t i = 0; i < seconds[0].size(); ++i)
-    std::printf("%s%.6f", i ? ", " : "", seconds[0][i]);
-  std::printf("], \"b\": [");
-  for (size_t i = 0; i < seconds[1].size(); ++i)
-    std::printf("%s%.6f", i ? ", " : "", seconds[1][i]);
-  std::printf("]}\n");
+  std::printf("{");
+  for (size_t s = 0; s < count; ++s) {
+    std::printf("%s\"%c\": [", s ? ", " : "", char('a' + s));
+    for (size_t i = 0; i < seconds[s].size(); ++i)
+      std::printf("%s%.6f", i ? ", " : "", seconds[s][i]);
+    std::printf("]");
+  }
+  std::printf("}\n");
   return 0;
 }

@@ -31,12 +31,14 @@ kv heads, MLP 1376, vocabulary 1024, sequence 256, batch 8; LoRA rank 16
      round; the fastest round counts.
 
 Step time is the median of the steps after the first, the fastest of
---repeat interleaved rounds. Row a is measured in one process: the steps
-compiled ahead of time and loaded by lora-step-pair (bench/step_pair.cpp),
-their steps alternating, the median over --pair-rounds pairs of
-neighbouring steps (a slow phase of the shared machine moves both of a
-pair), half of the pairs with each step loaded first (the first-loaded
-ran about 0.4% slower in docs/Performance.md's runs). Peak memory is each
+--repeat interleaved rounds. Row a is measured in one process: the three
+steps compiled ahead of time and loaded by lora-step-pair
+(bench/step_pair.cpp), each round running each step once, in turning
+orders; the median over --pair-rounds rounds of each LoRA step's time
+over the frozen step's in the same round (a slow phase of the shared
+machine moves all steps of a round), half of the rounds with the steps
+loaded in the opposite order (the first-loaded ran about 0.4% slower in
+docs/Performance.md's runs). Peak memory is each
 process's maximum RSS. The GEMM traces come from the kept (fastest) runs.
 """
 import argparse
@@ -169,21 +171,22 @@ def compile_pair_steps(folder, env):
     return artifacts
 
 
-def step_pairs(env, first, second, rounds):
-    """lora-step-pair on two compiled steps: the per-pair ratios first /
-    second - 1, half of the rounds with each loaded first."""
-    ratios = []
-    for a, b, count in ((first, second, (rounds + 1) // 2),
-                        (second, first, rounds // 2)):
+def step_rounds(env, folders, rounds):
+    """lora-step-pair on the compiled steps in `folders`: per step, its
+    times, one per round (each round runs every step once), half of the
+    rounds with the steps loaded in the opposite order."""
+    times = [[] for _ in folders]
+    for order, count in ((list(range(len(folders))), (rounds + 1) // 2),
+                         (list(reversed(range(len(folders)))), rounds // 2)):
         if count == 0:
             continue
         result = json.loads(subprocess.run(
-            [os.path.join(BIN, "lora-step-pair"), a, b, "--rounds",
-             str(count)], env=env, capture_output=True, text=True,
-            check=True).stdout)
-        ratios += [(x / y if a == first else y / x) - 1
-                   for x, y in zip(result["a"], result["b"])]
-    return ratios
+            [os.path.join(BIN, "lora-step-pair"),
+             *[folders[i] for i in order], "--rounds", str(count)],
+            env=env, capture_output=True, text=True, check=True).stdout)
+        for position, i in enumerate(order):
+            times[i] += result[chr(ord("a") + position)]
+    return times
 
 
 def run_torch(folder, steps, threads, env, mode, compiled):
@@ -209,8 +212,8 @@ def main():
                         help="drop OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for "
                              "every side (faster AVX-512 kernels)")
     parser.add_argument("--pair-rounds", type=int, default=16,
-                        help="step pairs timed in one process "
-                             "(lora-step-pair) for each comparison of row a")
+                        help="rounds of row a's steps timed in one process "
+                             "(lora-step-pair)")
     parser.add_argument("--torch-compile", action="store_true",
                         help="also measure torch.compile (slow to compile)")
     args = parser.parse_args()
@@ -281,16 +284,19 @@ def main():
         limit = dict(limits[lora_trace])
         limit["sgemm_alone_seconds_per_step"] = min(
             l["sgemm_alone_seconds_per_step"] for l in limits.values())
-        print(f"row a: {args.pair_rounds} step pairs per comparison in one "
-              "process (lora-step-pair) ...", flush=True)
+        print(f"row a: {args.pair_rounds} rounds of the LoRA steps and the "
+              "frozen step in one process (lora-step-pair) ...", flush=True)
         steps = compile_pair_steps(folder, env)
-        frozen_dir, frozen_flops = steps["frozen"]
+        names = list(PAIR_STEPS)
+        times = step_rounds(env, [steps[name][0] for name in names],
+                            args.pair_rounds)
+        frozen_times = times[names.index("frozen")]
+        frozen_flops = steps["frozen"][1]
         row_a = {}
         for name in ("lora+norm", "lora"):
-            folder_of, flops = steps[name]
-            row_a[name] = (step_pairs(env, folder_of, frozen_dir,
-                                      args.pair_rounds),
-                           flops / frozen_flops - 1)
+            ratios = [x / y - 1 for x, y in
+                      zip(times[names.index(name)], frozen_times)]
+            row_a[name] = (ratios, steps[name][1] / frozen_flops - 1)
         compiled = why_compiled = None
         if args.torch_compile:
             print("torch.compile ...", flush=True)
@@ -309,7 +315,7 @@ def main():
         middle, ranked = statistics.median(ratios), sorted(ratios)
         quartiles = (ranked[len(ranked) // 4], ranked[(3 * len(ranked)) // 4])
         torch_time = runs["torch_" + name][0]
-        print(f"| a | {what}, median of {len(ratios)} interleaved pairs "
+        print(f"| a | {what}, median of {len(ratios)} interleaved rounds "
               f"(adapter GEMM FLOPs: +{100 * flop_overhead:.1f}%) | "
               f"{100 * middle:+.1f}% (middle half {100 * quartiles[0]:+.1f}% "
               f"to {100 * quartiles[1]:+.1f}%) | PyTorch + PEFT "
