@@ -1,6 +1,7 @@
 //===- step_pair.cpp - two compiled steps, timed step by step, interleaved ===//
 //
 // lora-step-pair DIR_A DIR_B [DIR_C ...] [--rounds N] [--warmup W]
+//                [--settle S]
 //
 // Row a of bench/training_step.py compares the LoRA steps' times with the
 // frozen step's. Run as separate processes seconds apart, they drift with
@@ -8,7 +9,9 @@
 // artifacts live in one process and each round runs every step once, so
 // the steps of a round see the same machine. The order turns with the
 // rounds (A B C, B C A, C A B, then the same backwards: C B A, ...), so no
-// step always runs right after the same other one.
+// step always runs right after the same other one. With --settle S, each
+// step runs S times untimed right before its timed run: timed as in
+// training, where a step follows itself.
 // The arguments are laid out as lora-train lays them out
 // (lora::runtime::bufferOffsets, so [W; A] is read in place) and filled
 // with random values:
@@ -45,7 +48,7 @@ namespace {
 int usage(const std::string &message) {
   std::fprintf(stderr,
                "lora-step-pair: %s\nusage: lora-step-pair DIR_A DIR_B "
-               "[DIR_C ...] [--rounds N] [--warmup W]\n",
+               "[DIR_C ...] [--rounds N] [--warmup W] [--settle S]\n",
                message.c_str());
   return 2;
 }
@@ -114,17 +117,18 @@ void fill(const std::vector<rt::BufferInfo> &infos,
 
 int main(int argc, char **argv) {
   std::vector<std::string> directories;
-  long rounds = 20, warmup = 2;
+  long rounds = 20, warmup = 2, settle = 0;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    if (arg == "--rounds" || arg == "--warmup") {
+    if (arg == "--rounds" || arg == "--warmup" || arg == "--settle") {
       if (i + 1 >= argc)
         return usage("missing value after " + arg);
       long value = std::atol(argv[++i]);
       if (value < (arg == "--rounds" ? 1 : 0))
         return usage(arg + " must be " +
                      (arg == "--rounds" ? "positive" : "at least 0"));
-      (arg == "--rounds" ? rounds : warmup) = value;
+      (arg == "--rounds" ? rounds : arg == "--warmup" ? warmup : settle) =
+          value;
     } else if (!arg.empty() && arg[0] == '-') {
       return usage("unknown flag " + arg);
     } else {
@@ -180,6 +184,8 @@ int main(int argc, char **argv) {
     bool backwards = (size_t(round) / count) % 2 == 1;
     for (size_t i = 0; i < count; ++i) {
       size_t s = (shift + (backwards ? count - 1 - i : i)) % count;
+      for (long j = 0; j < settle; ++j)
+        run(s);
       seconds[s].push_back(run(s));
     }
   }

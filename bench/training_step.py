@@ -33,9 +33,11 @@ kv heads, MLP 1376, vocabulary 1024, sequence 256, batch 8; LoRA rank 16
 Step time is the median of the steps after the first, the fastest of
 --repeat interleaved rounds. Row a is measured in one process: the three
 steps compiled ahead of time and loaded by lora-step-pair
-(bench/step_pair.cpp), each round running each step once, in turning
-orders; the median over --pair-rounds rounds of each LoRA step's time
-over the frozen step's in the same round (a slow phase of the shared
+(bench/step_pair.cpp), each round running each step twice in a row, in
+turning orders, and timing the second run (a step follows itself in
+training: timed right after another step, the LoRA steps' overhead came
+out about 1% lower); the median over --pair-rounds rounds of each LoRA
+step's time over the frozen step's in the same round (a slow phase of the shared
 machine moves all steps of a round), half of the rounds with the steps
 loaded in the opposite order (the first-loaded ran about 0.4% slower in
 docs/Performance.md's runs). Peak memory is each
@@ -173,8 +175,9 @@ def compile_pair_steps(folder, env):
 
 def step_rounds(env, folders, rounds):
     """lora-step-pair on the compiled steps in `folders`: per step, its
-    times, one per round (each round runs every step once), half of the
-    rounds with the steps loaded in the opposite order."""
+    times, one per round (each round runs every step twice and times the
+    second run, which follows the step itself as in training), half of
+    the rounds with the steps loaded in the opposite order."""
     times = [[] for _ in folders]
     for order, count in ((list(range(len(folders))), (rounds + 1) // 2),
                          (list(reversed(range(len(folders)))), rounds // 2)):
@@ -182,7 +185,8 @@ def step_rounds(env, folders, rounds):
             continue
         result = json.loads(subprocess.run(
             [os.path.join(BIN, "lora-step-pair"),
-             *[folders[i] for i in order], "--rounds", str(count)],
+             *[folders[i] for i in order], "--rounds", str(count),
+             "--settle", "1"],
             env=env, capture_output=True, text=True, check=True).stdout)
         for position, i in enumerate(order):
             times[i] += result[chr(ord("a") + position)]
