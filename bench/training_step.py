@@ -3,7 +3,7 @@
 this machine, with the same thread count.
 
     pip install torch transformers peft     # for the PyTorch baselines only
-    cmake --build build                     # lora-run, lora-gemm-limit, lora-step-pair
+    cmake --build build                     # lora-run, lora-train, lora-gemm-limit, lora-step-pair
     python3 bench/training_step.py [--steps 6] [--threads 2] [--pair-rounds 16]
         [--unset-openblas-coretype] [--torch-compile]
 
@@ -37,11 +37,11 @@ steps compiled ahead of time and loaded by lora-step-pair
 turning orders, and timing the second run (a step follows itself in
 training: timed right after another step, the LoRA steps' overhead came
 out about 1% lower); the median over --pair-rounds rounds of each LoRA
-step's time over the frozen step's in the same round (a slow phase of the shared
-machine moves all steps of a round), half of the rounds with the steps
-loaded in the opposite order (the first-loaded ran about 0.4% slower in
-docs/Performance.md's runs). Peak memory is each
-process's maximum RSS. The GEMM traces come from the kept (fastest) runs.
+step's time over the frozen step's in the same round (a slow phase of
+the shared machine moves all steps of a round), half of the rounds with
+the steps loaded in the opposite order (the first-loaded ran about 0.4%
+slower in docs/Performance.md's runs). Peak memory is each process's
+maximum RSS. The GEMM traces come from the kept (fastest) runs.
 """
 import argparse
 import json
