@@ -1,4 +1,4 @@
-//===- step_pair.cpp - two compiled steps, timed step by step, interleaved ===//
+//===- step_pair.cpp - compiled steps, timed step by step, interleaved ----===//
 //
 // lora-step-pair DIR_A DIR_B [DIR_C ...] [--rounds N] [--warmup W]
 //                [--settle S]
@@ -136,7 +136,7 @@ int main(int argc, char **argv) {
     }
   }
   if (directories.size() < 2 || directories.size() > 26)
-    return usage("give two or more artifact folders (lora-run compile -o DIR)");
+    return usage("give 2 to 26 artifact folders (lora-run compile -o DIR)");
 
   rt::configureThreads(1);
   size_t count = directories.size();
@@ -178,8 +178,8 @@ int main(int argc, char **argv) {
       run(s);
   std::vector<std::vector<double>> seconds(count);
   for (long round = 0; round < rounds; ++round) {
-    // Rotated by the round, backwards every other cycle of rotations (for
-    // two steps: A B, then B A).
+    // Rotated by the round, backwards every other cycle of rotations (two
+    // steps: A B, B A, B A, A B; three: all six orders in six rounds).
     size_t shift = size_t(round) % count;
     bool backwards = (size_t(round) / count) % 2 == 1;
     for (size_t i = 0; i < count; ++i) {
