@@ -291,15 +291,13 @@ def main():
         print(f"row a: {args.pair_rounds} rounds of the LoRA steps and the "
               "frozen step in one process (lora-step-pair) ...", flush=True)
         steps = compile_pair_steps(folder, env)
-        names = list(PAIR_STEPS)
-        times = step_rounds(env, [steps[name][0] for name in names],
-                            args.pair_rounds)
-        frozen_times = times[names.index("frozen")]
+        times = dict(zip(steps, step_rounds(
+            env, [folder_of for folder_of, _ in steps.values()],
+            args.pair_rounds)))
         frozen_flops = steps["frozen"][1]
         row_a = {}
         for name in ("lora+norm", "lora"):
-            ratios = [x / y - 1 for x, y in
-                      zip(times[names.index(name)], frozen_times)]
+            ratios = [x / y - 1 for x, y in zip(times[name], times["frozen"])]
             row_a[name] = (ratios, steps[name][1] / frozen_flops - 1)
         compiled = why_compiled = None
         if args.torch_compile:

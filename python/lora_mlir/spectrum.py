@@ -22,9 +22,10 @@ def rank_for_variance(matrix, fraction=0.9):
     return int(np.searchsorted(cumulative, fraction - 1e-12) + 1)
 
 
-def read_safetensors(path):
+def read_safetensors(path, dtypes=None):
     """{name: float32 array} from a safetensors file (F32, F16, BF16, F64),
-    with the standard library and numpy only."""
+    with the standard library and numpy only. With `dtypes` (e.g. ("F32",)),
+    a tensor stored as another type is an error that names it."""
     with open(path, "rb") as f:
         (size,) = struct.unpack("<Q", f.read(8))
         header = json.loads(f.read(size))
@@ -36,6 +37,9 @@ def read_safetensors(path):
         begin, end = entry["data_offsets"]
         raw = data[begin:end]
         dtype = entry["dtype"]
+        if dtypes is not None and dtype not in dtypes:
+            raise ValueError(f"{path}: {name} is {dtype}, expected "
+                             f"{' or '.join(dtypes)}")
         if dtype == "F32":
             array = np.frombuffer(raw, dtype="<f4")
         elif dtype == "F64":

@@ -63,6 +63,15 @@ class ReadSafetensors(unittest.TestCase):
                                       np.arange(5) / 8.0)  # from F16
         self.assertNotIn("step", tensors)  # integers are not weights
 
+    def test_dtypes_names_a_tensor_of_another_type(self):
+        # The reference file's norm is its one F16 tensor.
+        with self.assertRaisesRegex(ValueError,
+                                    r"model\.norm\.weight is F16, expected "
+                                    r"F32 or F64 or I64"):
+            read_safetensors(sys.argv[1], dtypes=("F32", "F64", "I64"))
+        tensors = read_safetensors(sys.argv[1],
+                                   dtypes=("F32", "F64", "I64", "F16"))
+        self.assertEqual(tensors["model.norm.weight"].dtype, np.float32)
 
 if __name__ == "__main__":
     unittest.main(argv=[sys.argv[0]], verbosity=2)

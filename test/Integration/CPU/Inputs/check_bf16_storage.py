@@ -9,10 +9,21 @@ rounded to bf16 (nearest even): both runs start from the same seeded
 initialization, so the bf16 run must have rounded each frozen weight once
 when it stored it and widened it exactly when it exported it."""
 import json
+import os
 import sys
 
 import numpy as np
-from safetensors_f32 import read
+
+# The project's safetensors reader (python/lora_mlir), from the checkout
+# this script lies in.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                *[os.pardir] * 4, "python"))
+from lora_mlir.spectrum import read_safetensors  # noqa: E402
+
+
+def read(path):
+    """The file's tensors, all of them F32."""
+    return read_safetensors(path, dtypes=("F32",))
 
 
 def to_bf16(values):
